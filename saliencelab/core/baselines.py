@@ -1,0 +1,233 @@
+"""Turning the user's ``baseline`` into reference inputs.
+
+A baseline is a tensor broadcastable to the inputs, a number, a named preset
+(``"zeros"``, ``"min"``, ``"mean"``, ``"blur"``, ``"uniform"``), a callable
+``inputs -> tensor``, or a batch of K references (:func:`references`) for
+methods that average over a reference distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import torch
+import torch.nn.functional as F
+
+PRESETS = ("zeros", "min", "mean", "blur", "uniform")
+
+
+class References:
+    """Marks a batch of K reference inputs, shape ``(K, *feature_shape)``.
+
+    Methods that take one baseline per sample average over the K references when
+    given this (Integrated Gradients with several baselines); Expected Gradients
+    and GradientSHAP draw from them.
+
+    Example
+    -------
+    >>> import torch, saliencelab as sl
+    >>> refs = sl.references(torch.zeros(5, 3))
+    >>> refs.tensor.shape
+    torch.Size([5, 3])
+    """
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim < 1 or tensor.shape[0] < 1:
+            raise ValueError("references must be a tensor of shape (K, *feature_shape) with K >= 1")
+        self.tensor = tensor
+
+
+def references(tensor: torch.Tensor) -> References:
+    """Wrap a batch of K reference inputs (see :class:`References`).
+
+    Example
+    -------
+    >>> import torch, saliencelab as sl
+    >>> sl.references(torch.rand(4, 1, 8, 8)).tensor.shape[0]
+    4
+    """
+    return References(tensor)
+
+
+BaselineSpec = Union[torch.Tensor, float, int, str, Callable[[torch.Tensor], torch.Tensor], References, None]
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """Reference inputs for a batch: ``tensor`` has shape ``(Nb, K, *feature_shape)``.
+
+    ``Nb`` is 1 when all samples share the references and N when each sample has
+    its own; K is the number of references per sample.
+
+    Example
+    -------
+    >>> refs = ReferenceSet(torch.zeros(1, 3, 2))
+    >>> refs.k, refs.rows(torch.tensor([0, 4]), torch.tensor([2, 1])).shape
+    (3, torch.Size([2, 2]))
+    """
+
+    tensor: torch.Tensor
+
+    @property
+    def k(self) -> int:
+        return self.tensor.shape[1]
+
+    def rows(self, sample_index: torch.Tensor, reference_index: torch.Tensor) -> torch.Tensor:
+        """Reference ``reference_index[r]`` of sample ``sample_index[r]`` for each row r."""
+        per_sample = sample_index if self.tensor.shape[0] > 1 else torch.zeros_like(sample_index)
+        return self.tensor[per_sample, reference_index]
+
+    def all_rows(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample and reference index of every (sample, reference) pair, sample-major."""
+        sample = torch.arange(n).repeat_interleave(self.k)
+        reference = torch.arange(self.k).repeat(n)
+        return sample, reference
+
+
+def resolve_baseline(
+    baseline: BaselineSpec,
+    inputs: torch.Tensor,
+    *,
+    seed: int = 0,
+    distribution: bool = False,
+) -> ReferenceSet:
+    """Resolve ``baseline`` into a :class:`ReferenceSet` for ``inputs``.
+
+    Parameters
+    ----------
+    baseline:
+        See the module docstring. ``None`` means ``"zeros"`` unless ``distribution``.
+    inputs:
+        The batch being explained, shape ``(N, *feature_shape)``.
+    seed:
+        Seed of the ``"uniform"`` preset.
+    distribution:
+        True for methods that draw from a reference distribution: then a tensor
+        with the inputs' number of dimensions is a batch of K references.
+
+    Example
+    -------
+    >>> x = torch.tensor([[1.0, 3.0], [2.0, 6.0]])
+    >>> resolve_baseline("min", x).tensor.squeeze(1)
+    tensor([[1., 1.],
+            [2., 2.]])
+    """
+    if baseline is None:
+        if distribution:
+            raise ValueError(
+                "this method draws references from a distribution: pass baseline= a batch of "
+                "reference inputs, e.g. baseline=X_train[:100] (shape (K, *feature_shape))"
+            )
+        baseline = "zeros"
+    if isinstance(baseline, References):
+        return ReferenceSet(_check_references(baseline.tensor, inputs).unsqueeze(0))
+    if isinstance(baseline, str):
+        return ReferenceSet(_preset(baseline, inputs, seed).unsqueeze(1))
+    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+        return ReferenceSet(_per_sample(torch.tensor(float(baseline)), inputs).unsqueeze(1))
+    if callable(baseline) and not isinstance(baseline, torch.Tensor):
+        produced = baseline(inputs)
+        if isinstance(produced, References):
+            return resolve_baseline(produced, inputs, seed=seed)
+        if not isinstance(produced, torch.Tensor):
+            raise ValueError(f"the baseline callable must return a tensor; it returned {type(produced).__name__}")
+        return ReferenceSet(_per_sample(produced, inputs).unsqueeze(1))
+    if isinstance(baseline, torch.Tensor):
+        if distribution and baseline.ndim == inputs.ndim:
+            return ReferenceSet(_check_references(baseline, inputs).unsqueeze(0))
+        return ReferenceSet(_per_sample(baseline, inputs).unsqueeze(1))
+    raise TypeError(
+        f"baseline must be a tensor, a number, one of {PRESETS}, a callable or sl.references(...); "
+        f"got {type(baseline).__name__}"
+    )
+
+
+def _per_sample(baseline: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    baseline = _finite(baseline.to(device=inputs.device, dtype=inputs.dtype), "baseline")
+    try:
+        shape = torch.broadcast_shapes(baseline.shape, inputs.shape)
+    except RuntimeError:
+        shape = None
+    if shape != inputs.shape:
+        raise ValueError(
+            f"a baseline of shape {tuple(baseline.shape)} does not broadcast to the inputs' shape "
+            f"{tuple(inputs.shape)}; pass a tensor broadcastable to the inputs, or "
+            "sl.references(tensor) for a batch of K reference inputs of shape (K, *feature_shape)"
+        )
+    return baseline.expand(inputs.shape)
+
+
+def _check_references(refs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    refs = _finite(refs.to(device=inputs.device, dtype=inputs.dtype), "references")
+    if refs.shape[1:] != inputs.shape[1:]:
+        raise ValueError(
+            f"references of shape {tuple(refs.shape)} do not match the inputs' feature shape "
+            f"{tuple(inputs.shape[1:])}; references must have shape (K, {', '.join(map(str, inputs.shape[1:]))})"
+        )
+    return refs
+
+
+def _finite(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"the {what} contain NaN or Inf values; replace them with finite numbers")
+    return tensor
+
+
+def _reduce_dims(inputs: torch.Tensor) -> tuple[int, ...]:
+    """Per-sample statistics are taken per channel for (N, C, ...) inputs, else over all features."""
+    start = 2 if inputs.ndim >= 3 else 1
+    return tuple(range(start, inputs.ndim))
+
+
+def _preset(name: str, inputs: torch.Tensor, seed: int) -> torch.Tensor:
+    dims = _reduce_dims(inputs)
+    if name == "zeros":
+        return torch.zeros_like(inputs)
+    if name == "min":
+        return inputs.amin(dim=dims, keepdim=True).expand_as(inputs)
+    if name == "mean":
+        return inputs.mean(dim=dims, keepdim=True).expand_as(inputs)
+    if name == "uniform":
+        low = inputs.amin(dim=tuple(range(1, inputs.ndim)), keepdim=True)
+        high = inputs.amax(dim=tuple(range(1, inputs.ndim)), keepdim=True)
+        generator = torch.Generator(device=inputs.device).manual_seed(seed)
+        noise = torch.rand(inputs.shape[1:], generator=generator, device=inputs.device, dtype=inputs.dtype)
+        return low + (high - low) * noise
+    if name == "blur":
+        return gaussian_blur(inputs)
+    raise ValueError(f"unknown baseline preset {name!r}; the presets are {', '.join(PRESETS)}")
+
+
+def gaussian_blur(inputs: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+    """Blur each channel of ``(N, C, *spatial)`` inputs with a Gaussian over the spatial dims.
+
+    ``sigma`` defaults to an eighth of the smallest spatial size (at least 1 pixel),
+    which removes the detail of the image but keeps its coarse layout.
+
+    Example
+    -------
+    >>> x = torch.zeros(1, 1, 9, 9); x[0, 0, 4, 4] = 1.0
+    >>> blurred = gaussian_blur(x, sigma=1.0)
+    >>> round(float(blurred.sum()), 4), float(blurred.max()) < 1.0
+    (1.0, True)
+    """
+    if inputs.ndim < 3:
+        raise ValueError(
+            f"the 'blur' baseline needs inputs of shape (N, C, *spatial); got {tuple(inputs.shape)}"
+        )
+    spatial = inputs.shape[2:]
+    if sigma is None:
+        sigma = max(1.0, min(spatial) / 8)
+    out = inputs
+    for axis, size in enumerate(spatial):
+        radius = min(int(3 * sigma), size - 1)
+        offsets = torch.arange(-radius, radius + 1, device=inputs.device, dtype=inputs.dtype)
+        kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+        kernel = kernel / kernel.sum()
+        moved = out.movedim(2 + axis, -1)
+        flat = moved.reshape(-1, 1, size)
+        padded = F.pad(flat, (radius, radius), mode="reflect") if radius > 0 else flat
+        blurred = F.conv1d(padded, kernel.view(1, 1, -1)).reshape(moved.shape)
+        out = blurred.movedim(-1, 2 + axis)
+    return out

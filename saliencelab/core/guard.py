@@ -1,0 +1,89 @@
+"""Leaving the user's model exactly as it was.
+
+Methods never write to the model, but a model in training mode updates its
+batch-norm statistics on every forward pass, and a bug or an exception must not
+leave a hook or a changed flag behind. :func:`preserved` snapshots what a call
+could change and puts it back afterwards, whether the call returned or raised.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+_MODE_DEPENDENT = (
+    torch.nn.modules.dropout._DropoutNd,
+    torch.nn.modules.batchnorm._BatchNorm,
+    torch.nn.modules.instancenorm._InstanceNorm,
+)
+"""Modules that compute something else in training mode."""
+
+_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_state_dict_hooks",
+    "_state_dict_pre_hooks",
+    "_load_state_dict_pre_hooks",
+    "_load_state_dict_post_hooks",
+)
+
+
+@contextmanager
+def preserved(model: Any) -> Iterator[None]:
+    """Restore the model's hooks, training flags, buffers and parameter flags on exit.
+
+    Buffers are copied only when some module is in training mode (in eval mode
+    no forward pass writes to them). Dropout or batch norm in training mode gets
+    a warning: they make attributions random and dependent on the batch.
+
+    Example
+    -------
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)).train()
+    >>> before = net[1].running_mean.clone()
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     with preserved(net):
+    ...         _ = net(torch.randn(4, 2))
+    >>> torch.equal(net[1].running_mean, before)
+    True
+    """
+    if not isinstance(model, torch.nn.Module):
+        yield
+        return
+    modules = list(model.modules())
+    training = [m.training for m in modules]
+    hooks = [{name: dict(getattr(m, name)) for name in _HOOK_DICTS if hasattr(m, name)} for m in modules]
+    params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()] if any(training) else []
+    if any(m.training and isinstance(m, _MODE_DEPENDENT) for m in modules):
+        warnings.warn(
+            "the model is in training mode: dropout and batch statistics make attributions random "
+            "and dependent on the rest of the batch; call model.eval() first",
+            stacklevel=3,
+        )
+    try:
+        yield
+    finally:
+        for module, flag, saved in zip(modules, training, hooks):
+            module.training = flag
+            for name, entries in saved.items():
+                current = getattr(module, name)
+                if dict(current) != entries:
+                    current.clear()
+                    current.update(entries)
+        with torch.no_grad():
+            for buffer, copy in buffers:
+                if not torch.equal(buffer, copy):
+                    buffer.copy_(copy)
+        for param, requires_grad, grad in params:
+            param.requires_grad_(requires_grad)
+            param.grad = grad

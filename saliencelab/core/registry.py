@@ -1,0 +1,82 @@
+"""The method registry: every name that :func:`saliencelab.explain` accepts."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from saliencelab.methods.base import Method
+
+M = TypeVar("M", bound="type[Method]")
+_METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: M) -> M:
+    """Class decorator: make a method available under its ``name``.
+
+    Example
+    -------
+    >>> from saliencelab.methods.base import Method
+    >>> get("gradient").name
+    'gradient'
+    """
+    if cls.name in _METHODS:
+        raise ValueError(f"a method named {cls.name!r} is already registered")
+    _METHODS[cls.name] = cls
+    return cls
+
+
+def available_methods() -> list[str]:
+    """Every method name, sorted.
+
+    Example
+    -------
+    >>> import saliencelab as sl
+    >>> "integrated_gradients" in sl.available_methods()
+    True
+    """
+    return sorted(_METHODS)
+
+
+def get(name: str) -> type[Method]:
+    """The class registered as ``name``; a ``ValueError`` listing the names otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"method must be a method name (str); got {type(name).__name__}")
+    if name not in _METHODS:
+        close = difflib.get_close_matches(name, _METHODS, n=1)
+        suggestion = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown method {name!r}.{suggestion} Available methods: {', '.join(available_methods())}"
+        )
+    return _METHODS[name]
+
+
+def option_names(cls: type[Method]) -> list[str]:
+    """The keyword options a method's constructor takes (besides the model).
+
+    Example
+    -------
+    >>> option_names(get("gradient"))
+    ['memory_budget']
+    """
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return [p.name for p in parameters if p.kind == p.KEYWORD_ONLY]
+
+
+def check_options(cls: type[Method], options: dict) -> None:
+    """A ``TypeError`` naming the options that ``cls`` does not take, and those it does.
+
+    A method whose constructor takes ``**options`` passes them on and checks them there.
+    """
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    if any(p.kind == p.VAR_KEYWORD for p in parameters):
+        return
+    known = option_names(cls)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(
+            f"{cls.name} does not take the option(s) {', '.join(unknown)}; "
+            f"its options are: {', '.join(known)}"
+        )

@@ -1,0 +1,41 @@
+"""Exceptions raised by saliencelab.
+
+Example
+-------
+>>> from saliencelab import UnsupportedOperationError
+>>> issubclass(UnsupportedOperationError, NotImplementedError)
+True
+"""
+
+from __future__ import annotations
+
+
+class UnsupportedOperationError(NotImplementedError):
+    """A method's rule table met an operation it has no rule for.
+
+    Raised instead of silently falling back to the plain gradient, which would
+    return a plausible but wrong attribution.
+
+    Parameters
+    ----------
+    operation:
+        Canonical name of the torch operation (``"gelu"``, ``"mul"``, ...).
+    method:
+        Name of the attribution method whose rule table lacks the operation.
+    hint:
+        What the user can do instead.
+
+    Example
+    -------
+    >>> err = UnsupportedOperationError("gelu", "guided_backprop", "use method='gradient'")
+    >>> "gelu" in str(err) and "guided_backprop" in str(err)
+    True
+    """
+
+    def __init__(self, operation: str, method: str, hint: str = "") -> None:
+        self.operation = operation
+        self.method = method
+        message = f"{method} has no rule for the operation '{operation}' used by the model"
+        if hint:
+            message += f": {hint}"
+        super().__init__(message)
