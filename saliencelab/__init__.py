@@ -1,0 +1,46 @@
+"""saliencelab: attribute PyTorch predictions to their inputs, and check the explanations.
+
+Example
+-------
+>>> import torch, saliencelab as sl
+>>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+>>> a = sl.explain(model, torch.randn(2, 4), method="gradient", target=0)
+>>> a.values.shape
+torch.Size([2, 4])
+"""
+
+from saliencelab import zoo
+from saliencelab.api import available_methods, explain
+from saliencelab.core.attribution import Attribution
+from saliencelab.core.baselines import References, references
+from saliencelab.errors import UnsupportedOperationError
+from saliencelab.methods import (
+    DeconvNet,
+    ExpectedGradients,
+    Gradient,
+    GradientShap,
+    GradientXInput,
+    GuidedBackprop,
+    IntegratedGradients,
+    SmoothGrad,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attribution",
+    "DeconvNet",
+    "ExpectedGradients",
+    "Gradient",
+    "GradientShap",
+    "GradientXInput",
+    "GuidedBackprop",
+    "IntegratedGradients",
+    "References",
+    "SmoothGrad",
+    "UnsupportedOperationError",
+    "available_methods",
+    "explain",
+    "references",
+    "zoo",
+]

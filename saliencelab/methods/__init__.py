@@ -1,0 +1,16 @@
+"""Attribution methods, one module per family. Importing this package registers them."""
+
+from saliencelab.methods.gradient import DeconvNet, Gradient, GradientXInput, GuidedBackprop
+from saliencelab.methods.noise import SmoothGrad
+from saliencelab.methods.path import ExpectedGradients, GradientShap, IntegratedGradients
+
+__all__ = [
+    "DeconvNet",
+    "ExpectedGradients",
+    "Gradient",
+    "GradientShap",
+    "GradientXInput",
+    "GuidedBackprop",
+    "IntegratedGradients",
+    "SmoothGrad",
+]

@@ -1,0 +1,173 @@
+"""What every attribution method shares: input checks, model protection, gradients."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+
+from saliencelab.core.attribution import Attribution
+from saliencelab.core.baselines import BaselineSpec
+from saliencelab.core.batching import run_chunked
+from saliencelab.core.guard import preserved
+from saliencelab.core.targets import Target, TargetSpec, prepare_target
+from saliencelab.engine import Rule, RuleMode
+
+
+class Method:
+    """Base class of the attribution methods.
+
+    A method is built with the model and its options and called on a batch:
+    ``Method(model, **options)(inputs, target=..., baseline=...)``. Subclasses set
+    ``name``, ``description`` and ``source`` and implement :meth:`_attribute`;
+    gradient-based ones may set ``rules`` (operation name -> rule) to replace the
+    backward of those operations.
+
+    Example
+    -------
+    >>> import torch, saliencelab as sl
+    >>> model = torch.nn.Linear(4, 3)
+    >>> a = sl.Gradient(model)(torch.randn(2, 4), target=1)
+    >>> torch.allclose(a.values, model.weight[1].detach().expand(2, 4))
+    True
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    source: ClassVar[str]
+    takes_baseline: ClassVar[bool] = False
+    rules: ClassVar[Mapping[str, Rule]] = {}
+    unsupported: ClassVar[frozenset[str]] = frozenset()
+    unsupported_hint: ClassVar[str] = ""
+
+    def __init__(self, model: Any, *, memory_budget: int | None = None) -> None:
+        if not callable(model):
+            raise TypeError(f"model must be a torch.nn.Module or a callable; got {type(model).__name__}")
+        if memory_budget is not None and memory_budget <= 0:
+            raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget}")
+        self.model = model
+        self.memory_budget = memory_budget
+
+    def __call__(
+        self,
+        inputs: torch.Tensor,
+        target: TargetSpec = None,
+        baseline: BaselineSpec = None,
+    ) -> Attribution:
+        """Attribute the model's ``target`` score for each sample of ``inputs``."""
+        check_inputs(inputs)
+        if baseline is not None and not self.takes_baseline:
+            raise ValueError(f"{self.name} takes no baseline; drop baseline= or use integrated_gradients")
+        with preserved(self.model):
+            return self._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
+
+    def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's output for ``x``, checked to be a tensor with one row per input row."""
+        output = self.model(x)
+        if not isinstance(output, torch.Tensor):
+            raise ValueError(
+                f"the model returned a {type(output).__name__}, not a tensor; wrap it so that it "
+                "returns one tensor of scores, e.g. lambda x: model(x)['logits']"
+            )
+        if output.ndim == 0 or output.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"the model mapped a batch of {x.shape[0]} inputs to an output of shape "
+                f"{tuple(output.shape)}; it must return one output per sample, shape (N, ...)"
+            )
+        return output
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's outputs for the rows of ``x`` without gradients, in chunks under the budget."""
+        outputs: list[torch.Tensor] = []
+
+        def run(rows: slice) -> None:
+            with torch.no_grad():
+                outputs.append(self.forward(x[rows]))
+
+        run_chunked(x.shape[0], run, self.memory_budget)
+        return torch.cat(outputs)
+
+    def scores(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
+        """Target scores for ``x`` without gradients, and the target bound to the output."""
+        output = self.outputs(x)
+        bound = target.bind(output)
+        return bound.scores(output), bound
+
+    def accumulate_gradients(
+        self,
+        total_rows: int,
+        make_rows: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        target: Target,
+        out: torch.Tensor,
+    ) -> torch.Tensor:
+        """Add ``scale_r ⊙ ∇f(point_r)`` to ``out[sample_r]`` for every row r, in chunks.
+
+        ``make_rows(row_index)`` returns the points, the sample each row belongs
+        to and the scale of each row's gradient; ``target`` is bound per sample.
+        This is the inner loop of every path and sampling method.
+        """
+
+        def run(rows: slice) -> None:
+            points, sample, scale = make_rows(torch.arange(rows.start, rows.stop))
+            grad, _ = self.input_gradients(points, target.rows(sample))
+            out.index_add_(0, sample.to(out.device), (scale * grad).to(out.dtype))
+
+        run_chunked(total_rows, run, self.memory_budget)
+        return out
+
+    def input_gradients(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
+        """Gradient of each row's target score with respect to its input, under ``rules``.
+
+        Returns the gradient (shape of ``x``) and the target bound to the output.
+        """
+        x = x.detach().requires_grad_(True)
+        mode = (
+            RuleMode(self.rules, method=self.name, unsupported=self.unsupported, hint=self.unsupported_hint)
+            if self.rules
+            else nullcontext()
+        )
+        with torch.enable_grad():
+            with mode:
+                output = self.forward(x)
+            bound = target.bind(output)
+            scores = bound.scores(output)
+            if not scores.requires_grad:
+                return torch.zeros_like(x), bound
+            (grad,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
+        return (torch.zeros_like(x) if grad is None else grad), bound
+
+
+def check_inputs(inputs: object) -> torch.Tensor:
+    """Reject inputs that cannot be explained, saying why.
+
+    Example
+    -------
+    >>> check_inputs(torch.tensor([[float("nan")]]))
+    Traceback (most recent call last):
+    ...
+    ValueError: the inputs contain 1 NaN or Inf values (first at index (0, 0)); attributions of non-finite inputs are meaningless: clean or impute them first
+    """
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"inputs must be a torch.Tensor with a batch dimension; got {type(inputs).__name__}")
+    if not inputs.is_floating_point():
+        raise TypeError(
+            f"inputs must be a floating-point tensor to take gradients; got dtype {inputs.dtype} "
+            "(convert with inputs.float())"
+        )
+    if inputs.ndim < 1 or inputs.shape[0] == 0:
+        raise ValueError(
+            f"inputs must be a non-empty batch (N, ...); got shape {tuple(inputs.shape)}. "
+            "A single sample needs a batch dimension: inputs.unsqueeze(0)"
+        )
+    finite = torch.isfinite(inputs)
+    if not finite.all():
+        bad = (~finite).nonzero()
+        raise ValueError(
+            f"the inputs contain {bad.shape[0]} NaN or Inf values (first at index {tuple(bad[0].tolist())}); "
+            "attributions of non-finite inputs are meaningless: clean or impute them first"
+        )
+    return inputs

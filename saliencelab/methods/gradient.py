@@ -1,0 +1,139 @@
+"""Gradient methods: Vanilla Gradient, Gradient×Input, DeconvNet and Guided Backprop.
+
+DeconvNet and Guided Backprop differ from the gradient only in how the backward
+pass crosses a ReLU (seed 003, "Vanilla Gradient / DeconvNet"):
+
+- gradient: ``grad_in = grad_out · 1[x > 0]``
+- DeconvNet (Zeiler & Fergus 2014): ``grad_in = max(grad_out, 0)``
+- Guided Backprop (Springenberg et al. 2015): ``grad_in = max(grad_out, 0) · 1[x > 0]``
+
+Other elementwise nonlinearities (GELU, sigmoid, ...) have no agreed rule for the
+modified methods, so they raise :class:`~saliencelab.UnsupportedOperationError`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from saliencelab.core.attribution import Attribution
+from saliencelab.core.baselines import BaselineSpec
+from saliencelab.core.batching import run_chunked
+from saliencelab.core.registry import register
+from saliencelab.core.targets import Target
+from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, modified_backward
+from saliencelab.methods.base import Method
+
+
+class _GradientFamily(Method):
+    """One (modified) backward pass per sample, chunked under the memory budget."""
+
+    def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
+        values = torch.empty_like(inputs)
+        classes: list[torch.Tensor] = []
+        bound_target: list[Target] = []
+
+        def run(rows: slice) -> None:
+            index = torch.arange(rows.start, rows.stop)
+            grad, bound = self.input_gradients(inputs[rows], target.rows(index))
+            values[rows] = self.combine(inputs[rows], grad)
+            bound_target.append(bound)
+            if bound.classes is not None:
+                classes.append(bound.classes)
+
+        run_chunked(inputs.shape[0], run, self.memory_budget)
+        public = torch.cat(classes) if classes else bound_target[0].public()
+        return Attribution(values=values, delta=None, method=self.name, target=public)
+
+    def combine(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Turn the gradient of a chunk into its attribution."""
+        return grad
+
+
+@register
+class Gradient(_GradientFamily):
+    """Vanilla Gradient (saliency map): ``∂f_target/∂x`` (Simonyan et al. 2014; seeds 000, 003).
+
+    Signed; take ``.abs()`` or a channel aggregation for the classic saliency map.
+
+    Example
+    -------
+    >>> import torch, saliencelab as sl
+    >>> model = torch.nn.Linear(3, 2)
+    >>> sl.Gradient(model)(torch.randn(1, 3), target=0).values.shape
+    torch.Size([1, 3])
+    """
+
+    name = "gradient"
+    description = "Vanilla Gradient: the derivative of the target score with respect to each input"
+    source = "Simonyan et al. 2014; seeds 000, 003"
+
+
+@register
+class GradientXInput(_GradientFamily):
+    """Gradient×Input: ``x ⊙ ∂f_target/∂x`` (Shrikumar et al. 2016; seeds 000, 002).
+
+    Example
+    -------
+    >>> import torch, saliencelab as sl
+    >>> model = torch.nn.Linear(2, 1, bias=False)
+    >>> x = torch.tensor([[2.0, -1.0]])
+    >>> torch.allclose(sl.GradientXInput(model)(x).values, x * model.weight.detach())
+    True
+    """
+
+    name = "gradient_x_input"
+    description = "Gradient×Input: the gradient times the input, elementwise"
+    source = "Shrikumar et al. 2016; seeds 000, 002"
+
+    def combine(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        return inputs * grad
+
+
+_RELU_ONLY_HINT = (
+    "DeconvNet and Guided Backprop are defined for ReLU networks only; "
+    "use method='gradient' or 'integrated_gradients' for this model"
+)
+
+
+@register
+class DeconvNet(_GradientFamily):
+    """DeconvNet: the backward pass through a ReLU keeps positive gradients, ignoring the input sign.
+
+    (Zeiler & Fergus 2014; seeds 000, 003.)
+
+    Example
+    -------
+    >>> import torch, saliencelab as sl
+    >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    >>> sl.DeconvNet(model)(torch.randn(3, 2)).values.shape
+    torch.Size([3, 2])
+    """
+
+    name = "deconvnet"
+    description = "DeconvNet: backward through ReLUs keeps only positive gradients"
+    source = "Zeiler & Fergus 2014; seeds 000, 003"
+    rules = {"relu": modified_backward(lambda grad, out: grad.clamp(min=0))}
+    unsupported = ELEMENTWISE_ACTIVATIONS - {"relu"}
+    unsupported_hint = _RELU_ONLY_HINT
+
+
+@register
+class GuidedBackprop(_GradientFamily):
+    """Guided Backpropagation: gradient and DeconvNet masks combined at every ReLU.
+
+    (Springenberg et al. 2015; seeds 000, 003.)
+
+    Example
+    -------
+    >>> import torch, saliencelab as sl
+    >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    >>> sl.GuidedBackprop(model)(torch.randn(3, 2)).values.shape
+    torch.Size([3, 2])
+    """
+
+    name = "guided_backprop"
+    description = "Guided Backprop: backward through ReLUs keeps positive gradients of active units"
+    source = "Springenberg et al. 2015; seeds 000, 003"
+    rules = {"relu": modified_backward(lambda grad, out: grad.clamp(min=0) * (out > 0))}
+    unsupported = ELEMENTWISE_ACTIVATIONS - {"relu"}
+    unsupported_hint = _RELU_ONLY_HINT
