@@ -1,0 +1,79 @@
+"""Test helpers: small random-weight models written in every spelling, and a model snapshot."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvNet(nn.Module):
+    """Conv-ReLU-Conv-ReLU-MaxPool-Linear-ReLU-Linear with the ReLU written as ``relu``.
+
+    ``relu`` names the spelling: "module" (one nn.ReLU per use), "functional"
+    (F.relu), "torch" (torch.relu), "method" (Tensor.relu), "reused" (one nn.ReLU
+    module called three times), "inplace" (nn.ReLU(inplace=True)).
+    """
+
+    def __init__(self, relu: str = "module", channels: int = 3, classes: int = 5, size: int = 8) -> None:
+        super().__init__()
+        self.relu_spelling = relu
+        self.conv1 = nn.Conv2d(channels, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 8, 3, padding=1)
+        self.fc1 = nn.Linear(8 * (size // 2) ** 2, 16)
+        self.fc2 = nn.Linear(16, classes)
+        if relu == "module":
+            self.act1, self.act2, self.act3 = nn.ReLU(), nn.ReLU(), nn.ReLU()
+        elif relu in ("reused", "inplace"):
+            shared = nn.ReLU(inplace=relu == "inplace")
+            self.act1 = self.act2 = self.act3 = shared
+
+    def _relu(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        if self.relu_spelling in ("module", "reused", "inplace"):
+            return getattr(self, f"act{index}")(x)
+        if self.relu_spelling == "functional":
+            return F.relu(x)
+        if self.relu_spelling == "torch":
+            return torch.relu(x)
+        return x.relu()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._relu(1, self.conv1(x))
+        x = F.max_pool2d(self._relu(2, self.conv2(x)), 2)
+        x = self._relu(3, self.fc1(x.flatten(1)))
+        return self.fc2(x)
+
+
+def conv_net(relu: str = "module", seed: int = 0, **kwargs) -> ConvNet:
+    """A ConvNet with weights drawn from ``seed`` (the same for every spelling)."""
+    torch.manual_seed(seed)
+    model = ConvNet("module", **kwargs)
+    twin = ConvNet(relu, **kwargs)
+    twin.load_state_dict(model.state_dict())
+    return twin.eval()
+
+
+def snapshot(model: nn.Module) -> dict:
+    """Everything about a model that a method must leave as it was."""
+    return {
+        "state": {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()},
+        "training": [m.training for m in model.modules()],
+        "hooks": [
+            {name: list(getattr(m, name).items()) for name in dir(m) if name.endswith("hooks") and isinstance(getattr(m, name), dict)}
+            for m in model.modules()
+        ],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "grads": [p.grad for p in model.parameters()],
+    }
+
+
+def assert_unchanged(model: nn.Module, before: dict) -> None:
+    after = snapshot(model)
+    assert before["state"].keys() == after["state"].keys()
+    for name, value in before["state"].items():
+        assert torch.equal(value, after["state"][name]), f"{name} changed"
+    assert before["training"] == after["training"]
+    assert before["hooks"] == after["hooks"]
+    assert before["requires_grad"] == after["requires_grad"]
+    assert all(a is b for a, b in zip(before["grads"], after["grads"]))
+
