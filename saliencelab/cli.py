@@ -9,7 +9,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Attribute PyTorch predictions to their inputs and check the explanations.", no_args_is_help=True)
+app = typer.Typer(
+    help="Attribute PyTorch predictions to their inputs and check the explanations.", no_args_is_help=True
+)
 
 
 @app.command()

@@ -58,6 +58,6 @@ def run_demo(out: str | Path, *, n_digits: int = 6, progress: bool = True) -> li
         rows.append({"method": method, "seconds": seconds, "delta": delta})
     with torch.no_grad():
         predicted = model(inputs).argmax(dim=1)
-    labels_text = [f"true {int(t)}, predicted {int(p)}" for t, p in zip(labels, predicted)]
+    labels_text = [f"true {int(t)}, predicted {int(p)}" for t, p in zip(labels, predicted, strict=True)]
     viz.grid(inputs, maps, Path(out) / "gradient_methods.png", row_labels=labels_text)
     return rows

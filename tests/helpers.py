@@ -59,7 +59,11 @@ def snapshot(model: nn.Module) -> dict:
         "state": {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()},
         "training": [m.training for m in model.modules()],
         "hooks": [
-            {name: list(getattr(m, name).items()) for name in dir(m) if name.endswith("hooks") and isinstance(getattr(m, name), dict)}
+            {
+                name: list(getattr(m, name).items())
+                for name in dir(m)
+                if name.endswith("hooks") and isinstance(getattr(m, name), dict)
+            }
             for m in model.modules()
         ],
         "requires_grad": [p.requires_grad for p in model.parameters()],
@@ -75,5 +79,4 @@ def assert_unchanged(model: nn.Module, before: dict) -> None:
     assert before["training"] == after["training"]
     assert before["hooks"] == after["hooks"]
     assert before["requires_grad"] == after["requires_grad"]
-    assert all(a is b for a, b in zip(before["grads"], after["grads"]))
-
+    assert all(a is b for a, b in zip(before["grads"], after["grads"], strict=True))

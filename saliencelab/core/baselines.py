@@ -8,8 +8,8 @@ methods that average over a reference distribution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,7 @@ def references(tensor: torch.Tensor) -> References:
     return References(tensor)
 
 
-BaselineSpec = Union[torch.Tensor, float, int, str, Callable[[torch.Tensor], torch.Tensor], References, None]
+BaselineSpec = torch.Tensor | float | int | str | Callable[[torch.Tensor], torch.Tensor] | References | None
 
 
 @dataclass(frozen=True)
@@ -213,9 +213,7 @@ def gaussian_blur(inputs: torch.Tensor, sigma: float | None = None) -> torch.Ten
     (1.0, True)
     """
     if inputs.ndim < 3:
-        raise ValueError(
-            f"the 'blur' baseline needs inputs of shape (N, C, *spatial); got {tuple(inputs.shape)}"
-        )
+        raise ValueError(f"the 'blur' baseline needs inputs of shape (N, C, *spatial); got {tuple(inputs.shape)}")
     spatial = inputs.shape[2:]
     if sigma is None:
         sigma = max(1.0, min(spatial) / 8)

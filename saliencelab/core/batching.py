@@ -16,7 +16,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -35,8 +35,9 @@ class ActivationMeter(TorchFunctionMode):
 
     Example
     -------
+    >>> x = torch.ones(4, 4)
     >>> with ActivationMeter() as meter:
-    ...     _ = torch.ones(4, 4).relu()
+    ...     _ = x.relu()
     >>> meter.bytes
     64
     """

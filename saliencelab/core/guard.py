@@ -73,7 +73,7 @@ def preserved(model: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        for module, flag, saved in zip(modules, training, hooks):
+        for module, flag, saved in zip(modules, training, hooks, strict=True):
             module.training = flag
             for name, entries in saved.items():
                 current = getattr(module, name)

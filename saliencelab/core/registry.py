@@ -47,9 +47,7 @@ def get(name: str) -> type[Method]:
     if name not in _METHODS:
         close = difflib.get_close_matches(name, _METHODS, n=1)
         suggestion = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"unknown method {name!r}.{suggestion} Available methods: {', '.join(available_methods())}"
-        )
+        raise ValueError(f"unknown method {name!r}.{suggestion} Available methods: {', '.join(available_methods())}")
     return _METHODS[name]
 
 
@@ -77,6 +75,5 @@ def check_options(cls: type[Method], options: dict) -> None:
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise TypeError(
-            f"{cls.name} does not take the option(s) {', '.join(unknown)}; "
-            f"its options are: {', '.join(known)}"
+            f"{cls.name} does not take the option(s) {', '.join(unknown)}; its options are: {', '.join(known)}"
         )

@@ -7,14 +7,13 @@ segmentation, multi-label, embeddings), or ``None`` (the argmax class).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import torch
 
 TargetFn = Callable[[torch.Tensor], torch.Tensor]
-TargetSpec = Union[int, Sequence[int], torch.Tensor, TargetFn, None]
+TargetSpec = int | Sequence[int] | torch.Tensor | TargetFn | None
 
 
 @dataclass(frozen=True)
@@ -154,9 +153,7 @@ def _as_class_tensor(target: object, n: int) -> torch.Tensor:
             raise TypeError(f"a target sequence must hold ints; got {list(target)!r}")
         classes = torch.tensor(list(target), dtype=torch.long)
     else:
-        raise TypeError(
-            f"target must be an int, a sequence of ints, a callable or None; got {type(target).__name__}"
-        )
+        raise TypeError(f"target must be an int, a sequence of ints, a callable or None; got {type(target).__name__}")
     if classes.numel() == 1:
         return classes.expand(n).clone()
     if classes.numel() != n:

@@ -8,7 +8,7 @@ dunders (``a - b`` as ``Tensor.sub``, ``1 - a`` as ``Tensor.__rsub__``,
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 _DUNDERS = {
@@ -47,16 +47,37 @@ _ALIASES = {
 
 ELEMENTWISE_ACTIVATIONS = frozenset(
     {
-        "relu", "relu6", "leaky_relu", "rrelu", "prelu", "elu", "selu", "celu", "gelu", "silu",
-        "mish", "sigmoid", "tanh", "softplus", "softsign", "hardtanh", "hardsigmoid", "hardswish",
-        "logsigmoid", "threshold", "tanhshrink", "softshrink", "hardshrink", "glu",
+        "relu",
+        "relu6",
+        "leaky_relu",
+        "rrelu",
+        "prelu",
+        "elu",
+        "selu",
+        "celu",
+        "gelu",
+        "silu",
+        "mish",
+        "sigmoid",
+        "tanh",
+        "softplus",
+        "softsign",
+        "hardtanh",
+        "hardsigmoid",
+        "hardswish",
+        "logsigmoid",
+        "threshold",
+        "tanhshrink",
+        "softshrink",
+        "hardshrink",
+        "glu",
     }
 )
 """Elementwise nonlinearities: a method that modifies the backward of nonlinearities
 must have a rule for each of these it meets, or raise."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def op_name(func: Any) -> tuple[str, bool]:
     """The canonical name of a torch callable and whether it works in place.
 

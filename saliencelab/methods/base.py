@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 
@@ -146,10 +147,10 @@ def check_inputs(inputs: object) -> torch.Tensor:
 
     Example
     -------
-    >>> check_inputs(torch.tensor([[float("nan")]]))
+    >>> check_inputs(torch.tensor([[float("nan")]]))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: the inputs contain 1 NaN or Inf values (first at index (0, 0)); attributions of non-finite inputs are meaningless: clean or impute them first
+    ValueError: the inputs contain 1 NaN or Inf values (first at index (0, 0)); ...
     """
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(f"inputs must be a torch.Tensor with a batch dimension; got {type(inputs).__name__}")

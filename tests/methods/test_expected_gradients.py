@@ -48,11 +48,13 @@ def test_seeded_and_independent_of_the_batch(images):
     first = sl.explain(model, images, method="gradient_shap", target=0, baseline=refs, samples=8, noise=0.1, seed=1)
     again = sl.explain(model, images, method="gradient_shap", target=0, baseline=refs, samples=8, noise=0.1, seed=1)
     assert torch.equal(first.values, again.values)
-    alone = sl.explain(model, images[2:3], method="gradient_shap", target=0, baseline=refs, samples=8, noise=0.1,
-                       seed=1)
+    alone = sl.explain(
+        model, images[2:3], method="gradient_shap", target=0, baseline=refs, samples=8, noise=0.1, seed=1
+    )
     torch.testing.assert_close(alone.values, first.values[2:3], rtol=1e-5, atol=1e-6)
-    chunked = sl.explain(model, images, method="gradient_shap", target=0, baseline=refs, samples=8, noise=0.1,
-                         seed=1, memory_budget=1)
+    chunked = sl.explain(
+        model, images, method="gradient_shap", target=0, baseline=refs, samples=8, noise=0.1, seed=1, memory_budget=1
+    )
     torch.testing.assert_close(chunked.values, first.values, rtol=1e-5, atol=1e-6)
 
 

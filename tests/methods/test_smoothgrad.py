@@ -53,8 +53,9 @@ def test_same_seed_same_result_other_seed_other_result(images):
 def test_results_do_not_depend_on_the_rest_of_the_batch(images):
     model = conv_net("module", seed=2)
     whole = sl.explain(model, images, method="smoothgrad", target=1, samples=6).values
-    alone = torch.cat([sl.explain(model, images[i : i + 1], method="smoothgrad", target=1, samples=6).values
-                       for i in range(4)])
+    alone = torch.cat(
+        [sl.explain(model, images[i : i + 1], method="smoothgrad", target=1, samples=6).values for i in range(4)]
+    )
     chunked = sl.explain(model, images, method="smoothgrad", target=1, samples=6, memory_budget=1).values
     torch.testing.assert_close(alone, whole, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
@@ -66,8 +67,17 @@ def test_wraps_other_methods_with_their_options(images):
     by_hand = sl.SmoothGrad(model, base="guided_backprop", samples=4)(images, target=0)
     torch.testing.assert_close(guided.values, by_hand.values, rtol=0, atol=0)
     assert guided.info["base"] == "guided_backprop"
-    smooth_ig = sl.explain(model, images, method="smoothgrad", base="integrated_gradients", steps=8,
-                           baseline="zeros", target=0, samples=3, noise=0.0)
+    smooth_ig = sl.explain(
+        model,
+        images,
+        method="smoothgrad",
+        base="integrated_gradients",
+        steps=8,
+        baseline="zeros",
+        target=0,
+        samples=3,
+        noise=0.0,
+    )
     plain_ig = sl.explain(model, images, method="integrated_gradients", steps=8, target=0)
     torch.testing.assert_close(smooth_ig.values, plain_ig.values, rtol=1e-5, atol=1e-6)
 
