@@ -78,12 +78,6 @@ class ReferenceSet:
         per_sample = sample_index if self.tensor.shape[0] > 1 else torch.zeros_like(sample_index)
         return self.tensor[per_sample, reference_index]
 
-    def all_rows(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample and reference index of every (sample, reference) pair, sample-major."""
-        sample = torch.arange(n).repeat_interleave(self.k)
-        reference = torch.arange(self.k).repeat(n)
-        return sample, reference
-
 
 def resolve_baseline(
     baseline: BaselineSpec,
