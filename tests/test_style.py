@@ -15,7 +15,6 @@ def test_ruff_finds_nothing():
     ruff = shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed (it comes with the test extras)")
-    result = subprocess.run(
-        [ruff, "check", "saliencelab", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True
-    )
+    folders = [name for name in ("saliencelab", "tests", "benchmarks") if (ROOT / name).is_dir()]
+    result = subprocess.run([ruff, "check", *folders], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
