@@ -106,6 +106,8 @@ def resolve_baseline(
     >>> resolve_baseline("min", x).tensor.squeeze(1)
     tensor([[1., 1.],
             [2., 2.]])
+    >>> resolve_baseline(0.5, x).tensor.shape  # shared by all samples
+    torch.Size([1, 1, 2])
     """
     if baseline is None:
         if distribution:
@@ -138,6 +140,7 @@ def resolve_baseline(
 
 
 def _per_sample(baseline: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """The baseline as ``(1, *features)`` when all samples share it, else ``(N, *features)``."""
     baseline = _finite(baseline.to(device=inputs.device, dtype=inputs.dtype), "baseline")
     try:
         shape = torch.broadcast_shapes(baseline.shape, inputs.shape)
@@ -149,7 +152,8 @@ def _per_sample(baseline: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
             f"{tuple(inputs.shape)}; pass a tensor broadcastable to the inputs, or "
             "sl.references(tensor) for a batch of K reference inputs of shape (K, *feature_shape)"
         )
-    return baseline.expand(inputs.shape)
+    shared = baseline.ndim < inputs.ndim or baseline.shape[0] == 1
+    return baseline.expand((1, *inputs.shape[1:]) if shared else inputs.shape)
 
 
 def _check_references(refs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -177,7 +181,7 @@ def _reduce_dims(inputs: torch.Tensor) -> tuple[int, ...]:
 def _preset(name: str, inputs: torch.Tensor, seed: int) -> torch.Tensor:
     dims = _reduce_dims(inputs)
     if name == "zeros":
-        return torch.zeros_like(inputs)
+        return inputs.new_zeros((1, *inputs.shape[1:]))
     if name == "min":
         return inputs.amin(dim=dims, keepdim=True).expand_as(inputs)
     if name == "mean":

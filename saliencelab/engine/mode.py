@@ -66,11 +66,13 @@ class RuleMode(TorchFunctionMode):
 
 
 class _ReplacedBackward(torch.autograd.Function):
-    """Runs ``compute(x)`` forward and ``backward(grad_out, out)`` backward."""
+    """Runs ``compute(x)`` forward (in place when ``in_place``) and ``backward(grad_out, out)`` backward."""
 
     @staticmethod
-    def forward(ctx, x, compute, backward):
+    def forward(ctx, x, compute, backward, in_place):
         out = compute(x)
+        if in_place:
+            ctx.mark_dirty(x)
         ctx.backward = backward
         ctx.save_for_backward(out)
         return out
@@ -78,7 +80,7 @@ class _ReplacedBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (out,) = ctx.saved_tensors
-        return ctx.backward(grad_out, out), None, None
+        return ctx.backward(grad_out, out), None, None, None
 
 
 def modified_backward(backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Rule:
@@ -86,8 +88,7 @@ def modified_backward(backward: Callable[[torch.Tensor, torch.Tensor], torch.Ten
 
     ``backward(grad_out, out)`` returns the gradient for the operation's input
     given the incoming gradient and the operation's output. In-place calls
-    (``relu_``, ``inplace=True``) keep their semantics: the input tensor is
-    overwritten with the result.
+    (``relu_``, ``inplace=True``) stay in place, as autograd does for them.
 
     Example
     -------
@@ -102,12 +103,6 @@ def modified_backward(backward: Callable[[torch.Tensor, torch.Tensor], torch.Ten
     def rule(func: Callable[..., Any], args: tuple, kwargs: dict, inplace: bool) -> Any:
         x, rest = args[0], args[1:]
         in_place = inplace or bool(kwargs.get("inplace", False))
-        options = {**kwargs, "inplace": False} if "inplace" in kwargs else kwargs
-
-        def compute(t: torch.Tensor) -> torch.Tensor:
-            return func(t.clone() if inplace else t, *rest, **options)
-
-        out = _ReplacedBackward.apply(x, compute, backward)
-        return x.copy_(out) if in_place else out
+        return _ReplacedBackward.apply(x, lambda t: func(t, *rest, **kwargs), backward, in_place)
 
     return rule

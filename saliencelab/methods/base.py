@@ -10,7 +10,7 @@ import torch
 
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
-from saliencelab.core.batching import run_chunked
+from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.guard import preserved
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
 from saliencelab.engine import Rule, RuleMode
@@ -89,7 +89,7 @@ class Method:
             with torch.no_grad():
                 outputs.append(self.forward(x[rows]))
 
-        run_chunked(x.shape[0], run, self.memory_budget)
+        self.run_chunked(x, run)
         return torch.cat(outputs)
 
     def scores(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
@@ -117,8 +117,24 @@ class Method:
             grad, _ = self.input_gradients(points, target.rows(sample))
             out.index_add_(0, sample.to(out.device), (scale * grad).to(out.dtype))
 
-        run_chunked(total_rows, run, self.memory_budget)
+        self.run_chunked(out, run, total_rows)
         return out
+
+    def run_chunked(self, rows_like: torch.Tensor, run: Callable[[slice], None], total_rows: int = -1) -> None:
+        """Run ``total_rows`` rows (default: one per row of ``rows_like``) in chunks under the budget.
+
+        Each row is shaped like a row of ``rows_like``; what a row's forward pass
+        allocates is measured once per model and row shape.
+        """
+
+        def measure() -> int:
+            with torch.no_grad(), ActivationMeter() as meter:
+                self.forward(rows_like[:1])
+            return meter.bytes
+
+        total = rows_like.shape[0] if total_rows < 0 else total_rows
+        key = (tuple(rows_like.shape[1:]), rows_like.dtype, rows_like.device.type)
+        run_chunked(total, run, self.memory_budget, measure=measure, owner=self.model, key=key)
 
     def input_gradients(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
         """Gradient of each row's target score with respect to its input, under ``rules``.

@@ -17,7 +17,6 @@ import torch
 
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
-from saliencelab.core.batching import run_chunked
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
 from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, modified_backward
@@ -40,7 +39,7 @@ class _GradientFamily(Method):
             if bound.classes is not None:
                 classes.append(bound.classes)
 
-        run_chunked(inputs.shape[0], run, self.memory_budget)
+        self.run_chunked(inputs, run)
         public = torch.cat(classes) if classes else bound_target[0].public()
         return Attribution(values=values, delta=None, method=self.name, target=public)
 

@@ -16,7 +16,6 @@ import torch
 from saliencelab.core import registry
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec, References, resolve_baseline
-from saliencelab.core.batching import run_chunked
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, noise_scale
 from saliencelab.core.targets import Target
@@ -115,7 +114,7 @@ class SmoothGrad(Method):
             if total_sq is not None:
                 total_sq.index_add_(0, sample.to(total.device), values * values)
 
-        run_chunked(n * copies, run, self.memory_budget)
+        self.run_chunked(inputs, run, n * copies)
         mean = total / copies
         if self.variant == "mean":
             result = mean

@@ -18,18 +18,23 @@ def test_meter_counts_the_bytes_that_operations_return():
 
 
 def test_chunks_cover_every_row_once_and_follow_the_budget():
-    seen = []
-    width = 1000
+    seen, measured = [], []
+    model = torch.nn.Identity()
 
-    def run(rows):
-        seen.append(rows)
-        torch.ones(rows.stop - rows.start, width).relu()
+    def measure():
+        measured.append(1)
+        return 4000
 
-    run_chunked(100, run, memory_budget=3 * 4 * width * 10)  # room for ten rows' activations
-    covered = [i for rows in seen for i in range(rows.start, rows.stop)]
-    assert covered == list(range(100))
-    assert seen[0] == slice(0, 1)
-    assert max(r.stop - r.start for r in seen) == rows_per_chunk(4 * width * 2, 3 * 4 * width * 10)
+    run_chunked(100, seen.append, memory_budget=3 * 4000 * 10, measure=measure, owner=model, key="row")
+    assert [i for rows in seen for i in range(rows.start, rows.stop)] == list(range(100))
+    assert [r.stop - r.start for r in seen] == [10] * 10
+    again = []
+    run_chunked(100, again.append, memory_budget=3 * 4000 * 10, measure=measure, owner=model, key="row")
+    assert again == seen and len(measured) == 1  # remembered: the same split, no second measurement
+
+
+def test_a_single_row_is_not_measured():
+    run_chunked(1, lambda rows: None, memory_budget=1, measure=lambda: 1 / 0)
 
 
 def test_budget_must_be_positive():
