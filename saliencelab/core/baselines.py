@@ -78,6 +78,10 @@ class ReferenceSet:
         per_sample = sample_index if self.tensor.shape[0] > 1 else torch.zeros_like(sample_index)
         return self.tensor[per_sample, reference_index]
 
+    def of_samples(self, sample_index: torch.Tensor) -> ReferenceSet:
+        """The references of the samples ``sample_index`` only."""
+        return ReferenceSet(self.tensor[sample_index]) if self.tensor.shape[0] > 1 else self
+
 
 def resolve_baseline(
     baseline: BaselineSpec,

@@ -23,7 +23,6 @@ from collections.abc import Callable, Hashable
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_leaves
 
 DEFAULT_MEMORY_BUDGET = 1 << 30
 """Default ``memory_budget``: 1 GiB for a method's activations and gradients."""
@@ -55,7 +54,7 @@ class ActivationMeter(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         result = func(*args, **(kwargs or {}))
-        for leaf in tree_leaves(result):
+        for leaf in result if isinstance(result, (tuple, list)) else (result,):
             if isinstance(leaf, torch.Tensor) and leaf.layout == torch.strided:
                 self.bytes += leaf.numel() * leaf.element_size()
         return result

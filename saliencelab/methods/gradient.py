@@ -88,6 +88,11 @@ class GradientXInput(_GradientFamily):
         return inputs * grad
 
 
+def _guided_relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``max(grad, 0) · 1[out > 0]`` in one allocation: ReLU's own backward, then clamped in place."""
+    return torch.ops.aten.threshold_backward(grad, out, 0).clamp_(min=0)
+
+
 _RELU_ONLY_HINT = (
     "DeconvNet and Guided Backprop are defined for ReLU networks only; "
     "use method='gradient' or 'integrated_gradients' for this model"
@@ -133,6 +138,6 @@ class GuidedBackprop(_GradientFamily):
     name = "guided_backprop"
     description = "Guided Backprop: backward through ReLUs keeps positive gradients of active units"
     source = "Springenberg et al. 2015; seeds 000, 003"
-    rules = {"relu": modified_backward(lambda grad, out: grad.clamp(min=0) * (out > 0))}
+    rules = {"relu": modified_backward(_guided_relu_backward)}
     unsupported = ELEMENTWISE_ACTIVATIONS - {"relu"}
     unsupported_hint = _RELU_ONLY_HINT

@@ -132,24 +132,23 @@ class IntegratedGradients(_ReferenceMethod):
         values = self._integrate(inputs, target, refs, self.steps)
         delta = (_sum_features(values) - difference).abs()
         steps_used = torch.full((n,), self.steps)
+        if self.tolerance is None:
+            return Attribution(values, delta, self.name, target.public(), {"steps": steps_used})
+        allowed = self.tolerance * _error_scale(difference, f_x)
+        todo = (delta > allowed).nonzero().flatten()
         steps = self.steps
-        while self.tolerance is not None and steps < self.max_steps:
-            todo = (delta > self.tolerance * _error_scale(difference, f_x)).nonzero().flatten()
-            if len(todo) == 0:
-                break
+        while len(todo) and steps < self.max_steps:
             steps = min(2 * steps, self.max_steps)
-            subset = ReferenceSet(refs.tensor[todo]) if refs.tensor.shape[0] > 1 else refs
-            values[todo] = self._integrate(inputs[todo], target.rows(todo), subset, steps)
+            values[todo] = self._integrate(inputs[todo], target.rows(todo), refs.of_samples(todo), steps)
             delta[todo] = (_sum_features(values[todo]) - difference[todo]).abs()
             steps_used[todo] = steps
-        if self.tolerance is not None:
-            missed = (delta > self.tolerance * _error_scale(difference, f_x)).nonzero().flatten()
-            if len(missed):
-                warnings.warn(
-                    f"integrated_gradients reached max_steps={self.max_steps} without the relative "
-                    f"completeness error {self.tolerance} for samples {missed.tolist()}; raise max_steps",
-                    stacklevel=3,
-                )
+            todo = todo[delta[todo] > allowed[todo]]
+        if len(todo):
+            warnings.warn(
+                f"integrated_gradients reached max_steps={self.max_steps} without the relative "
+                f"completeness error {self.tolerance} for samples {todo.tolist()}; raise max_steps",
+                stacklevel=3,
+            )
         return Attribution(values, delta, self.name, target.public(), {"steps": steps_used})
 
     def _integrate(self, inputs: torch.Tensor, target: Target, refs: ReferenceSet, steps: int) -> torch.Tensor:
