@@ -107,6 +107,7 @@ class Settings:
     out: Path
     quick: bool
     plan_only: bool
+    analysis_only: bool
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -136,6 +137,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     )
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--plan", action="store_true", help="run the chunk search, print the plan and its time, stop")
+    p.add_argument(
+        "--analysis-only",
+        action="store_true",
+        help="only replace the 'Where we are slower and why' section of --out with benchmarks/where_slower.md",
+    )
     a = p.parse_args(argv)
     methods = [m for item in a.methods for m in item.split(",") if m]
     unknown = sorted(set(methods) - set(METHODS))
@@ -164,6 +170,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         out=a.out,
         quick=a.quick,
         plan_only=a.plan,
+        analysis_only=a.analysis_only,
     )
 
 
@@ -816,13 +823,28 @@ def report(
         lines += [f"## Batch {batch}", "", table(rows), ""]
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
-    lines += [
-        "## Where we are slower and why",
-        "",
-        "(filled in by the maintainers after reading the numbers)",
-        "",
-    ]
+    lines += [ANALYSIS_HEADER, "", analysis_text(), ""]
     return "\n".join(lines)
+
+
+ANALYSIS_HEADER = "## Where we are slower and why"
+ANALYSIS_FILE = Path(__file__).with_name("where_slower.md")
+
+
+def analysis_text() -> str:
+    """The maintainers' reading of the numbers, kept in ``benchmarks/where_slower.md``."""
+    if ANALYSIS_FILE.exists():
+        return ANALYSIS_FILE.read_text().strip()
+    return "(no analysis yet: write benchmarks/where_slower.md and run with --analysis-only)"
+
+
+def replace_analysis(path: Path) -> None:
+    """Swap the analysis section of an existing report for the current ``where_slower.md``."""
+    text = path.read_text()
+    if ANALYSIS_HEADER not in text:
+        raise SystemExit(f"{path} has no '{ANALYSIS_HEADER}' section; run the benchmark first")
+    head = text.split(ANALYSIS_HEADER)[0]
+    path.write_text(f"{head}{ANALYSIS_HEADER}\n\n{analysis_text()}\n")
 
 
 # --------------------------------------------------------------------------- main
@@ -831,6 +853,10 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the report."""
     s = parse_args(argv)
+    if s.analysis_only:
+        replace_analysis(s.out)
+        print(f"updated the analysis section of {s.out}")
+        return 0
     torch.set_num_threads(s.threads)
     torch.manual_seed(s.seed)  # Captum's GradientShap draws from the global generator
     began = time.perf_counter()

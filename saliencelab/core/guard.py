@@ -61,7 +61,7 @@ def preserved(model: Any) -> Iterator[None]:
         return
     modules = list(model.modules())
     training = [m.training for m in modules]
-    hooks = [{name: dict(getattr(m, name)) for name in _HOOK_DICTS if hasattr(m, name)} for m in modules]
+    hooks = [_hook_snapshot(m) for m in modules]
     params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     buffers = [(b, b.detach().clone()) for b in model.buffers()] if any(training) else []
     if any(m.training and isinstance(m, _MODE_DEPENDENT) for m in modules):
@@ -75,15 +75,24 @@ def preserved(model: Any) -> Iterator[None]:
     finally:
         for module, flag, saved in zip(modules, training, hooks, strict=True):
             module.training = flag
-            for name, entries in saved.items():
-                current = getattr(module, name)
-                if dict(current) != entries:
-                    current.clear()
-                    current.update(entries)
+            if _hook_snapshot(module) != saved:
+                for name in _HOOK_DICTS:
+                    current = module.__dict__.get(name)
+                    if current is not None:
+                        current.clear()
+                        current.update(saved.get(name, {}))
         with torch.no_grad():
             for buffer, copy in buffers:
                 if not torch.equal(buffer, copy):
                     buffer.copy_(copy)
         for param, requires_grad, grad in params:
-            param.requires_grad_(requires_grad)
-            param.grad = grad
+            if param.requires_grad != requires_grad:
+                param.requires_grad_(requires_grad)
+            if param.grad is not grad:
+                param.grad = grad
+
+
+def _hook_snapshot(module: torch.nn.Module) -> dict[str, dict]:
+    """Copies of the module's non-empty hook dictionaries, by attribute name."""
+    attributes = module.__dict__
+    return {name: dict(attributes[name]) for name in _HOOK_DICTS if attributes.get(name)}

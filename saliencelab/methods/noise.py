@@ -96,7 +96,8 @@ class SmoothGrad(Method):
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         n, copies = inputs.shape[0], self.samples
-        _, target = self.scores(inputs, target)
+        if target.argmax:  # the class is read off the clean inputs; other targets are checked by the base
+            _, target = self.scores(inputs, target)
         sigma = noise_scale(inputs, self.noise)
         rng = generator(self.seed, inputs.device)
         eps = torch.randn((copies, *inputs.shape[1:]), generator=rng, device=inputs.device, dtype=inputs.dtype)
