@@ -77,7 +77,6 @@ ELEMENTWISE_ACTIVATIONS = frozenset(
 must have a rule for each of these it meets, or raise."""
 
 
-@cache
 def op_name(func: Any) -> tuple[str, bool]:
     """The canonical name of a torch callable and whether it works in place.
 
@@ -87,6 +86,13 @@ def op_name(func: Any) -> tuple[str, bool]:
     >>> op_name(F.relu), op_name(torch.Tensor.relu_), op_name(torch.Tensor.__rsub__)
     (('relu', False), ('relu', True), ('rsub', False))
     """
+    try:
+        return _cached_op_name(func)
+    except TypeError:  # an unhashable callable is named without the cache
+        return _op_name(func)
+
+
+def _op_name(func: Any) -> tuple[str, bool]:
     name = getattr(func, "__name__", None) or repr(func)
     if name in _DUNDERS:
         return _DUNDERS[name]
@@ -94,3 +100,6 @@ def op_name(func: Any) -> tuple[str, bool]:
     if inplace:
         name = name[:-1]
     return _ALIASES.get(name, name), inplace
+
+
+_cached_op_name = cache(_op_name)
