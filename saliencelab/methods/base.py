@@ -38,6 +38,8 @@ class Method:
     description: ClassVar[str]
     source: ClassVar[str]
     takes_baseline: ClassVar[bool] = False
+    draws_references: ClassVar[bool] = False
+    """True when a baseline tensor is a distribution of references to draw from."""
     rules: ClassVar[Mapping[str, Rule]] = {}
     unsupported: ClassVar[frozenset[str]] = frozenset()
     unsupported_hint: ClassVar[str] = ""

@@ -128,7 +128,7 @@ class SmoothGrad(Method):
     def _baseline_rows(self, baseline: BaselineSpec, inputs: torch.Tensor):
         """The base method's baseline for rows that repeat samples, resolved on the clean inputs."""
         passed_as_is = baseline is None or isinstance(baseline, References)
-        if not self.base.takes_baseline or passed_as_is or getattr(self.base, "draws_references", False):
+        if not self.base.takes_baseline or passed_as_is or self.base.draws_references:
             return lambda sample: baseline
         refs = resolve_baseline(baseline, inputs, seed=getattr(self.base, "seed", 0))
         if refs.tensor.shape[0] == 1:

@@ -17,7 +17,6 @@ over the references.
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
 
 import torch
 
@@ -43,8 +42,6 @@ class _ReferenceMethod(Method):
     """A method whose attributions are measured against reference inputs."""
 
     takes_baseline = True
-    draws_references: ClassVar[bool] = False
-    """True when a baseline tensor is a distribution of references to draw from."""
 
     def reference_scores(
         self, refs: ReferenceSet, target: Target, n: int, which: torch.Tensor | None = None
