@@ -208,3 +208,25 @@ def test_baseline_presets(images):
     )
     torch.testing.assert_close(numbered.values, tensor.values, rtol=0, atol=0)
     torch.testing.assert_close(numbered.values, called.values, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        ("integrated_gradients", {"steps": 20}),
+        ("smoothgrad", {"samples": 20}),
+        ("expected_gradients", {"samples": 20, "baseline": torch.zeros(3, 3, 8, 8)}),
+    ],
+)
+def test_inner_loops_run_in_chunks_that_fit_the_memory_budget(method, options, images):
+    from saliencelab.core.batching import ActivationMeter
+
+    model = conv_net("module", seed=9)
+    with ActivationMeter() as meter, torch.no_grad():
+        model(images[:1])
+    budget = 3 * meter.bytes * 7  # room for seven rows' forward activations, gradients and working space
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
+    sl.explain(model, images, method=method, target=0, memory_budget=budget, **options)
+    assert max(seen) == 7
+    assert sum(seen) >= 4 * 20  # every (sample, step or draw) row was evaluated
