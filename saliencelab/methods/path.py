@@ -26,7 +26,7 @@ from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, noise_scale
 from saliencelab.core.targets import Target
 from saliencelab.methods.base import Method
-from saliencelab.methods.quadrature import quadrature
+from saliencelab.methods.quadrature import quadrature, refinement
 
 
 def _feature_view(values: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -71,10 +71,13 @@ class IntegratedGradients(_ReferenceMethod):
         ``riemann_trapezoid``, ``gauss_legendre`` (default; exact for polynomials
         of degree < 2·steps, so few steps suffice on smooth paths).
     tolerance:
-        If set, the steps of each sample are doubled until its relative
-        completeness error ``delta / |f(x) − f(x')|`` is within it (or
-        ``max_steps`` is reached, with a warning). ``info["steps"]`` reports the
-        steps used per sample.
+        If set, each sample's quadrature is refined until its relative
+        completeness error ``delta / |f(x) − f(x')|`` is within it (or the next
+        refinement would pass ``max_steps``, with a warning). The Riemann rules
+        keep every gradient already computed (left, right and trapezoid double
+        their intervals, the midpoint rule triples them); Gauss-Legendre starts
+        again with twice the points. ``info["steps"]`` reports the points used
+        per sample.
     max_steps:
         Upper limit for ``tolerance``.
     seed:
@@ -126,7 +129,7 @@ class IntegratedGradients(_ReferenceMethod):
         refs = resolve_baseline(baseline, inputs, seed=self.seed)
         f_x, target = self.scores(inputs, target)
         difference = f_x - self.reference_scores(refs, target, n).mean(dim=1)
-        values = self._integrate(inputs, target, refs, self.steps)
+        values = self._integrate(inputs, target, refs, *quadrature(self.steps, self.integration))
         delta = (_sum_features(values) - difference).abs()
         steps_used = torch.full((n,), self.steps)
         if self.tolerance is None:
@@ -134,9 +137,12 @@ class IntegratedGradients(_ReferenceMethod):
         allowed = self.tolerance * _error_scale(difference, f_x)
         todo = (delta > allowed).nonzero().flatten()
         steps = self.steps
-        while len(todo) and steps < self.max_steps:
-            steps = min(2 * steps, self.max_steps)
-            values[todo] = self._integrate(inputs[todo], target.rows(todo), refs.of_samples(todo), steps)
+        while len(todo):
+            steps, keep, alphas, weights = refinement(steps, self.integration)
+            if steps > self.max_steps:
+                break
+            added = self._integrate(inputs[todo], target.rows(todo), refs.of_samples(todo), alphas, weights)
+            values[todo] = keep * values[todo] + added
             delta[todo] = (_sum_features(values[todo]) - difference[todo]).abs()
             steps_used[todo] = steps
             todo = todo[delta[todo] > allowed[todo]]
@@ -148,8 +154,11 @@ class IntegratedGradients(_ReferenceMethod):
             )
         return Attribution(values, delta, self.name, target.public(), {"steps": steps_used})
 
-    def _integrate(self, inputs: torch.Tensor, target: Target, refs: ReferenceSet, steps: int) -> torch.Tensor:
-        alphas, weights = quadrature(steps, self.integration)
+    def _integrate(
+        self, inputs: torch.Tensor, target: Target, refs: ReferenceSet, alphas: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """``Σ_k w_k (x − x') ⊙ ∇f(x' + α_k (x − x'))``, averaged over the references."""
+        steps = len(alphas)
         alphas = alphas.to(inputs.device, inputs.dtype)
         weights = (weights / refs.k).to(inputs.device, inputs.dtype)
         per_sample = refs.k * steps

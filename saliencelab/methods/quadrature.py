@@ -51,3 +51,36 @@ def _rule(steps: int, integration: str) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise ValueError(f"unknown integration {integration!r}; choose one of {', '.join(INTEGRATIONS)}")
     return alphas, weights
+
+
+def refinement(steps: int, integration: str) -> tuple[int, float, torch.Tensor, torch.Tensor]:
+    """How to refine ``integration`` at ``steps`` points, reusing what was computed.
+
+    Returns ``(new_steps, keep, alphas, weights)``: the refined estimate is
+    ``keep · old_estimate + Σ weights_k g(alphas_k)`` over the new points only.
+    The left, right and trapezoid rules double their intervals (the new points are
+    the old intervals' midpoints, ``keep = 1/2``); the midpoint rule triples them
+    (its old points stay midpoints, ``keep = 1/3``); Gauss-Legendre nodes do not
+    nest, so it starts again with twice the points (``keep = 0``).
+
+    Example
+    -------
+    >>> new_steps, keep, alphas, weights = refinement(2, "riemann_trapezoid")
+    >>> new_steps, keep, alphas.tolist(), weights.tolist()
+    (3, 0.5, [0.5], [0.5])
+    """
+    if integration == "gauss_legendre":
+        alphas, weights = quadrature(2 * steps, integration)
+        return 2 * steps, 0.0, alphas, weights
+    if integration == "riemann_middle":
+        fine = 3 * steps
+        k = np.arange(fine)
+        added = k[k % 3 != 1]  # k = 3j + 1 are the old midpoints
+        alphas, weights = (added + 0.5) / fine, np.full(len(added), 1 / fine)
+        return fine, 1 / 3, torch.from_numpy(alphas), torch.from_numpy(weights)
+    if integration not in INTEGRATIONS:
+        raise ValueError(f"unknown integration {integration!r}; choose one of {', '.join(INTEGRATIONS)}")
+    intervals = steps - 1 if integration == "riemann_trapezoid" else steps
+    alphas = (np.arange(intervals) + 0.5) / intervals
+    weights = np.full(intervals, 1 / (2 * intervals))
+    return steps + intervals, 0.5, torch.from_numpy(alphas), torch.from_numpy(weights)
