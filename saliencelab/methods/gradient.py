@@ -28,20 +28,16 @@ class _GradientFamily(Method):
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         values = torch.empty_like(inputs)
-        classes: list[torch.Tensor] = []
-        bound_target: list[Target] = []
+        bound: list[Target] = []
 
         def run(rows: slice) -> None:
-            index = torch.arange(rows.start, rows.stop)
-            grad, bound = self.input_gradients(inputs[rows], target.rows(index))
+            grad, chunk_target = self.input_gradients(inputs[rows], target.rows(torch.arange(rows.start, rows.stop)))
             values[rows] = self.combine(inputs[rows], grad)
-            bound_target.append(bound)
-            if bound.classes is not None:
-                classes.append(bound.classes)
+            bound.append(chunk_target)
 
         self.run_chunked(inputs, run)
-        public = torch.cat(classes) if classes else bound_target[0].public()
-        return Attribution(values=values, delta=None, method=self.name, target=public)
+        resolved = torch.cat([t.classes for t in bound]) if bound[0].classes is not None else bound[0].public()
+        return Attribution(values=values, delta=None, method=self.name, target=resolved)
 
     def combine(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """Turn the gradient of a chunk into its attribution."""
@@ -93,14 +89,18 @@ def _guided_relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor
     return torch.ops.aten.threshold_backward(grad, out, 0).clamp_(min=0)
 
 
-_RELU_ONLY_HINT = (
-    "DeconvNet and Guided Backprop are defined for ReLU networks only; "
-    "use method='gradient' or 'integrated_gradients' for this model"
-)
+class _ModifiedReLU(_GradientFamily):
+    """A gradient whose backward through ReLU is replaced; other activations have no agreed rule."""
+
+    unsupported = ELEMENTWISE_ACTIVATIONS - {"relu"}
+    unsupported_hint = (
+        "DeconvNet and Guided Backprop are defined for ReLU networks only; "
+        "use method='gradient' or 'integrated_gradients' for this model"
+    )
 
 
 @register
-class DeconvNet(_GradientFamily):
+class DeconvNet(_ModifiedReLU):
     """DeconvNet: the backward pass through a ReLU keeps positive gradients, ignoring the input sign.
 
     (Zeiler & Fergus 2014; seeds 000, 003.)
@@ -108,21 +108,20 @@ class DeconvNet(_GradientFamily):
     Example
     -------
     >>> import torch, saliencelab as sl
-    >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
-    >>> sl.DeconvNet(model)(torch.randn(3, 2)).values.shape
-    torch.Size([3, 2])
+    >>> model = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(2, 1, bias=False))
+    >>> _ = model[1].weight.data.copy_(torch.tensor([[1.0, -1.0]]))
+    >>> sl.DeconvNet(model)(torch.tensor([[-2.0, 3.0]])).values  # the gradient would be [[0., -1.]]
+    tensor([[1., 0.]])
     """
 
     name = "deconvnet"
     description = "DeconvNet: backward through ReLUs keeps only positive gradients"
     source = "Zeiler & Fergus 2014; seeds 000, 003"
     rules = {"relu": modified_backward(lambda grad, out: grad.clamp(min=0))}
-    unsupported = ELEMENTWISE_ACTIVATIONS - {"relu"}
-    unsupported_hint = _RELU_ONLY_HINT
 
 
 @register
-class GuidedBackprop(_GradientFamily):
+class GuidedBackprop(_ModifiedReLU):
     """Guided Backpropagation: gradient and DeconvNet masks combined at every ReLU.
 
     (Springenberg et al. 2015; seeds 000, 003.)
@@ -130,14 +129,13 @@ class GuidedBackprop(_GradientFamily):
     Example
     -------
     >>> import torch, saliencelab as sl
-    >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
-    >>> sl.GuidedBackprop(model)(torch.randn(3, 2)).values.shape
-    torch.Size([3, 2])
+    >>> model = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(2, 1, bias=False))
+    >>> _ = model[1].weight.data.copy_(torch.tensor([[1.0, -1.0]]))
+    >>> sl.GuidedBackprop(model)(torch.tensor([[-2.0, 3.0]])).values  # the gradient would be [[0., -1.]]
+    tensor([[0., 0.]])
     """
 
     name = "guided_backprop"
     description = "Guided Backprop: backward through ReLUs keeps positive gradients of active units"
     source = "Springenberg et al. 2015; seeds 000, 003"
     rules = {"relu": modified_backward(_guided_relu_backward)}
-    unsupported = ELEMENTWISE_ACTIVATIONS - {"relu"}
-    unsupported_hint = _RELU_ONLY_HINT
