@@ -9,13 +9,15 @@ Example
 torch.Size([2, 4])
 """
 
-from saliencelab import zoo
+from saliencelab import genomics, zoo
 from saliencelab.api import available_methods, explain
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import References, references
 from saliencelab.errors import UnsupportedOperationError
 from saliencelab.methods import (
     DeconvNet,
+    DeepLift,
+    DeepShap,
     ExpectedGradients,
     Gradient,
     GradientShap,
@@ -30,6 +32,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Attribution",
     "DeconvNet",
+    "DeepLift",
+    "DeepShap",
     "ExpectedGradients",
     "Gradient",
     "GradientShap",
@@ -41,6 +45,7 @@ __all__ = [
     "UnsupportedOperationError",
     "available_methods",
     "explain",
+    "genomics",
     "references",
     "zoo",
 ]

@@ -21,8 +21,10 @@ class References:
     """Marks a batch of K reference inputs, shape ``(K, *feature_shape)``.
 
     Methods that take one baseline per sample average over the K references when
-    given this (Integrated Gradients with several baselines); Expected Gradients
-    and GradientSHAP draw from them.
+    given this (Integrated Gradients with several baselines, DeepSHAP); Expected
+    Gradients and GradientSHAP draw from them. With ``per_sample=True`` the
+    tensor has shape ``(N, K, *feature_shape)``: K references for each sample
+    (e.g. shuffles of each sequence, see :mod:`saliencelab.genomics`).
 
     Example
     -------
@@ -32,13 +34,16 @@ class References:
     torch.Size([5, 3])
     """
 
-    def __init__(self, tensor: torch.Tensor) -> None:
-        if not isinstance(tensor, torch.Tensor) or tensor.ndim < 1 or tensor.shape[0] < 1:
-            raise ValueError("references must be a tensor of shape (K, *feature_shape) with K >= 1")
+    def __init__(self, tensor: torch.Tensor, per_sample: bool = False) -> None:
+        least = 2 if per_sample else 1
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim < least or min(tensor.shape[:least]) < 1:
+            shape = "(N, K, *feature_shape)" if per_sample else "(K, *feature_shape)"
+            raise ValueError(f"references must be a tensor of shape {shape} with K >= 1")
         self.tensor = tensor
+        self.per_sample = per_sample
 
 
-def references(tensor: torch.Tensor) -> References:
+def references(tensor: torch.Tensor, per_sample: bool = False) -> References:
     """Wrap a batch of K reference inputs (see :class:`References`).
 
     Example
@@ -47,7 +52,7 @@ def references(tensor: torch.Tensor) -> References:
     >>> sl.references(torch.rand(4, 1, 8, 8)).tensor.shape[0]
     4
     """
-    return References(tensor)
+    return References(tensor, per_sample)
 
 
 BaselineSpec = torch.Tensor | float | int | str | Callable[[torch.Tensor], torch.Tensor] | References | None
@@ -121,6 +126,8 @@ def resolve_baseline(
             )
         baseline = "zeros"
     if isinstance(baseline, References):
+        if baseline.per_sample:
+            return ReferenceSet(_check_per_sample_references(baseline.tensor, inputs))
         return ReferenceSet(_check_references(baseline.tensor, inputs).unsqueeze(0))
     if isinstance(baseline, str):
         return ReferenceSet(_preset(baseline, inputs, seed).unsqueeze(1))
@@ -166,6 +173,17 @@ def _check_references(refs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"references of shape {tuple(refs.shape)} do not match the inputs' feature shape "
             f"{tuple(inputs.shape[1:])}; references must have shape (K, {', '.join(map(str, inputs.shape[1:]))})"
+        )
+    return refs
+
+
+def _check_per_sample_references(refs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    refs = _finite(refs.to(device=inputs.device, dtype=inputs.dtype), "references")
+    if refs.shape[0] != inputs.shape[0] or refs.shape[2:] != inputs.shape[1:]:
+        raise ValueError(
+            f"per-sample references of shape {tuple(refs.shape)} do not match the inputs of shape "
+            f"{tuple(inputs.shape)}; they must have shape ({inputs.shape[0]}, K, "
+            f"{', '.join(map(str, inputs.shape[1:]))})"
         )
     return refs
 

@@ -60,8 +60,10 @@ class ActivationMeter(TorchFunctionMode):
         return result
 
 
-def rows_per_chunk(bytes_per_row: int, memory_budget: int) -> int:
+def rows_per_chunk(bytes_per_row: int, memory_budget: int, passes: float = _BACKWARD_FACTOR) -> int:
     """How many rows fit the budget, at least one.
+
+    ``passes`` is what a row needs in units of its forward activations.
 
     Example
     -------
@@ -70,7 +72,7 @@ def rows_per_chunk(bytes_per_row: int, memory_budget: int) -> int:
     """
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget}")
-    return max(1, int(memory_budget // max(1, _BACKWARD_FACTOR * bytes_per_row)))
+    return max(1, int(memory_budget // max(1, passes * bytes_per_row)))
 
 
 def run_chunked(
@@ -81,13 +83,15 @@ def run_chunked(
     measure: Callable[[], int],
     owner: object = None,
     key: Hashable = None,
+    passes: float = _BACKWARD_FACTOR,
 ) -> None:
     """Call ``run`` on consecutive slices covering ``range(total_rows)`` under the budget.
 
     ``measure()`` returns the forward-pass bytes of one row; it is called only
     when the value is not yet remembered for ``owner`` (usually the model) and
     ``key`` (the row's shape, dtype and device), and not at all for a single row.
-    ``run`` must not depend on how the rows are split.
+    ``passes`` is what a row needs in units of its forward activations (default:
+    a forward+backward pass). ``run`` must not depend on how the rows are split.
     """
     if total_rows <= 0:
         return
@@ -98,7 +102,7 @@ def run_chunked(
         if known is None:
             known = measure()
             _remember(owner, key, known)
-        size = rows_per_chunk(known, budget)
+        size = rows_per_chunk(known, budget, passes)
     for first in range(0, total_rows, size):
         run(slice(first, min(first + size, total_rows)))
 

@@ -1,11 +1,14 @@
 """Attribution methods, one module per family. Importing this package registers them."""
 
+from saliencelab.methods.deeplift import DeepLift, DeepShap
 from saliencelab.methods.gradient import DeconvNet, Gradient, GradientXInput, GuidedBackprop
 from saliencelab.methods.noise import SmoothGrad
 from saliencelab.methods.path import ExpectedGradients, GradientShap, IntegratedGradients
 
 __all__ = [
     "DeconvNet",
+    "DeepLift",
+    "DeepShap",
     "ExpectedGradients",
     "Gradient",
     "GradientShap",

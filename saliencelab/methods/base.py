@@ -94,11 +94,15 @@ class Method:
         self.run_chunked(x, run)
         return torch.cat(outputs)
 
+    def target_scores(self, output: torch.Tensor, target: Target) -> torch.Tensor:
+        """The score each row of ``output`` explains, for a target bound to it."""
+        return target.scores(output)
+
     def scores(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
         """Target scores for ``x`` without gradients, and the target bound to the output."""
         output = self.outputs(x)
         bound = target.bind(output)
-        return bound.scores(output), bound
+        return self.target_scores(output, bound), bound
 
     def accumulate_gradients(
         self,
@@ -122,11 +126,14 @@ class Method:
         self.run_chunked(out, run, total_rows)
         return out
 
-    def run_chunked(self, rows_like: torch.Tensor, run: Callable[[slice], None], total_rows: int = -1) -> None:
+    def run_chunked(
+        self, rows_like: torch.Tensor, run: Callable[[slice], None], total_rows: int = -1, passes: float = 3
+    ) -> None:
         """Run ``total_rows`` rows (default: one per row of ``rows_like``) in chunks under the budget.
 
         Each row is shaped like a row of ``rows_like``; what a row's forward pass
-        allocates is measured once per model and row shape.
+        allocates is measured once per model and row shape, and a row needs
+        ``passes`` times that (3: a forward+backward pass).
         """
 
         def measure() -> int:
@@ -136,7 +143,7 @@ class Method:
 
         total = rows_like.shape[0] if total_rows < 0 else total_rows
         key = (tuple(rows_like.shape[1:]), rows_like.dtype, rows_like.device.type)
-        run_chunked(total, run, self.memory_budget, measure=measure, owner=self.model, key=key)
+        run_chunked(total, run, self.memory_budget, measure=measure, owner=self.model, key=key, passes=passes)
 
     def input_gradients(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
         """Gradient of each row's target score with respect to its input, under ``rules``.

@@ -53,7 +53,7 @@ class _ReferenceMethod(Method):
             output = self.outputs(refs.tensor[0, which])[torch.arange(len(which)).repeat(n)]
         else:
             output = self.outputs(refs.rows(sample, which.repeat(n)))
-        return target.rows(sample).scores(output).reshape(n, len(which))
+        return self.target_scores(output, target.rows(sample)).reshape(n, len(which))
 
 
 @register
@@ -116,7 +116,7 @@ class IntegratedGradients(_ReferenceMethod):
         quadrature(steps, integration)
         if tolerance is not None and not tolerance > 0:
             raise ValueError(f"tolerance must be a positive relative error; got {tolerance}")
-        if max_steps < steps:
+        if tolerance is not None and max_steps < steps:
             raise ValueError(f"max_steps ({max_steps}) must be at least steps ({steps})")
         self.steps = steps
         self.integration = integration

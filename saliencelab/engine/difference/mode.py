@@ -1,0 +1,122 @@
+"""The torch-function mode that propagates differences from the reference through a model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from saliencelab.engine.difference.call import Call, tensors_in
+from saliencelab.engine.difference.difference import Settings, attach, difference_of
+from saliencelab.engine.difference.table import RULES
+from saliencelab.engine.ops import op_name
+from saliencelab.errors import UnsupportedOperationError
+
+_INPLACE_POSITION = {
+    "relu": 1,
+    "relu6": 1,
+    "selu": 1,
+    "leaky_relu": 2,
+    "elu": 2,
+    "celu": 2,
+    "hardtanh": 3,
+    "threshold": 3,
+    "rrelu": 4,
+    "dropout": 3,
+    "dropout1d": 3,
+    "dropout2d": 3,
+    "dropout3d": 3,
+    "alpha_dropout": 3,
+    "feature_alpha_dropout": 3,
+}
+"""Position of the ``inplace`` flag of functional operations that take it positionally."""
+
+
+class DifferenceMode(TorchFunctionMode):
+    """While active, every operation on a tensor that carries a difference propagates it.
+
+    Operations on constants only (parameters, buffers, shapes) run unchanged.
+    Operations that return no tensor (``size``, ``dim``, ``shape``, ...) are
+    answered from the model's own values. Anything else without a rule raises
+    :class:`UnsupportedOperationError`.
+
+    Example
+    -------
+    >>> from saliencelab.engine.difference.difference import Difference, split
+    >>> settings = Settings(reveal_cancel=False, threshold=1e-6)
+    >>> x = attach(torch.tensor([[3.0]]), Difference(torch.tensor([[-1.0]]), *split(torch.tensor([[4.0]]), settings)))
+    >>> with DifferenceMode(settings, method="deeplift"):
+    ...     y = torch.relu(x - 1.0) * 2
+    >>> difference_of(y).ref, difference_of(y).delta
+    (tensor([[0.]]), tensor([[4.]]))
+    """
+
+    def __init__(self, settings: Settings, *, method: str) -> None:
+        super().__init__()
+        self.settings = settings
+        self.method = method
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if not any(difference_of(t) is not None for t in tensors_in((args, kwargs))):
+            return func(*args, **kwargs)
+        name, inplace = op_name(func)
+        if name == "__get__":
+            name = getattr(getattr(func, "__self__", None), "__name__", name)
+        position = _INPLACE_POSITION.get(name)
+        positional = position is not None and len(args) > position and args[position] is True
+        inplace = inplace or kwargs.get("inplace") is True or positional
+        rule = RULES.get(name)
+        if rule is None:
+            return self._answer(func, name, args, kwargs, inplace)
+        if not inplace:
+            return rule(Call(func, name, args, kwargs, self.settings, self.method))
+        return self._in_place(rule, func, name, args, kwargs, position if positional else None)
+
+    def _answer(self, func, name: str, args: tuple, kwargs: dict, inplace: bool) -> Any:
+        """Queries that return no tensor are answered; other operations have no rule."""
+        if inplace or name == "__setitem__":
+            raise UnsupportedOperationError(
+                name, self.method, "it writes into an input-dependent tensor in place; write it out of place"
+            )
+        result = func(*args, **kwargs)
+        if tensors_in(result):
+            raise UnsupportedOperationError(
+                name,
+                self.method,
+                "DeepLIFT needs an exact rule for every operation between the input and the output; "
+                "compute it with supported operations or explain with integrated_gradients",
+            )
+        return result
+
+    def _in_place(self, rule, func, name: str, args: tuple, kwargs: dict, position: int | None) -> torch.Tensor:
+        """Run the out-of-place form, then write its value and difference into the target."""
+        target = args[0]
+        if difference_of(target) is None or target._base is not None:
+            raise UnsupportedOperationError(
+                name,
+                self.method,
+                "an in-place operation on a view or on a tensor that does not depend on the input; "
+                "write it out of place",
+            )
+        if position is not None:
+            args = (*args[:position], False, *args[position + 1 :])
+        if "inplace" in kwargs:
+            kwargs = {**kwargs, "inplace": False}
+        else:
+            func = _out_of_place(func)
+        result = rule(Call(func, name, args, kwargs, self.settings, self.method))
+        with torch.no_grad():
+            target.copy_(result)
+        return attach(target, difference_of(result))
+
+
+def _out_of_place(func):
+    """``Tensor.relu_`` -> ``Tensor.relu``, ``Tensor.__iadd__`` -> ``Tensor.__add__``."""
+    name = func.__name__
+    if name.startswith("__i"):
+        return getattr(torch.Tensor, "__" + name[3:])
+    if name.endswith("_"):
+        return getattr(torch.Tensor, name[:-1])
+    return func

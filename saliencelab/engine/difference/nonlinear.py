@@ -1,0 +1,177 @@
+"""Rules for nonlinear operations: elementwise functions, products and softmax.
+
+Elementwise ``y = f(z)`` (seeds 001, 002):
+
+- Rescale: ``m = Δy / Δz``, so the difference ``m · Δz`` is exactly ``Δy``.
+- RevealCancel: ``Δy⁺ = ½(f(z′+Δz⁺) − f(z′)) + ½(f(z′+Δz⁺+Δz⁻) − f(z′+Δz⁻))`` and
+  ``Δy⁻`` the same with the parts exchanged; ``m⁺ = Δy⁺/Δz⁺``, ``m⁻ = Δy⁻/Δz⁻``.
+
+Where a denominator is tiny, ``|Δ| <= threshold · (1 + |z′|)``, the ratio is
+replaced by the derivative at the middle of the step (the seeds' "use dy/dx",
+taken at the midpoint because that is where the ratio tends to), so no 0/0 or
+rounding noise is ever multiplied into the result.
+
+Products of two input-dependent tensors, ``y = a·b`` (or ``a @ b``), are bilinear:
+``Δy = Δa·(b + b′)/2 + (a + a′)/2·Δb`` exactly, the Shapley split of the two
+factors. Softmax and log-softmax are computed per sample as
+``z − c − log Σ exp(z − c)`` (``c`` a constant shift), each piece by the rules
+above, so no sample's result depends on another's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from saliencelab.engine.difference.call import Call, map_tensors
+from saliencelab.engine.difference.difference import Difference, Operand, Settings, attach, difference_of
+from saliencelab.engine.difference.linear import weighted
+
+Elementwise = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _derivative(f: Elementwise, at: torch.Tensor) -> torch.Tensor:
+    """``f'(at)`` elementwise, by autograd."""
+    with torch.enable_grad():
+        point = at.detach().requires_grad_(True)
+        out = f(point)
+        (grad,) = torch.autograd.grad(out, point, torch.ones_like(out), allow_unused=True)
+    return torch.zeros_like(point) if grad is None else grad
+
+
+def _ratio(
+    rise: torch.Tensor, run: torch.Tensor, ref: torch.Tensor, fallback: Callable[[], torch.Tensor], threshold: float
+) -> torch.Tensor:
+    """``rise / run``, or ``fallback()`` where ``run`` is too small to divide by."""
+    tiny = run.abs() <= threshold * (1 + ref.abs())
+    ratio = rise / torch.where(tiny, torch.ones_like(run), run)
+    if tiny.any():
+        ratio = torch.where(tiny, fallback(), ratio)
+    return ratio.detach()
+
+
+def elementwise(f: Elementwise, x: Operand, settings: Settings, value: torch.Tensor | None = None) -> Operand:
+    """``f`` applied to an operand by the Rescale or RevealCancel rule.
+
+    ``value`` is ``f(x.value)`` when the caller already has it.
+    """
+    value = f(x.value) if value is None else value
+    ref = x.diff.ref
+    f_ref = f(ref)
+    threshold = settings.threshold
+    if x.diff.neg is None:
+        delta = x.diff.pos.detach()
+        m = _ratio(value - f_ref, delta, ref, lambda: _derivative(f, ref + delta / 2), threshold)
+        return Operand(value, Difference(f_ref, m * x.diff.pos))
+    pos, neg = x.diff.pos.detach(), x.diff.neg.detach()
+    f_pos, f_neg = f(ref + pos), f(ref + neg)
+    rise_pos = ((f_pos - f_ref) + (value - f_neg)) / 2
+    rise_neg = ((f_neg - f_ref) + (value - f_pos)) / 2
+    m_pos = _ratio(
+        rise_pos, pos, ref, lambda: (_derivative(f, ref + pos / 2) + _derivative(f, ref + neg + pos / 2)) / 2, threshold
+    )
+    m_neg = _ratio(
+        rise_neg, neg, ref, lambda: (_derivative(f, ref + neg / 2) + _derivative(f, ref + pos + neg / 2)) / 2, threshold
+    )
+    return Operand(value, Difference(f_ref, m_pos * x.diff.pos, m_neg * x.diff.neg))
+
+
+def elementwise_rule(call: Call) -> torch.Tensor:
+    """An elementwise function of one input-dependent tensor (other arguments constant)."""
+    x = call.only_operand("an elementwise function of two input-dependent tensors has no DeepLIFT rule")
+
+    def f(t: torch.Tensor) -> torch.Tensor:
+        swap = lambda a: t if a is x.value else a  # noqa: E731
+        return call.func(*map_tensors(call.args, swap), **map_tensors(call.kwargs, swap))
+
+    result = elementwise(f, x, call.settings)
+    return attach(result.value, result.diff)
+
+
+def product(a: Operand, b: Operand, op: Callable, settings: Settings) -> Operand:
+    """``op(a, b)`` for a bilinear ``op`` (``mul``, ``matmul``) of two operands."""
+    mean_a = ((a.value + a.diff.ref) / 2).detach()
+    mean_b = ((b.value + b.diff.ref) / 2).detach()
+    value, ref = op(a.value, b.value), op(a.diff.ref, b.diff.ref)
+    linear = op(a.diff.delta, mean_b) + op(mean_a, b.diff.delta)
+    return weighted(
+        value,
+        ref,
+        linear,
+        lambda: op(a.diff.delta.abs(), mean_b.abs()) + op(mean_a.abs(), b.diff.delta.abs()),
+        settings,
+    )
+
+
+def _as_operand(tensor: object, like: torch.Tensor) -> Operand:
+    """An argument as an operand: a constant gets a zero difference."""
+    diff = difference_of(tensor)
+    if diff is not None:
+        return Operand(tensor, diff)
+    constant = torch.as_tensor(tensor, dtype=like.dtype, device=like.device)
+    zero = torch.zeros_like(constant)
+    return Operand(constant, Difference(constant, zero, zero if difference_of(like).neg is not None else None))
+
+
+def reciprocal(x: Operand, settings: Settings) -> Operand:
+    """``1 / x`` by the elementwise rule."""
+    return elementwise(torch.reciprocal, x, settings)
+
+
+def multiply(call: Call, op: Callable) -> torch.Tensor:
+    """``mul``, ``div`` and ``matmul`` where both factors depend on the input, or a divisor does."""
+    first, second = call.args[0], call.args[1] if len(call.args) > 1 else call.kwargs["other"]
+    anchor = first if difference_of(first) is not None else second
+    a, b = _as_operand(first, anchor), _as_operand(second, anchor)
+    if call.name == "rdiv":  # Tensor.__rtruediv__(x, c) = c / x
+        a, b = b, reciprocal(a, call.settings)
+    elif call.name == "div":
+        b = reciprocal(b, call.settings)
+    result = product(a, b, op, call.settings)
+    return attach(result.value, result.diff)
+
+
+def _shifted(x: Operand, shift: torch.Tensor) -> Operand:
+    """``x − shift`` for a constant ``shift``: the differences are unchanged."""
+    return Operand(x.value - shift, x.diff.with_parts(x.diff.ref - shift, x.diff.parts))
+
+
+def log_softmax(x: Operand, dim: int, settings: Settings) -> Operand:
+    """``z − c − log Σ exp(z − c)`` along ``dim``, piece by piece (``c`` a per-sample constant)."""
+    shift = torch.maximum(x.value.amax(dim, keepdim=True), x.diff.ref.amax(dim, keepdim=True)).detach()
+    z = _shifted(x, shift)
+    e = elementwise(torch.exp, z, settings)
+    total = weighted(
+        e.value.sum(dim, keepdim=True),
+        e.diff.ref.sum(dim, keepdim=True),
+        e.diff.delta.sum(dim, keepdim=True),
+        lambda: e.diff.delta.abs().sum(dim, keepdim=True),
+        settings,
+    )
+    log_total = elementwise(torch.log, total, settings)
+    return weighted(
+        z.value - log_total.value,
+        z.diff.ref - log_total.diff.ref,
+        z.diff.delta - log_total.diff.delta,
+        lambda: z.diff.delta.abs() + log_total.diff.delta.abs(),
+        settings,
+    )
+
+
+def softmax_rule(call: Call) -> torch.Tensor:
+    """``softmax`` and ``log_softmax`` along a non-batch dimension."""
+    x = call.only_operand()
+    dim = call.argument(1, "dim")
+    ndim = x.value.ndim
+    if dim is None:
+        dim = 0 if ndim in (0, 1, 3) else 1
+    if ndim == 0 or dim % ndim == 0:
+        raise call.unsupported("it normalises over the batch dimension, so samples would depend on each other")
+    dtype = call.kwargs.get("dtype")
+    if dtype is not None:
+        x = Operand(x.value.to(dtype), x.diff.map(lambda t: t.to(dtype)))
+    result = log_softmax(x, dim, call.settings)
+    if call.name == "softmax":
+        result = elementwise(torch.exp, result, call.settings)
+    return attach(result.value, result.diff)
