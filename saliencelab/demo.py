@@ -29,11 +29,13 @@ DEMO_METHODS: dict[str, dict[str, Any]] = {
     "smoothgrad": {"samples": 50, "noise": 0.15},
     "expected_gradients": {"samples": 64},
     "gradient_shap": {"samples": 64, "noise": 0.1},
+    "deeplift": {"baseline": "zeros"},
+    "deepshap": {},
 }
 
 
 def run_demo(out: str | Path, *, n_digits: int = 6, progress: bool = True) -> list[dict[str, Any]]:
-    """Explain ``n_digits`` test digits with every gradient method and save the figure.
+    """Explain ``n_digits`` test digits with every gradient and DeepLIFT method and save the figure.
 
     Writes ``gradient_methods.png`` to ``out`` and returns one row per method:
     its name, the seconds it took, and the largest completeness error (or None).
@@ -50,6 +52,8 @@ def run_demo(out: str | Path, *, n_digits: int = 6, progress: bool = True) -> li
         options = dict(options)
         if method in ("expected_gradients", "gradient_shap"):
             options["baseline"] = background
+        if method == "deepshap":
+            options["baseline"] = background[:16]
         start = time.perf_counter()
         result = sl.explain(model, inputs, method=method, target=labels, **options)
         seconds = time.perf_counter() - start

@@ -15,6 +15,7 @@ DeepSHAP averages DeepLIFT over a background distribution of references.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -136,7 +137,10 @@ class DeepLift(_ReferenceMethod):
         self.run_chunked(inputs, run, n * k, passes=passes)
         resolved = Target(classes=classes) if bound[0].classes is not None else bound[0]
         f_refs = self.reference_scores(refs, resolved, n).mean(dim=1)
-        delta = (_sum_features(values) - (f_x - f_refs)).abs() if self.combine is contributions else None
+        delta = None
+        if self.combine is contributions:
+            delta = (_sum_features(values) - (f_x - f_refs)).abs()
+            _warn_if_inexact(delta, f_x - f_refs, f_x)
         return Attribution(values, delta, self.name, resolved.public(), {"rule": self.rule, "references": k})
 
     def multipliers(
@@ -176,6 +180,20 @@ class DeepLift(_ReferenceMethod):
                 f"{tuple(output.shape)}" + (" and a callable target" if target.fn is not None else "")
             )
         return scores - output.mean(dim=1)
+
+
+def _warn_if_inexact(delta: torch.Tensor, change: torch.Tensor, f_x: torch.Tensor) -> None:
+    """Summation-to-delta is exact up to rounding; a larger gap means an operation escaped the rules."""
+    eps = torch.finfo(delta.dtype).eps
+    allowed = 1e4 * eps * torch.maximum(change.abs(), f_x.abs().clamp(min=1.0))
+    bad = (delta > allowed).nonzero().flatten()
+    if len(bad):
+        warnings.warn(
+            f"deeplift: the contributions miss f(x) - f(x') by up to {float(delta.max()):.3g} for samples "
+            f"{bad.tolist()}, more than rounding explains: part of the model ran outside torch operations "
+            "(e.g. a NumPy round trip or .item()) and was treated as a constant",
+            stacklevel=4,
+        )
 
 
 @register

@@ -416,3 +416,17 @@ def test_bad_options_are_rejected():
         sl.DeepLift(nn.Linear(2, 1), rule="rescal")
     with pytest.raises(ValueError, match="threshold"):
         sl.DeepLift(nn.Linear(2, 1), threshold=-1.0)
+
+
+def test_operations_outside_torch_are_reported():
+    """A NumPy round trip hides part of the model from the rules: the gap is reported, not hidden."""
+
+    class RoundTrip(nn.Module):
+        def forward(self, x):
+            hidden = torch.from_numpy(torch.tanh(x).detach().numpy().copy())
+            return (x + hidden).sum(1, keepdim=True)
+
+    x = torch.randn(2, 3, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="outside torch operations"):
+        a = sl.DeepLift(RoundTrip())(x)
+    assert a.delta.max() > 0.1
