@@ -430,3 +430,13 @@ def test_operations_outside_torch_are_reported():
     with pytest.warns(UserWarning, match="outside torch operations"):
         a = sl.DeepLift(RoundTrip())(x)
     assert a.delta.max() > 0.1
+
+
+def test_gradient_fallback_with_a_broadcast_parameter():
+    """PReLU's slope is a tensor argument: the fallback differentiates the whole tensor, giving prelu'(0) = a."""
+    model = nn.Sequential(nn.Linear(2, 1, bias=False), nn.PReLU(init=0.25), nn.Linear(1, 1, bias=False)).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -1.0]]))
+        model[2].weight.fill_(2.0)
+    a = sl.DeepLift(model)(torch.tensor([[1.0, 1.0]], dtype=torch.float64))
+    torch.testing.assert_close(a.values, torch.tensor([[0.5, -0.5]], dtype=torch.float64))

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from saliencelab.engine.difference.call import Call, map_tensors
+from saliencelab.engine.difference.call import Call, map_tensors, tensors_in
 from saliencelab.engine.difference.difference import Difference, Operand, Settings, attach, difference_of
 from saliencelab.engine.difference.linear import weighted
 
@@ -41,39 +41,49 @@ def _derivative(f: Elementwise, at: torch.Tensor) -> torch.Tensor:
 
 
 def _ratio(
-    rise: torch.Tensor, run: torch.Tensor, ref: torch.Tensor, fallback: Callable[[], torch.Tensor], threshold: float
+    rise: torch.Tensor,
+    run: torch.Tensor,
+    ref: torch.Tensor,
+    f: Elementwise,
+    midpoints: tuple[torch.Tensor, ...],
+    threshold: float,
+    pointwise: bool,
 ) -> torch.Tensor:
-    """``rise / run``, or ``fallback()`` where ``run`` is too small to divide by."""
+    """``rise / run``, or where ``run`` is too small to divide by, ``f'`` averaged over ``midpoints``.
+
+    A ``pointwise`` ``f`` (no other tensor arguments) is differentiated at the
+    tiny elements only; otherwise over the whole tensor, as broadcasting needs.
+    """
     tiny = run.abs() <= threshold * (1 + ref.abs())
     ratio = rise / torch.where(tiny, torch.ones_like(run), run)
-    if tiny.any():
-        ratio = torch.where(tiny, fallback(), ratio)
-    return ratio.detach()
+    if not tiny.any():
+        return ratio.detach()
+    if pointwise:
+        ratio[tiny] = sum(_derivative(f, point[tiny]) for point in midpoints) / len(midpoints)
+        return ratio.detach()
+    slope = sum(_derivative(f, point) for point in midpoints) / len(midpoints)
+    return torch.where(tiny, slope, ratio).detach()
 
 
-def elementwise(f: Elementwise, x: Operand, settings: Settings, value: torch.Tensor | None = None) -> Operand:
+def elementwise(f: Elementwise, x: Operand, settings: Settings, pointwise: bool = True) -> Operand:
     """``f`` applied to an operand by the Rescale or RevealCancel rule.
 
-    ``value`` is ``f(x.value)`` when the caller already has it.
+    ``pointwise`` says that ``f`` can be applied to any subset of the elements.
     """
-    value = f(x.value) if value is None else value
+    value = f(x.value)
     ref = x.diff.ref
     f_ref = f(ref)
     threshold = settings.threshold
     if x.diff.neg is None:
         delta = x.diff.pos.detach()
-        m = _ratio(value - f_ref, delta, ref, lambda: _derivative(f, ref + delta / 2), threshold)
+        m = _ratio(value - f_ref, delta, ref, f, (ref + delta / 2,), threshold, pointwise)
         return Operand(value, Difference(f_ref, m * x.diff.pos))
     pos, neg = x.diff.pos.detach(), x.diff.neg.detach()
     f_pos, f_neg = f(ref + pos), f(ref + neg)
     rise_pos = ((f_pos - f_ref) + (value - f_neg)) / 2
     rise_neg = ((f_neg - f_ref) + (value - f_pos)) / 2
-    m_pos = _ratio(
-        rise_pos, pos, ref, lambda: (_derivative(f, ref + pos / 2) + _derivative(f, ref + neg + pos / 2)) / 2, threshold
-    )
-    m_neg = _ratio(
-        rise_neg, neg, ref, lambda: (_derivative(f, ref + neg / 2) + _derivative(f, ref + pos + neg / 2)) / 2, threshold
-    )
+    m_pos = _ratio(rise_pos, pos, ref, f, (ref + pos / 2, ref + neg + pos / 2), threshold, pointwise)
+    m_neg = _ratio(rise_neg, neg, ref, f, (ref + neg / 2, ref + pos + neg / 2), threshold, pointwise)
     return Operand(value, Difference(f_ref, m_pos * x.diff.pos, m_neg * x.diff.neg))
 
 
@@ -82,10 +92,13 @@ def elementwise_rule(call: Call) -> torch.Tensor:
     x = call.only_operand("an elementwise function of two input-dependent tensors has no DeepLIFT rule")
 
     def f(t: torch.Tensor) -> torch.Tensor:
-        swap = lambda a: t if a is x.value else a  # noqa: E731
+        def swap(a: torch.Tensor) -> torch.Tensor:
+            return t if a is x.value else a
+
         return call.func(*map_tensors(call.args, swap), **map_tensors(call.kwargs, swap))
 
-    result = elementwise(f, x, call.settings)
+    pointwise = len(tensors_in((call.args, call.kwargs))) == 1
+    result = elementwise(f, x, call.settings, pointwise)
     return attach(result.value, result.diff)
 
 
