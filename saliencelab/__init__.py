@@ -9,15 +9,17 @@ Example
 torch.Size([2, 4])
 """
 
-from saliencelab import genomics, zoo
+from saliencelab import genomics, lrp, zoo
 from saliencelab.api import available_methods, explain
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import References, references
 from saliencelab.errors import UnsupportedOperationError
 from saliencelab.methods import (
+    LRP,
     DeconvNet,
     DeepLift,
     DeepShap,
+    DeepTaylor,
     ExpectedGradients,
     Gradient,
     GradientShap,
@@ -34,18 +36,21 @@ __all__ = [
     "DeconvNet",
     "DeepLift",
     "DeepShap",
+    "DeepTaylor",
     "ExpectedGradients",
     "Gradient",
     "GradientShap",
     "GradientXInput",
     "GuidedBackprop",
     "IntegratedGradients",
+    "LRP",
     "References",
     "SmoothGrad",
     "UnsupportedOperationError",
     "available_methods",
     "explain",
     "genomics",
+    "lrp",
     "references",
     "zoo",
 ]

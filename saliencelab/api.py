@@ -64,6 +64,6 @@ def available_methods() -> list[str]:
     -------
     >>> import saliencelab as sl
     >>> sl.available_methods()[:3]
-    ['deconvnet', 'deeplift', 'deepshap']
+    ['deconvnet', 'deep_taylor', 'deeplift']
     """
     return registry.available_methods()

@@ -2,6 +2,7 @@
 
 from saliencelab.methods.deeplift import DeepLift, DeepShap
 from saliencelab.methods.gradient import DeconvNet, Gradient, GradientXInput, GuidedBackprop
+from saliencelab.methods.lrp import LRP, DeepTaylor
 from saliencelab.methods.noise import SmoothGrad
 from saliencelab.methods.path import ExpectedGradients, GradientShap, IntegratedGradients
 
@@ -9,11 +10,13 @@ __all__ = [
     "DeconvNet",
     "DeepLift",
     "DeepShap",
+    "DeepTaylor",
     "ExpectedGradients",
     "Gradient",
     "GradientShap",
     "GradientXInput",
     "GuidedBackprop",
     "IntegratedGradients",
+    "LRP",
     "SmoothGrad",
 ]

@@ -1,0 +1,258 @@
+"""The relevance mode: every operation between the input and the output passes relevance by a rule.
+
+Relevance travels backwards as the gradient does: linear operations use their
+LRP rule (chosen per operation by a :class:`~saliencelab.lrp.Composite`), sums
+of activations split it in proportion to the summands, a constant added counts
+as a bias, elementwise nonlinearities and multiplication by constants pass it
+on, max pooling routes it to the winner, and data movement (reshape, flatten,
+concatenation, indexing) moves it with the data. Anything else raises
+:class:`~saliencelab.UnsupportedOperationError`.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, modified_backward, op_name
+from saliencelab.engine.difference.call import tensors_in
+from saliencelab.engine.difference.table import DROPOUT, SHAPE_ONLY, STRUCTURAL
+from saliencelab.errors import UnsupportedOperationError
+from saliencelab.lrp.composites import CONVOLUTIONS, Composite
+from saliencelab.lrp.rules import STABILIZER, relevance
+
+WEIGHTED = frozenset({"linear"} | CONVOLUTIONS)
+PROPORTIONAL = frozenset(
+    "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d sum mean".split()
+)
+ROUTED = frozenset(
+    "max_pool1d max_pool2d max_pool3d max_pool1d_with_indices max_pool2d_with_indices max_pool3d_with_indices "
+    "adaptive_max_pool1d adaptive_max_pool2d amax max".split()
+)
+NATURAL = ROUTED | frozenset(STRUCTURAL) | frozenset(SHAPE_ONLY.split()) | frozenset(DROPOUT.split())
+PASSING = ELEMENTWISE_ACTIVATIONS | frozenset("exp log sqrt abs clamp clip pow square erf sin cos".split())
+
+
+class _Propagate(torch.autograd.Function):
+    """``compute(*inputs)`` forward; ``propagate(*inputs, relevance)`` gives the inputs' relevance backward."""
+
+    @staticmethod
+    def forward(ctx, compute, propagate, *inputs):
+        ctx.save_for_backward(*inputs)
+        ctx.propagate = propagate
+        return compute(*inputs)
+
+    @staticmethod
+    def backward(ctx, out_relevance):
+        return None, None, *ctx.propagate(*ctx.saved_tensors, out_relevance)
+
+
+def _stabilize(z: torch.Tensor) -> torch.Tensor:
+    return z + torch.where(z >= 0, STABILIZER, -STABILIZER)
+
+
+_BIAS = "_saliencelab_bias"
+
+
+def _bias_of(tensor: torch.Tensor) -> torch.Tensor | float:
+    """The constants added to ``tensor`` since its last nonlinearity (0 if none were recorded)."""
+    return getattr(tensor, _BIAS, 0.0)
+
+
+def _set_bias(tensor: torch.Tensor, bias: torch.Tensor | float) -> None:
+    setattr(tensor, _BIAS, bias)
+
+
+class RelevanceMode(TorchFunctionMode):
+    """While active, attaches LRP's relevance rules to every operation on input-dependent tensors.
+
+    Input-dependent tensors are recognised by their autograd history: run the
+    forward with the model's parameters not requiring gradients.
+    """
+
+    def __init__(self, composite: Composite, bias: str, *, method: str, names: dict[int, str]) -> None:
+        super().__init__()
+        self.composite = composite
+        self.absorb = bias == "absorb"
+        self.method = method
+        self.names = names
+        self.modules: list[nn.Module] = []
+        self.position = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if not any(t.requires_grad for t in tensors_in((args, kwargs))):
+            return func(*args, **kwargs)
+        name, inplace = op_name(func)
+        if name == "__get__":
+            name = getattr(getattr(func, "__self__", None), "__name__", name)
+        if name in WEIGHTED:
+            return self._weighted(func, name, args, kwargs)
+        if name in PROPORTIONAL:
+            return self._proportional(func, args, kwargs)
+        if name in ("add", "sub", "rsub"):
+            return self._sum(func, name, args, kwargs)
+        if name == "batch_norm":
+            return self._batch_norm(func, args, kwargs)
+        if name in ("mul", "div", "neg"):
+            return self._scaled(func, name, args, kwargs)
+        if name in PASSING:
+            return modified_backward(lambda grad, out: grad)(func, args, kwargs, inplace)
+        if name in NATURAL:
+            return func(*args, **kwargs)
+        result = func(*args, **kwargs)
+        if tensors_in(result):
+            raise UnsupportedOperationError(
+                name, self.method, "LRP has no rule for it; explain the logits (no softmax) with supported operations"
+            )
+        return result
+
+    def _module(self) -> tuple[str | None, nn.Module | None]:
+        module = self.modules[-1] if self.modules else None
+        return (self.names.get(id(module)) if module is not None else None), module
+
+    def _weighted(self, func, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+        x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
+        if weight.requires_grad:
+            raise UnsupportedOperationError(name, self.method, "the weights depend on the input")
+        bias = args[2] if len(args) > 2 else kwargs.get("bias")
+        rest_args, rest_kwargs = args[3:], {k: v for k, v in kwargs.items() if k not in ("input", "weight", "bias")}
+        module_name, module = self._module()
+        chosen = self.composite.rule_for(name, module_name, module, self.position)
+        self.position += 1
+
+        def apply(t: torch.Tensor, weight_map, with_bias: bool) -> torch.Tensor:
+            w = weight if weight_map is None else weight_map(weight)
+            b = None if bias is None or not with_bias else (bias if weight_map is None else weight_map(bias))
+            return func(t, w, b, *rest_args, **rest_kwargs)
+
+        def compute(t: torch.Tensor) -> torch.Tensor:
+            return func(t, weight, bias, *rest_args, **rest_kwargs)
+
+        def propagate(t: torch.Tensor, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
+            return (relevance(chosen, t, out_relevance, apply, self.absorb),)
+
+        out = _Propagate.apply(compute, propagate, x)
+        if not self.absorb and bias is not None:
+            _set_bias(out, bias.reshape(-1, *([1] * (out.ndim - 2))) if out.ndim > 2 else bias)
+        return out
+
+    def _proportional(self, func, args: tuple, kwargs: dict) -> torch.Tensor:
+        """Averages and sums: each input gets its share of its outputs' relevance (z_ij / z_j)."""
+        x = args[0]
+
+        def compute(t: torch.Tensor) -> torch.Tensor:
+            return func(t, *args[1:], **kwargs)
+
+        def propagate(t: torch.Tensor, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
+            with torch.enable_grad():
+                leaf = t.detach().requires_grad_(True)
+                z = compute(leaf)
+                (grad,) = torch.autograd.grad(z, leaf, (out_relevance / _stabilize(z)).detach())
+            return (t * grad,)
+
+        return _Propagate.apply(compute, propagate, x)
+
+    def _sum(self, func, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+        """``a ± b``: shares in proportion to the summands; a constant summand is a bias."""
+        first = args[0]
+        second = args[1] if len(args) > 1 else kwargs.get("other")
+        alpha = kwargs.get("alpha", 1)
+        signs = {"add": (1, alpha), "sub": (1, -alpha), "rsub": (-alpha, 1)}[name]
+        dependent = [isinstance(t, torch.Tensor) and t.requires_grad for t in (first, second)]
+        if all(dependent):
+            free_a, free_b = self._free(first), self._free(second)
+
+            def propagate(a, b, out_relevance):
+                part_a, part_b = signs[0] * free_a(a), signs[1] * free_b(b)
+                scale = out_relevance / _stabilize(part_a + part_b)
+                return (part_a * scale).sum_to_size(a.shape), (part_b * scale).sum_to_size(b.shape)
+
+            return _Propagate.apply(lambda a, b: func(a, b, **kwargs), propagate, first, second)
+        x, constant = (first, second) if dependent[0] else (second, first)
+        sign = signs[0] if dependent[0] else signs[1]
+
+        def compute(t: torch.Tensor) -> torch.Tensor:
+            return func(t, constant, **kwargs) if dependent[0] else func(constant, t, **kwargs)
+
+        def propagate_bias(t, out_relevance):
+            if not self.absorb:
+                return (out_relevance.sum_to_size(t.shape),)
+            return ((sign * t * out_relevance / _stabilize(compute(t))).sum_to_size(t.shape),)
+
+        out = _Propagate.apply(compute, propagate_bias, x)
+        if not self.absorb:
+            constant_sign = signs[1] if dependent[0] else signs[0]
+            added = constant_sign * torch.as_tensor(constant, dtype=out.dtype, device=out.device)
+            _set_bias(out, sign * _bias_of(x) + added)
+        return out
+
+    def _free(self, tensor: torch.Tensor):
+        """``t ↦ t − (constants added to it since its last nonlinearity)``, under ``bias="ignore"``."""
+        bias = _bias_of(tensor) if not self.absorb else 0.0
+        return lambda t: t - bias
+
+    def _batch_norm(self, func, args: tuple, kwargs: dict) -> torch.Tensor:
+        """Eval-mode batch norm ``s·x + t``: the shift is a bias (absorbed or ignored)."""
+        training = args[5] if len(args) > 5 else kwargs.get("training", False)
+        if training:
+            raise UnsupportedOperationError(
+                "batch_norm", self.method, "batch norm in training mode couples the samples; call model.eval()"
+            )
+        x = args[0]
+
+        def compute(t: torch.Tensor) -> torch.Tensor:
+            return func(t, *args[1:], **kwargs)
+
+        def propagate(t, out_relevance):
+            if not self.absorb:
+                return (out_relevance,)
+            shift = compute(torch.zeros_like(t))
+            return ((out_relevance * (compute(t) - shift) / _stabilize(compute(t))),)
+
+        return _Propagate.apply(compute, propagate, x)
+
+    def _scaled(self, func, name: str, args: tuple, kwargs: dict) -> Any:
+        """``x·c``, ``x/c``, ``c/x``, ``-x``: one activation, scaled elementwise, keeps its relevance."""
+        dependent = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+        if len(dependent) != 1:
+            raise UnsupportedOperationError(
+                name, self.method, "LRP has no rule for products or quotients of activations"
+            )
+        position = dependent[0]
+
+        def compute(t: torch.Tensor) -> torch.Tensor:
+            return func(*args[:position], t, *args[position + 1 :], **kwargs)
+
+        return _Propagate.apply(compute, lambda t, out_relevance: (out_relevance.sum_to_size(t.shape),), args[position])
+
+
+@contextmanager
+def tracking_modules(mode: RelevanceMode):
+    """Tell ``mode`` which module each operation runs in, with global hooks removed on exit."""
+
+    def enter(module, _inputs):
+        mode.modules.append(module)
+
+    def leave(module, _inputs, _output):
+        if mode.modules and mode.modules[-1] is module:
+            mode.modules.pop()
+
+    pre = nn.modules.module.register_module_forward_pre_hook(enter)
+    post = nn.modules.module.register_module_forward_hook(leave)
+    try:
+        yield
+    finally:
+        pre.remove()
+        post.remove()
+
+
+def module_names(model: object) -> dict[int, str]:
+    """``id(module) -> dotted name`` for a model's modules."""
+    if not isinstance(model, nn.Module):
+        return {}
+    return {id(module): name for name, module in model.named_modules()}
