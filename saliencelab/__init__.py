@@ -26,6 +26,8 @@ from saliencelab.methods import (
     GradientXInput,
     GuidedBackprop,
     IntegratedGradients,
+    PatternAttribution,
+    PatternNet,
     SmoothGrad,
 )
 
@@ -44,6 +46,8 @@ __all__ = [
     "GuidedBackprop",
     "IntegratedGradients",
     "LRP",
+    "PatternAttribution",
+    "PatternNet",
     "References",
     "SmoothGrad",
     "UnsupportedOperationError",

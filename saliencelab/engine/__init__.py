@@ -6,7 +6,7 @@ rule applies whichever way the model calls the operation (``nn.ReLU``, ``F.relu`
 registered on the model.
 """
 
-from saliencelab.engine.mode import Rule, RuleMode, modified_backward
+from saliencelab.engine.mode import Propagate, Rule, RuleMode, modified_backward
 from saliencelab.engine.ops import ELEMENTWISE_ACTIVATIONS, op_name
 
-__all__ = ["ELEMENTWISE_ACTIVATIONS", "Rule", "RuleMode", "modified_backward", "op_name"]
+__all__ = ["ELEMENTWISE_ACTIVATIONS", "Propagate", "Rule", "RuleMode", "modified_backward", "op_name"]

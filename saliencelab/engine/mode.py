@@ -106,3 +106,29 @@ def modified_backward(backward: Callable[[torch.Tensor, torch.Tensor], torch.Ten
         return _ReplacedBackward.apply(x, lambda t: func(t, *rest, **kwargs), backward, in_place)
 
     return rule
+
+
+class Propagate(torch.autograd.Function):
+    """``compute(*inputs)`` forward; ``propagate(*inputs, grad_out)`` gives the inputs' gradients backward.
+
+    For rules that replace the whole backward of an operation of several tensors
+    (LRP's rules, PatternNet's patterns); ``compute`` and ``propagate`` are
+    closures over the operation's other arguments.
+
+    Example
+    -------
+    >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> y = Propagate.apply(lambda t: 3 * t, lambda t, g: (g * 10,), x)
+    >>> torch.autograd.grad(y.sum(), x)[0]
+    tensor([10., 10.])
+    """
+
+    @staticmethod
+    def forward(ctx, compute, propagate, *inputs):
+        ctx.save_for_backward(*inputs)
+        ctx.propagate = propagate
+        return compute(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return None, None, *ctx.propagate(*ctx.saved_tensors, grad_out)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, modified_backward, op_name
+from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, Propagate, modified_backward, op_name
 from saliencelab.engine.difference.call import tensors_in
 from saliencelab.engine.difference.table import DROPOUT, SHAPE_ONLY, STRUCTURAL
 from saliencelab.errors import UnsupportedOperationError
@@ -35,20 +35,6 @@ ROUTED = frozenset(
 )
 NATURAL = ROUTED | frozenset(STRUCTURAL) | frozenset(SHAPE_ONLY.split()) | frozenset(DROPOUT.split())
 PASSING = ELEMENTWISE_ACTIVATIONS | frozenset("exp log sqrt abs clamp clip pow square erf sin cos".split())
-
-
-class _Propagate(torch.autograd.Function):
-    """``compute(*inputs)`` forward; ``propagate(*inputs, relevance)`` gives the inputs' relevance backward."""
-
-    @staticmethod
-    def forward(ctx, compute, propagate, *inputs):
-        ctx.save_for_backward(*inputs)
-        ctx.propagate = propagate
-        return compute(*inputs)
-
-    @staticmethod
-    def backward(ctx, out_relevance):
-        return None, None, *ctx.propagate(*ctx.saved_tensors, out_relevance)
 
 
 def _stabilize(z: torch.Tensor) -> torch.Tensor:
@@ -136,7 +122,7 @@ class RelevanceMode(TorchFunctionMode):
         def propagate(t: torch.Tensor, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
             return (relevance(chosen, t, out_relevance, apply, self.absorb),)
 
-        out = _Propagate.apply(compute, propagate, x)
+        out = Propagate.apply(compute, propagate, x)
         if not self.absorb and bias is not None:
             _set_bias(out, bias.reshape(-1, *([1] * (out.ndim - 2))) if out.ndim > 2 else bias)
         return out
@@ -155,7 +141,7 @@ class RelevanceMode(TorchFunctionMode):
                 (grad,) = torch.autograd.grad(z, leaf, (out_relevance / _stabilize(z)).detach())
             return (t * grad,)
 
-        return _Propagate.apply(compute, propagate, x)
+        return Propagate.apply(compute, propagate, x)
 
     def _sum(self, func, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
         """``a ± b``: shares in proportion to the summands; a constant summand is a bias."""
@@ -172,7 +158,7 @@ class RelevanceMode(TorchFunctionMode):
                 scale = out_relevance / _stabilize(part_a + part_b)
                 return (part_a * scale).sum_to_size(a.shape), (part_b * scale).sum_to_size(b.shape)
 
-            return _Propagate.apply(lambda a, b: func(a, b, **kwargs), propagate, first, second)
+            return Propagate.apply(lambda a, b: func(a, b, **kwargs), propagate, first, second)
         x, constant = (first, second) if dependent[0] else (second, first)
         sign = signs[0] if dependent[0] else signs[1]
 
@@ -184,7 +170,7 @@ class RelevanceMode(TorchFunctionMode):
                 return (out_relevance.sum_to_size(t.shape),)
             return ((sign * t * out_relevance / _stabilize(compute(t))).sum_to_size(t.shape),)
 
-        out = _Propagate.apply(compute, propagate_bias, x)
+        out = Propagate.apply(compute, propagate_bias, x)
         if not self.absorb:
             constant_sign = signs[1] if dependent[0] else signs[0]
             added = constant_sign * torch.as_tensor(constant, dtype=out.dtype, device=out.device)
@@ -214,7 +200,7 @@ class RelevanceMode(TorchFunctionMode):
             shift = compute(torch.zeros_like(t))
             return ((out_relevance * (compute(t) - shift) / _stabilize(compute(t))),)
 
-        return _Propagate.apply(compute, propagate, x)
+        return Propagate.apply(compute, propagate, x)
 
     def _scaled(self, func, name: str, args: tuple, kwargs: dict) -> Any:
         """``x·c``, ``x/c``, ``c/x``, ``-x``: one activation, scaled elementwise, keeps its relevance."""
@@ -228,7 +214,7 @@ class RelevanceMode(TorchFunctionMode):
         def compute(t: torch.Tensor) -> torch.Tensor:
             return func(*args[:position], t, *args[position + 1 :], **kwargs)
 
-        return _Propagate.apply(compute, lambda t, out_relevance: (out_relevance.sum_to_size(t.shape),), args[position])
+        return Propagate.apply(compute, lambda t, out_relevance: (out_relevance.sum_to_size(t.shape),), args[position])
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from saliencelab.methods.gradient import DeconvNet, Gradient, GradientXInput, Gu
 from saliencelab.methods.lrp import LRP, DeepTaylor
 from saliencelab.methods.noise import SmoothGrad
 from saliencelab.methods.path import ExpectedGradients, GradientShap, IntegratedGradients
+from saliencelab.methods.pattern import PatternAttribution, PatternNet
 
 __all__ = [
     "DeconvNet",
@@ -18,5 +19,7 @@ __all__ = [
     "GuidedBackprop",
     "IntegratedGradients",
     "LRP",
+    "PatternAttribution",
+    "PatternNet",
     "SmoothGrad",
 ]
