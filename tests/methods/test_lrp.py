@@ -214,3 +214,33 @@ def test_unsupported_and_bad_options():
         sl.LRP(nn.Linear(2, 1), composite="epsilon_gamma_box")
     with pytest.raises(ValueError, match="alpha - beta = 1"):
         sl.LRP(nn.Linear(2, 1), rule="alpha_beta", alpha=2.0, beta=2.0)
+
+
+def test_zbox_closed_form_on_a_linear_layer():
+    """z^B: R_i = (x_i w_i − l w_i⁺ − h w_i⁻) / Σ_i' (…) · R with bounds l, h."""
+    model = _linear(6, bias=False)
+    x = torch.rand(3, 5, dtype=D)
+    w = model[0].weight[2]
+    a = sl.LRP(model, rule="zbox", low=0.0, high=1.0)(x, target=2).values
+    contrib = x * w - 0.0 * w.clamp(min=0) - 1.0 * w.clamp(max=0)
+    expected = contrib / contrib.sum(1, keepdim=True) * (x @ w).unsqueeze(1)
+    torch.testing.assert_close(a, expected.detach())
+
+
+def test_transposed_convolution_and_one_dimensional_layers_conserve():
+    torch.manual_seed(7)
+    model = nn.Sequential(
+        nn.Conv1d(2, 3, 3),
+        nn.ReLU(),
+        nn.Unflatten(1, (3, 1)),
+        nn.ConvTranspose2d(3, 2, (1, 2), stride=(1, 2)),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(2 * 12, 2),
+    ).double()
+    x = torch.randn(3, 2, 8, dtype=D)
+    a = sl.LRP(model, rule="epsilon", bias="ignore", epsilon=1e-12)(x, target=0)
+    torch.testing.assert_close(a.values.flatten(1).sum(1), _out_relevance(model, x, 0), rtol=1e-6, atol=1e-9)
+    # z+ and alpha-beta conserve only where every neuron has contributions of both signs; here some do not
+    for name in ("zplus", "alpha_beta"):
+        assert torch.isfinite(sl.LRP(model, rule=name, bias="ignore")(x, target=0).values).all()
