@@ -37,10 +37,6 @@ NATURAL = ROUTED | frozenset(STRUCTURAL) | frozenset(SHAPE_ONLY.split()) | froze
 PASSING = ELEMENTWISE_ACTIVATIONS | frozenset("exp log sqrt abs clamp clip pow square erf sin cos".split())
 
 
-def _stabilize(z: torch.Tensor) -> torch.Tensor:
-    return z + torch.where(z >= 0, STABILIZER, -STABILIZER)
-
-
 _BIAS = "_saliencelab_bias"
 
 
@@ -60,10 +56,13 @@ class RelevanceMode(TorchFunctionMode):
     forward with the model's parameters not requiring gradients.
     """
 
-    def __init__(self, composite: Composite, bias: str, *, method: str, names: dict[int, str]) -> None:
+    def __init__(
+        self, composite: Composite, bias: str, *, method: str, names: dict[int, str], stabilizer: float = STABILIZER
+    ) -> None:
         super().__init__()
         self.composite = composite
         self.absorb = bias == "absorb"
+        self.stabilizer = stabilizer
         self.method = method
         self.names = names
         self.modules: list[nn.Module] = []
@@ -97,6 +96,9 @@ class RelevanceMode(TorchFunctionMode):
             )
         return result
 
+    def _stabilize(self, z: torch.Tensor) -> torch.Tensor:
+        return z + torch.where(z >= 0, self.stabilizer, -self.stabilizer)
+
     def _module(self) -> tuple[str | None, nn.Module | None]:
         module = self.modules[-1] if self.modules else None
         return (self.names.get(id(module)) if module is not None else None), module
@@ -120,7 +122,7 @@ class RelevanceMode(TorchFunctionMode):
             return func(t, weight, bias, *rest_args, **rest_kwargs)
 
         def propagate(t: torch.Tensor, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
-            return (relevance(chosen, t, out_relevance, apply, self.absorb),)
+            return (relevance(chosen, t, out_relevance, apply, self.absorb, self.stabilizer),)
 
         out = Propagate.apply(compute, propagate, x)
         if not self.absorb and bias is not None:
@@ -138,7 +140,7 @@ class RelevanceMode(TorchFunctionMode):
             with torch.enable_grad():
                 leaf = t.detach().requires_grad_(True)
                 z = compute(leaf)
-                (grad,) = torch.autograd.grad(z, leaf, (out_relevance / _stabilize(z)).detach())
+                (grad,) = torch.autograd.grad(z, leaf, (out_relevance / self._stabilize(z)).detach())
             return (t * grad,)
 
         return Propagate.apply(compute, propagate, x)
@@ -155,7 +157,7 @@ class RelevanceMode(TorchFunctionMode):
 
             def propagate(a, b, out_relevance):
                 part_a, part_b = signs[0] * free_a(a), signs[1] * free_b(b)
-                scale = out_relevance / _stabilize(part_a + part_b)
+                scale = out_relevance / self._stabilize(part_a + part_b)
                 return (part_a * scale).sum_to_size(a.shape), (part_b * scale).sum_to_size(b.shape)
 
             return Propagate.apply(lambda a, b: func(a, b, **kwargs), propagate, first, second)
@@ -168,7 +170,7 @@ class RelevanceMode(TorchFunctionMode):
         def propagate_bias(t, out_relevance):
             if not self.absorb:
                 return (out_relevance.sum_to_size(t.shape),)
-            return ((sign * t * out_relevance / _stabilize(compute(t))).sum_to_size(t.shape),)
+            return ((sign * t * out_relevance / self._stabilize(compute(t))).sum_to_size(t.shape),)
 
         out = Propagate.apply(compute, propagate_bias, x)
         if not self.absorb:
@@ -198,7 +200,7 @@ class RelevanceMode(TorchFunctionMode):
             if not self.absorb:
                 return (out_relevance,)
             shift = compute(torch.zeros_like(t))
-            return ((out_relevance * (compute(t) - shift) / _stabilize(compute(t))),)
+            return ((out_relevance * (compute(t) - shift) / self._stabilize(compute(t))),)
 
         return Propagate.apply(compute, propagate, x)
 

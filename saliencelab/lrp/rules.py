@@ -27,8 +27,10 @@ from typing import Any
 
 import torch
 
-STABILIZER = 1e-12
-"""Added (with the sign of the denominator) where a rule other than epsilon divides by z′."""
+STABILIZER = 1e-6
+"""Default ``stabilizer``: added (with the sign of the denominator) where a rule other than epsilon divides
+by z′, as Zennit does; without it a denominator that nearly cancels (γ, z^B, αβ on signed inputs)
+multiplies rounding noise. Conservation is then exact up to about ``stabilizer / |z′|``."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,9 @@ def rule(name: str, **params: Any) -> Rule:
     return Rule(name, merged)
 
 
+_ZERO_GUARD = 1e-12
+"""LRP-0 (``epsilon=0``) divides by ``z ± 1e-12``, only to keep 0/0 out."""
+
 Apply = Callable[..., torch.Tensor]
 """``apply(inputs, weight_map, with_bias)``: the linear operation on ``inputs`` with its
 weights mapped by ``weight_map`` (``None``: weights as they are) and the bias kept
@@ -119,7 +124,9 @@ def _negative(w: torch.Tensor) -> torch.Tensor:
     return w.clamp(max=0)
 
 
-def relevance(r: Rule, x: torch.Tensor, out_relevance: torch.Tensor, apply: Apply, bias: bool) -> torch.Tensor:
+def relevance(
+    r: Rule, x: torch.Tensor, out_relevance: torch.Tensor, apply: Apply, bias: bool, stabilizer: float = STABILIZER
+) -> torch.Tensor:
     """The relevance of ``x`` under rule ``r`` for a linear operation ``apply``."""
     name, p = r.name, r.params
     if name == "pass":
@@ -130,20 +137,20 @@ def relevance(r: Rule, x: torch.Tensor, out_relevance: torch.Tensor, apply: Appl
             )
         return out_relevance
     if name == "epsilon":
-        return _shares([(x, lambda t: apply(t, None, bias))], out_relevance, p["epsilon"] or STABILIZER)
+        return _shares([(x, lambda t: apply(t, None, bias))], out_relevance, p["epsilon"] or _ZERO_GUARD)
     up, down = x.clamp(min=0), x.clamp(max=0)
     if name == "zplus":
         terms = [(up, lambda t: apply(t, _positive, bias)), (down, lambda t: apply(t, _negative, False))]
-        return _shares(terms, out_relevance, STABILIZER)
+        return _shares(terms, out_relevance, stabilizer)
     if name == "alpha_beta":
         positive = [(up, lambda t: apply(t, _positive, bias)), (down, lambda t: apply(t, _negative, False))]
         negative = [(up, lambda t: apply(t, _negative, bias)), (down, lambda t: apply(t, _positive, False))]
-        return p["alpha"] * _shares(positive, out_relevance, STABILIZER) - p["beta"] * _shares(
-            negative, out_relevance, STABILIZER
+        return p["alpha"] * _shares(positive, out_relevance, stabilizer) - p["beta"] * _shares(
+            negative, out_relevance, stabilizer
         )
     if name == "gamma":
         gamma = p["gamma"]
-        return _shares([(x, lambda t: apply(t, lambda w: w + gamma * w.clamp(min=0), bias))], out_relevance, STABILIZER)
+        return _shares([(x, lambda t: apply(t, lambda w: w + gamma * w.clamp(min=0), bias))], out_relevance, stabilizer)
     if name == "zbox":
         low = torch.as_tensor(p["low"], dtype=x.dtype, device=x.device).expand_as(x)
         high = torch.as_tensor(p["high"], dtype=x.dtype, device=x.device).expand_as(x)
@@ -152,8 +159,8 @@ def relevance(r: Rule, x: torch.Tensor, out_relevance: torch.Tensor, apply: Appl
             (low, lambda t: -apply(t, _positive, False)),
             (high, lambda t: -apply(t, _negative, False)),
         ]
-        return _shares(terms, out_relevance, STABILIZER)
+        return _shares(terms, out_relevance, stabilizer)
     ones = torch.ones_like(x)
     if name == "flat":
-        return _shares([(ones, lambda t: apply(t, torch.ones_like, False))], out_relevance, STABILIZER)
-    return _shares([(ones, lambda t: apply(t, torch.square, False))], out_relevance, STABILIZER)  # wsquare
+        return _shares([(ones, lambda t: apply(t, torch.ones_like, False))], out_relevance, stabilizer)
+    return _shares([(ones, lambda t: apply(t, torch.square, False))], out_relevance, stabilizer)  # wsquare
