@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .architectures import DigitsCNN, ResNet, resnet18_shaped
+from .architectures import VGG, DigitsCNN, ResNet, resnet18_shaped, vgg16_shaped
 from .datasets import available_datasets, dataset
 
 if TYPE_CHECKING:
@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DigitsCNN",
     "ResNet",
+    "VGG",
     "available_datasets",
     "available_models",
     "dataset",
     "load",
     "resnet18_shaped",
+    "vgg16_shaped",
     "weights_file",
 ]
 
@@ -69,9 +71,17 @@ def _load_resnet18_shaped(num_classes: int = 1000, in_channels: int = 3, seed: i
     return model.eval()
 
 
+def _load_vgg16_shaped(num_classes: int = 1000, in_channels: int = 3, seed: int = 0) -> VGG:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = vgg16_shaped(num_classes=num_classes, in_channels=in_channels)
+    return model.eval()
+
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {
     "digits_cnn": _load_digits_cnn,
     "resnet18_shaped": _load_resnet18_shaped,
+    "vgg16_shaped": _load_vgg16_shaped,
 }
 
 
@@ -81,7 +91,7 @@ def available_models() -> list[str]:
     Examples
     --------
     >>> available_models()
-    ['digits_cnn', 'resnet18_shaped']
+    ['digits_cnn', 'resnet18_shaped', 'vgg16_shaped']
     """
     return sorted(_MODELS)
 
@@ -94,9 +104,11 @@ def load(name: str, **kwargs: int) -> nn.Module:
     name : str
         ``"digits_cnn"``: :class:`DigitsCNN` with the shipped trained weights
         (no keyword arguments). ``"resnet18_shaped"``: a randomly initialised
-        ResNet-18-shaped network; keyword arguments ``num_classes`` (1000),
-        ``in_channels`` (3) and ``seed`` (0) make it deterministic without
-        touching the global RNG state.
+        ResNet-18-shaped network; ``"vgg16_shaped"``: a randomly initialised
+        VGG-16-shaped network (138M parameters, about 0.5 GB in float32).
+        For both, keyword arguments ``num_classes`` (1000), ``in_channels`` (3)
+        and ``seed`` (0) make it deterministic without touching the global RNG
+        state.
     **kwargs
         Passed to the model's builder; unexpected ones raise ``TypeError``.
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "DigitsCNN", "ResNet", "resnet18_shaped"]
+__all__ = ["BasicBlock", "DigitsCNN", "ResNet", "VGG", "resnet18_shaped", "vgg16_shaped"]
 
 RESNET18_LAYERS: tuple[int, ...] = (2, 2, 2, 2)
 RESNET_WIDTHS: tuple[int, ...] = (64, 128, 256, 512)
+VGG16_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", *(256,) * 3, "M", *(512,) * 3, "M", *(512,) * 3, "M")
+"""VGG-16 feature layout (Simonyan and Zisserman's configuration D): conv3x3 widths, ``"M"`` = 2x2 max pool."""
 
 
 class DigitsCNN(nn.Module):
@@ -233,3 +235,114 @@ def resnet18_shaped(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
     torch.Size([1, 10])
     """
     return ResNet(RESNET18_LAYERS, num_classes=num_classes, in_channels=in_channels)
+
+
+class VGG(nn.Module):
+    """VGG network (Simonyan & Zisserman, 2015, "Very Deep Convolutional Networks").
+
+    ``features``: for each entry of ``layout``, a 3x3 convolution (padding 1,
+    with bias) followed by ``nn.ReLU(inplace=True)``, or ``"M"`` for a 2x2
+    stride-2 max pool. Then ``avgpool`` (``AdaptiveAvgPool2d(7)``) and
+    ``classifier``: Flatten, Linear(512*7*7, 4096), ReLU, Dropout, Linear(4096,
+    4096), ReLU, Dropout, Linear(4096, num_classes). Module names and order are
+    torchvision's, so a torchvision VGG state dict loads into it. Use
+    :func:`vgg16_shaped` for the 16-layer configuration.
+
+    Parameters
+    ----------
+    layout : sequence of int or "M"
+        Convolution widths and max pools, in order.
+    num_classes : int, default 1000
+        Number of output logits.
+    in_channels : int, default 3
+        Input image channels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = VGG((8, "M", 16, "M"), num_classes=4).eval()
+    >>> net(torch.zeros(1, 3, 16, 16)).shape
+    torch.Size([1, 4])
+    >>> net.classifier[1].in_features
+    784
+    """
+
+    def __init__(
+        self,
+        layout: tuple[int | str, ...] | list[int | str],
+        num_classes: int = 1000,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for item in layout:
+            if item == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            elif isinstance(item, int) and not isinstance(item, bool) and item > 0:
+                layers += [nn.Conv2d(channels, item, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+                channels = item
+            else:
+                raise ValueError(f'layout entries must be positive ints or "M", got {item!r}')
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(7)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels * 7 * 7, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(),
+            nn.Linear(4096, num_classes),
+        )
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class logits of shape ``(N, num_classes)``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> VGG((4, "M"), num_classes=3).eval()(torch.zeros(2, 3, 8, 8)).shape
+        torch.Size([2, 3])
+        """
+        return self.classifier(self.avgpool(self.features(x)))
+
+
+def vgg16_shaped(num_classes: int = 1000, in_channels: int = 3) -> VGG:
+    """Build a randomly initialised VGG-16-shaped network.
+
+    Thirteen 3x3 conv-ReLU layers [64, 64, M, 128, 128, M, 256 x3, M, 512 x3,
+    M, 512 x3, M], ``AdaptiveAvgPool2d(7)`` and the 25088-4096-4096-classes
+    classifier with ReLU and dropout (see :class:`VGG`); 138,357,544 parameters
+    for 1000 classes and 3 input channels, the standard VGG-16 count. The
+    weights are random (drawn from the global torch RNG), initialised as
+    :func:`resnet18_shaped`'s: He (fan-out) normal convolution weights, PyTorch's
+    default initialisation for the convolution biases and the linear layers (so
+    the biases are not zero). The network is meant for benchmarks, not for
+    predictions. Any input of at least 32x32 pixels works (the adaptive pool
+    makes the classifier's input 512x7x7).
+
+    Parameters
+    ----------
+    num_classes : int, default 1000
+        Number of output logits.
+    in_channels : int, default 3
+        Input image channels.
+
+    Returns
+    -------
+    VGG
+        The network, in training mode (call ``.eval()`` for inference).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = vgg16_shaped(num_classes=10).eval()
+    >>> sum(p.numel() for p in net.parameters())
+    134301514
+    >>> net(torch.zeros(1, 3, 32, 32)).shape
+    torch.Size([1, 10])
+    """
+    return VGG(VGG16_LAYOUT, num_classes=num_classes, in_channels=in_channels)

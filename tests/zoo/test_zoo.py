@@ -9,12 +9,13 @@ import torch
 from torch import nn
 
 from saliencelab import zoo
-from saliencelab.zoo.architectures import BasicBlock, DigitsCNN
+from saliencelab.zoo.architectures import VGG, BasicBlock, DigitsCNN
 
 N_DIGITS = 1797
 N_TRAIN = 1347
 N_TEST = 450
 RESNET18_PARAMS = 11_689_512
+VGG16_PARAMS = 138_357_544
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,11 @@ def digits_cnn() -> nn.Module:
 @pytest.fixture(scope="module")
 def resnet() -> nn.Module:
     return zoo.load("resnet18_shaped")
+
+
+@pytest.fixture(scope="module")
+def vgg() -> nn.Module:
+    return zoo.load("vgg16_shaped", num_classes=1000, seed=0)
 
 
 # --- dataset -----------------------------------------------------------------
@@ -223,8 +229,82 @@ def test_every_block_relu_called_twice(resnet: nn.Module) -> None:
     assert set(counts.values()) == {2}
 
 
+# --- vgg16_shaped ----------------------------------------------------------------
+
+
+def test_vgg16_parameter_count_and_layout(vgg: nn.Module) -> None:
+    assert isinstance(vgg, VGG)
+    assert sum(p.numel() for p in vgg.parameters()) == VGG16_PARAMS
+    convs = [m for m in vgg.features if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) and c.bias is not None for c in convs)
+    assert sum(isinstance(m, nn.MaxPool2d) for m in vgg.features) == 5
+    linears = [m for m in vgg.classifier if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(25088, 4096), (4096, 4096), (4096, 1000)]
+    # torchvision's vgg16 state-dict keys
+    assert {k for k in vgg.state_dict() if k.startswith("classifier")} == {
+        f"classifier.{i}.{p}" for i in (1, 4, 7) for p in ("weight", "bias")
+    }
+    # He (fan-out) conv weights: std sqrt(2 / (9 * out_channels)); biases drawn (not zero)
+    conv = convs[-1]
+    assert abs(conv.weight.std().item() / (2 / (9 * 512)) ** 0.5 - 1) < 0.01
+    assert conv.bias.abs().max().item() > 0
+
+
+def test_vgg16_output_shape_eval_and_dropout_off(vgg: nn.Module) -> None:
+    assert not vgg.training
+    assert all(not m.training for m in vgg.modules())
+    assert all(p.requires_grad for p in vgg.parameters())
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = vgg(x)
+        again = vgg(x)
+        features = vgg.avgpool(vgg.features(x))
+    assert out.shape == (2, 1000)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out, again)  # eval mode: dropout is the identity
+    # 32x32 -> 1x1 after five pools; the adaptive pool repeats it to 7x7
+    assert features.shape == (2, 512, 7, 7)
+    assert torch.equal(features, features[:, :, :1, :1].expand_as(features))
+    # the logits depend on the input (random weights must not collapse the signal)
+    assert (out[0] - out[1]).abs().max().item() > 1e-3
+
+
+def test_vgg16_kwargs_seed_and_global_rng(vgg: nn.Module) -> None:
+    rng_state = torch.get_rng_state()
+    small = zoo.load("vgg16_shaped", num_classes=10, in_channels=1, seed=3)
+    assert torch.equal(torch.get_rng_state(), rng_state)  # global RNG untouched
+    assert not small.training
+    assert small.classifier[-1].out_features == 10
+    assert small.features[0].in_channels == 1
+    expected = VGG16_PARAMS - 4096 * 990 - 990 - 2 * 64 * 3 * 3
+    assert sum(p.numel() for p in small.parameters()) == expected
+    same = zoo.load("vgg16_shaped", num_classes=10, in_channels=1, seed=3)
+    for a, b in zip(small.parameters(), same.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # the fixture was built with seed 0: same shapes, different values
+    seed0 = vgg.features[-3].weight
+    assert small.features[-3].weight.shape == seed0.shape
+    assert not torch.equal(small.features[-3].weight, seed0)
+
+
+def test_vgg16_seed_zero_is_the_default_and_reproducible(vgg: nn.Module) -> None:
+    default = zoo.load("vgg16_shaped")
+    first, second = vgg.state_dict(), default.state_dict()
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+def test_vgg_rejects_bad_layout() -> None:
+    with pytest.raises(ValueError, match="layout entries"):
+        VGG((64, "A"))
+    with pytest.raises(TypeError):
+        zoo.load("vgg16_shaped", depth=19)
+
+
 def test_unknown_model_names_available() -> None:
-    assert zoo.available_models() == ["digits_cnn", "resnet18_shaped"]
+    assert zoo.available_models() == ["digits_cnn", "resnet18_shaped", "vgg16_shaped"]
     with pytest.raises(ValueError, match=r"unknown model 'vgg16'.*digits_cnn.*resnet18_shaped"):
         zoo.load("vgg16")
 
