@@ -9,7 +9,8 @@ modified inputs times those inputs, as Zennit computes it.
 - ``epsilon``: ``R_i = Σ_j x_i w_ij / (z_j + ε·sign z_j) · R_j``; ``epsilon=0`` is LRP-0.
 - ``zplus``: positive contributions only (``x⁺w⁺ + x⁻w⁻``).
 - ``alpha_beta``: ``α R⁺ − β R⁻`` with α − β = 1.
-- ``gamma``: weights ``w + γ w⁺`` (favours positive contributions).
+- ``gamma``: weights ``w + γ w⁺`` for positive outputs (``w + γ w⁻`` for negative ones, on
+  negative inputs the other way round): favours the contributions that agree with the output.
 - ``zbox``: the input layer with bounds ``low ≤ x ≤ high`` (z^B).
 - ``flat``: every input of an output gets an equal share.
 - ``wsquare``: shares ``w_ij² / Σ_i′ w_i′j²``.
@@ -124,6 +125,21 @@ def _negative(w: torch.Tensor) -> torch.Tensor:
     return w.clamp(max=0)
 
 
+def _gamma(x: torch.Tensor, out_relevance: torch.Tensor, apply: Apply, bias: bool, gamma: float, stabilizer: float):
+    """γ favours the contributions that agree with each output's sign (as Zennit does): an output z > 0 uses
+    ``x⁺(w + γw⁺) + x⁻(w + γw⁻)``, an output z ≤ 0 ``x⁺(w + γw⁻) + x⁻(w + γw⁺)``, so z′ moves away from 0."""
+    up, down = x.clamp(min=0), x.clamp(max=0)
+
+    def boosted(part):
+        return lambda w: w + gamma * part(w)
+
+    with torch.no_grad():
+        positive = apply(x, None, bias) > 0
+    agree = [(up, lambda t: apply(t, boosted(_positive), bias)), (down, lambda t: apply(t, boosted(_negative), False))]
+    oppose = [(up, lambda t: apply(t, boosted(_negative), bias)), (down, lambda t: apply(t, boosted(_positive), False))]
+    return _shares(agree, out_relevance * positive, stabilizer) + _shares(oppose, out_relevance * ~positive, stabilizer)
+
+
 def relevance(
     r: Rule, x: torch.Tensor, out_relevance: torch.Tensor, apply: Apply, bias: bool, stabilizer: float = STABILIZER
 ) -> torch.Tensor:
@@ -149,8 +165,7 @@ def relevance(
             negative, out_relevance, stabilizer
         )
     if name == "gamma":
-        gamma = p["gamma"]
-        return _shares([(x, lambda t: apply(t, lambda w: w + gamma * w.clamp(min=0), bias))], out_relevance, stabilizer)
+        return _gamma(x, out_relevance, apply, bias, p["gamma"], stabilizer)
     if name == "zbox":
         low = torch.as_tensor(p["low"], dtype=x.dtype, device=x.device).expand_as(x)
         high = torch.as_tensor(p["high"], dtype=x.dtype, device=x.device).expand_as(x)

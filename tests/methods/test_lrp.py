@@ -72,8 +72,11 @@ def test_rules_closed_forms_on_a_conv_layer(name, params):
         pos = patches.clamp(min=0) * w.clamp(min=0) + patches.clamp(max=0) * w.clamp(max=0)
         neg = patches.clamp(min=0) * w.clamp(max=0) + patches.clamp(max=0) * w.clamp(min=0)
         r = 2 * share(pos) - share(neg)
-    elif name == "gamma":
-        r = share(patches * (w + 0.5 * w.clamp(min=0)))
+    elif name == "gamma":  # sign-aware: boost the contributions that agree with the output's sign
+        up, down = patches.clamp(min=0), patches.clamp(max=0)
+        agree = up * (w + 0.5 * w.clamp(min=0)) + down * (w + 0.5 * w.clamp(max=0))
+        oppose = up * (w + 0.5 * w.clamp(max=0)) + down * (w + 0.5 * w.clamp(min=0))
+        r = torch.where(z > 0, share(agree), share(oppose))
     elif name == "flat":
         r = share(torch.ones_like(patches))
     else:
