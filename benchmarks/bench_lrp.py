@@ -116,8 +116,9 @@ TINY = 1e-12
 # labels (prefixes) of the conventions table
 ABSORB, IGNORE, FOLDED = 'ours, `bias="absorb"', 'ours, `bias="ignore"', "ours, BN folded"
 MERGED, ZERO, ZFOLDED = "Zennit, BN merged + `Sum` (", "Zennit, BN merged + `Sum`, `zero", "Zennit, BN folded"
-SUM_ONLY, RAW, CLASSIC = "Zennit, `Sum` only (BN", "Zennit, no canonizer", "Zennit, `Sum` only, classic"
+SUM_ONLY, RAW, SIGN = "Zennit, `Sum` only (BN", "Zennit, no canonizer", "Zennit, `zero_params=['bias']`, `Gamma`"
 STAB = "Zennit, `Sum` only, stabilizer"
+ZERO_LABELS = ("Zennit, `zero_params=['bias']`", "Zennit, BN merged + `Sum`, `zero_params=['bias']`")
 
 Tensor = torch.Tensor
 
@@ -235,7 +236,7 @@ def import_zennit() -> tuple[types.ModuleType, str]:
 
 @functools.cache
 def zennit_api() -> types.SimpleNamespace:
-    """Zennit's composites and canonizers, plus the two classes this script adds to it."""
+    """Zennit's composites, rules and canonizers, plus the canonizer this script adds for the zoo ResNet."""
     zennit, torchvision_seen = import_zennit()
     from zennit.canonizers import CompositeCanonizer, SequentialMergeBatchNorm
     from zennit.composites import (
@@ -245,9 +246,8 @@ def zennit_api() -> types.SimpleNamespace:
         SpecialFirstLayerMapComposite,
         layer_map_base,
     )
-    from zennit.core import BasicHook, Stabilizer
     from zennit.layer import Sum
-    from zennit.rules import Epsilon, GammaMod, ZBox
+    from zennit.rules import Epsilon, Gamma, NoMod, ZBox
     from zennit.torchvision import ResNetBasicBlockCanonizer
     from zennit.types import Convolution
 
@@ -265,23 +265,6 @@ def zennit_api() -> types.SimpleNamespace:
                 return {"forward": cls.forward.__get__(module), "canonizer_sum": Sum()}
             return None
 
-    class ClassicGamma(BasicHook):
-        """Montavon et al. (2019)'s γ rule as saliencelab has it: weights ``w + γw⁺`` for every output.
-
-        Zennit 0.5.1's ``Gamma`` is the generalised rule (Andéol et al. 2021), which uses
-        ``w + γw⁻`` (and the input's sign parts) for negative outputs; diagnostics only.
-        """
-
-        def __init__(self, gamma: float = 0.25, stabilizer: float = 1e-6) -> None:
-            stabilize = Stabilizer.ensure(stabilizer)
-            super().__init__(
-                input_modifiers=[lambda input: input],
-                param_modifiers=[GammaMod(gamma, min=0.0)],
-                output_modifiers=[lambda output: output],
-                gradient_mapper=lambda out_grad, outputs: out_grad / stabilize(outputs[0]),
-                reducer=lambda inputs, gradients: inputs[0] * gradients[0],
-            )
-
     return types.SimpleNamespace(
         module=zennit,
         version=importlib.metadata.version("zennit"),
@@ -297,18 +280,21 @@ def zennit_api() -> types.SimpleNamespace:
         ZBox=ZBox,
         Convolution=Convolution,
         ZooBasicBlockCanonizer=ZooBasicBlockCanonizer,
-        ClassicGamma=ClassicGamma,
+        Gamma=Gamma,
+        NoMod=NoMod,
     )
 
 
 @dataclass(frozen=True)
 class ZennitSetup:
-    """One way of running Zennit: canonizers (ResNet only), zeroed biases, the classic γ diagnostic."""
+    """One way of running Zennit: canonizers (ResNet only), zeroed biases, γ's sign taken without the bias."""
 
     merge_bn: bool = True
     block_sum: bool = True
     zero_bias: bool = False
-    classic_gamma: bool = False
+    gamma_sign_without_bias: bool = False
+    """With ``zero_bias``: also leave the bias out of the forward by which Zennit's ``Gamma`` picks each output's
+    sign (its fifth ``NoMod()`` ignores ``zero_params``); a diagnostic patch of the hook."""
     stabilizer: float = ZENNIT_STABILIZER
 
 
@@ -331,14 +317,12 @@ def zennit_composite(composite: str, resnet: bool, setup: ZennitSetup = ZENNIT_D
         return z.EpsilonPlus(**options)
     if composite == "epsilon_alpha2_beta1":
         return z.EpsilonAlpha2Beta1(**options)
-    if setup.classic_gamma:
-        st = setup.stabilizer
-        return z.SpecialFirstLayerMapComposite(
-            layer_map=z.layer_map_base(st) + [(z.Convolution, z.ClassicGamma(0.25, st)), (nn.Linear, z.Epsilon())],
-            first_map=[(z.Convolution, z.ZBox(LOW, HIGH, stabilizer=st))],
-            canonizers=options["canonizers"],
-        )
-    return z.EpsilonGammaBox(low=LOW, high=HIGH, **options)
+    composite = z.EpsilonGammaBox(low=LOW, high=HIGH, **options)
+    if setup.gamma_sign_without_bias:
+        for _, hook in composite.layer_map:
+            if isinstance(hook, z.Gamma):
+                hook.param_modifiers = [*hook.param_modifiers[:4], z.NoMod(zero_params=["bias"])]
+    return composite
 
 
 def zennit_relevance(model: nn.Module, composite, x: Tensor, target: int) -> Tensor:
@@ -540,24 +524,33 @@ def variants(model: nn.Module, name: str, composite: str, t: int) -> list[Varian
     def zen(setup: ZennitSetup, net: nn.Module = model):
         return lambda c, x: quiet(lambda: zennit_relevance(net, zennit_composite(c, resnet, setup), x, t))()
 
+    sign = (
+        []
+        if composite != "epsilon_gamma_box"
+        else [
+            Variant(
+                f"{SIGN} sign without the bias (patched hook)",
+                zen(ZennitSetup(zero_bias=True, gamma_sign_without_bias=True)),
+            )
+        ]
+    )
     if not resnet:
         return out + [
             Variant("Zennit (timed above)", zen(ZENNIT_DEFAULT)),
             Variant("Zennit, `zero_params=['bias']`", zen(ZennitSetup(zero_bias=True))),
+            *sign,
         ]
     folded = fold_batch_norms(model)
     out += [
         Variant('ours, BN folded into the convolutions, `bias="absorb"`', lambda c, x: ours_relevance(folded, c, x, t)),
         Variant("Zennit, BN merged + `Sum` (timed above)", zen(ZENNIT_DEFAULT)),
         Variant("Zennit, BN merged + `Sum`, `zero_params=['bias']`", zen(ZennitSetup(zero_bias=True))),
+        *sign,
         Variant("Zennit, BN folded (as ours above) + `Sum`", zen(ZennitSetup(merge_bn=False), folded)),
         Variant("Zennit, `Sum` only (BN → `Pass`)", zen(ZennitSetup(merge_bn=False))),
         Variant("Zennit, no canonizer (BN → `Pass`, residual `+`)", zen(ZennitSetup(merge_bn=False, block_sum=False))),
     ]
-    if composite == "epsilon_gamma_box" and name == "resnet18_shaped":
-        classic = ZennitSetup(merge_bn=False, classic_gamma=True, stabilizer=STABILIZER_OURS)
-        out.append(Variant(f"{CLASSIC} γ hook, stabilizer {STABILIZER_OURS:g} (ours')", zen(classic)))
-    elif name == "resnet18_shaped" and STABILIZER_OURS != ZENNIT_STABILIZER:
+    if name == "resnet18_shaped" and STABILIZER_OURS != ZENNIT_STABILIZER:
         ours_stabilizer = ZennitSetup(merge_bn=False, stabilizer=STABILIZER_OURS)
         out.append(Variant(f"{STAB} {STABILIZER_OURS:g} (ours')", zen(ours_stabilizer)))
     return out
@@ -727,10 +720,11 @@ def reading(rows: list[Row], conv: list[ConventionRow], checks: dict, s: Setting
             f" {ratios(attr='ratio_zennit')}. Both libraries compute a rule the same way: the forward is kept, and in"
             " the backward each convolution and dense layer runs its modified forward once per term of the rule (ε: 1;"
             " z+: 2, x⁺w⁺ and x⁻w⁻; α2β1: 4; z^B: 3) and the gradient of each. z+ and α2β1 run their x⁻ terms even"
-            " where the input is a ReLU output (all zero). Ours' γ is one term, Zennit 0.5.1's five (its generalised"
-            " γ splits inputs and outputs by sign): γ-box is ours' cheapest composite and Zennit's dearest. Zennit"
-            " also registers its hooks (on the ResNet, merges the batch norms) on every call; ours intercepts"
-            " operations and registers nothing on the model."
+            " where the input is a ReLU output (all zero). γ is sign-aware on both sides: four modified forwards"
+            " (two for the outputs above zero, two for the others), after one plain forward that gives each output's"
+            " sign (no-grad in ours, inside the autograd graph in Zennit). Zennit also registers its hooks (on the"
+            " ResNet, merges the batch norms) on every call; ours intercepts operations and registers nothing on the"
+            " model."
         )
     vgg = diffs("vgg16_shaped", plain)
     if vgg != "—":
@@ -747,9 +741,7 @@ def reading(rows: list[Row], conv: list[ConventionRow], checks: dict, s: Setting
             f"- **VGG, γ-box: {box}, from the first layer only.** Zennit's `ZBox` keeps the bias in all three of its"
             " terms (x·w + b, low·w⁺ + b⁺, high·w⁻ + b⁻), so the bias cancels from its denominator: its z^B ignores"
             ' the bias, ours with `bias="absorb"` keeps it. With the first convolution\'s bias set to zero on both'
-            f" sides the difference is {_fmt(checks.get('vgg_box_no_first_bias'), '.0e')}. The γ layers agree:"
-            " a ReLU follows every VGG convolution, so outputs below zero, where the two γ rules differ (below),"
-            " receive no relevance."
+            f" sides the difference is {_fmt(checks.get('vgg_box_no_first_bias'), '.0e')}: the γ layers agree."
         )
     res = diffs("resnet18_shaped", plain)
     if res != "—":
@@ -773,15 +765,27 @@ def reading(rows: list[Row], conv: list[ConventionRow], checks: dict, s: Setting
     if gamma != "—":
         net, c = "resnet18_shaped", "epsilon_gamma_box"
         lines.append(
-            f"- **ResNet, γ-box: {gamma}, a different γ rule.** Ours is Montavon et al.'s γ (weights w + γw⁺ for"
-            " every output). Zennit 0.5.1's `Gamma` is the generalised rule (Andéol et al. 2021): for a negative output"
-            " it uses w + γw⁻, so its denominator has the output's sign and is at least as large. ResNet convolutions"
-            " feed batch norms and residual sums, so outputs below zero do receive relevance; there ours' denominator"
-            " z + γ·Σ x·w⁺ can pass through zero, and single pixels get far more relevance than f(x): max |R| /"
-            f" |f(x)| = {one(net, c, ABSORB, 'max_abs', '.1e')} ours, {one(net, c, MERGED, 'max_abs', '.1e')}"
-            " Zennit. A Zennit hook with ours' classic γ (ours' stabilizer, no merge) agrees with ours to"
-            f" {one(net, c, CLASSIC, 'vs_absorb', '.0e')}. The near-zero denominators also cost ours'"
-            f' `bias="ignore"` its exact conservation here ({one(net, c, IGNORE, "conservation", ".0e")}).'
+            f"- **ResNet, γ-box: {gamma}.** Both use the sign-aware γ (Andéol et al. 2021, Zennit 0.5.1's `Gamma`):"
+            " an output above zero gets the shares of x⁺(w + γw⁺) + x⁻(w + γw⁻), an output below zero those of"
+            " x⁺(w + γw⁻) + x⁻(w + γw⁺), so the denominator has the output's sign and is at least |z|. Ours gives an"
+            " output of exactly zero the second set, Zennit nothing. With the batch norms folded exactly:"
+            f" {one(net, c, ZFOLDED, 'vs_folded', '.0e')}; the rest is the batch-norm treatment and conditioning of"
+            " the ε+ line above."
+        )
+    sign = [r for r in conv if r.variant.startswith(SIGN)]
+    if sign:
+        plain_zero = [
+            next((q for q in conv if q.net == r.net and q.composite == r.composite and q.variant in ZERO_LABELS), None)
+            for r in sign
+        ]
+        lines.append(
+            "- **γ with zero biases: a Zennit quirk.** With `zero_params=['bias']`, Zennit's `Gamma` leaves the bias"
+            " out of its shares but not out of the plain forward that picks each output's sign (its fifth"
+            " modifier, `NoMod()`, is built without `zero_params`), so an output whose sign the bias decides gets"
+            ' the shares of the wrong sign, whose denominator can be near zero. Against ours\' `bias="ignore"`'
+            f" (sign without the bias): {_span([r and r.vs_ignore for r in plain_zero], '.0e')} as Zennit ships it,"
+            f" {_span([r.vs_ignore for r in sign], '.0e')} with that modifier given `zero_params` too (max |R| /"
+            f" |f(x)| {_span([r and r.max_abs for r in plain_zero], '.1e')} as shipped)."
         )
     if any(r.net == "resnet18_bn" for r in conv):
         net, c = "resnet18_bn", "epsilon_plus"
@@ -806,7 +810,7 @@ def reading(rows: list[Row], conv: list[ConventionRow], checks: dict, s: Setting
             f" convolutions first {one(net, c, FOLDED, 'ratio', '.3g')},"
             f" {one(net, 'epsilon_alpha2_beta1', FOLDED, 'ratio', '.3g')} (Zennit's merged numbers: z+ and α2β1"
             " bound each share) and"
-            f" {one(net, 'epsilon_gamma_box', FOLDED, 'ratio', '.3g')} (the classic γ's own near-zero denominators)."
+            f" {one(net, 'epsilon_gamma_box', FOLDED, 'ratio', '.3g')} (γ-box)."
             " How far it goes depends on the inputs and the image size."
         )
     memory = [r for r in rows if r.model == "vgg16_shaped" and r.batch == max(s.batches)]
