@@ -49,6 +49,47 @@ def _set_bias(tensor: torch.Tensor, bias: torch.Tensor | float) -> None:
     setattr(tensor, _BIAS, bias)
 
 
+MERGEABLE = frozenset("linear conv1d conv2d conv3d".split())
+_MERGE = "_saliencelab_merge"  # on a dense/conv output: the batch-norm affine merged into it (empty until then)
+_MERGED = "_saliencelab_merged"  # on a dense/conv output a batch norm has merged into its layer
+_BATCH_NORM_ARGS = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+
+
+def _per_channel(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-channel vector shaped to broadcast over ``like``'s axis 1."""
+    return values.reshape(-1, *([1] * (like.ndim - 2))) if like.ndim > 2 else values
+
+
+def _batch_norm_affine(bound: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode batch norm as ``s·x + t``, each broadcastable over ``x``."""
+    mean, var = bound["running_mean"], bound["running_var"]
+    scale = torch.rsqrt(var + bound.get("eps", 1e-5))
+    if bound.get("weight") is not None:
+        scale = scale * bound["weight"]
+    shift = -mean * scale + (bound["bias"] if bound.get("bias") is not None else 0.0)
+    return _per_channel(scale.to(x.dtype), x), _per_channel(shift.to(x.dtype), x)
+
+
+def _merge(weight: torch.Tensor, bias: torch.Tensor | None, merged: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The layer's weight and bias with a batch norm ``s·z + t`` merged in: ``s·w`` and ``s·b + t``."""
+    if not merged:
+        return weight, bias
+    scale, shift = merged["scale"].reshape(-1), merged["shift"].reshape(-1)
+    merged_bias = shift if bias is None else scale * bias + shift
+    return weight * scale.reshape(-1, *([1] * (weight.ndim - 1))), merged_bias
+
+
+def _refuse_merged_reuse(name: str, method: str, call: tuple) -> None:
+    """A layer output that a batch norm merged into must have no other consumer."""
+    if any(getattr(t, _MERGED, False) for t in tensors_in(call)):
+        raise UnsupportedOperationError(
+            name,
+            method,
+            "it uses a layer output that a batch norm was merged into; "
+            "use batch_norm='rule' for models that reuse a pre-normalisation activation",
+        )
+
+
 class RelevanceMode(TorchFunctionMode):
     """While active, attaches LRP's relevance rules to every operation on input-dependent tensors.
 
@@ -57,11 +98,19 @@ class RelevanceMode(TorchFunctionMode):
     """
 
     def __init__(
-        self, composite: Composite, bias: str, *, method: str, names: dict[int, str], stabilizer: float = STABILIZER
+        self,
+        composite: Composite,
+        bias: str,
+        *,
+        method: str,
+        names: dict[int, str],
+        stabilizer: float = STABILIZER,
+        merge_batch_norm: bool = False,
     ) -> None:
         super().__init__()
         self.composite = composite
         self.absorb = bias == "absorb"
+        self.merge_batch_norm = merge_batch_norm
         self.stabilizer = stabilizer
         self.method = method
         self.names = names
@@ -73,6 +122,8 @@ class RelevanceMode(TorchFunctionMode):
         if not any(t.requires_grad for t in tensors_in((args, kwargs))):
             return func(*args, **kwargs)
         name, inplace = op_name(func)
+        if self.merge_batch_norm:
+            _refuse_merged_reuse(name, self.method, (args, kwargs))
         if name == "__get__":
             name = getattr(getattr(func, "__self__", None), "__name__", name)
         if name in WEIGHTED:
@@ -113,9 +164,12 @@ class RelevanceMode(TorchFunctionMode):
         chosen = self.composite.rule_for(name, module_name, module, self.position)
         self.position += 1
 
+        merged: dict[str, torch.Tensor] = {}  # filled by a batch norm that merges into this operation
+
         def apply(t: torch.Tensor, weight_map, with_bias: bool) -> torch.Tensor:
-            w = weight if weight_map is None else weight_map(weight)
-            b = None if bias is None or not with_bias else (bias if weight_map is None else weight_map(bias))
+            w, b = _merge(weight, bias, merged)
+            w = w if weight_map is None else weight_map(w)
+            b = None if b is None or not with_bias else (b if weight_map is None else weight_map(b))
             return func(t, w, b, *rest_args, **rest_kwargs)
 
         def compute(t: torch.Tensor) -> torch.Tensor:
@@ -126,7 +180,9 @@ class RelevanceMode(TorchFunctionMode):
 
         out = Propagate.apply(compute, propagate, x)
         if not self.absorb and bias is not None:
-            _set_bias(out, bias.reshape(-1, *([1] * (out.ndim - 2))) if out.ndim > 2 else bias)
+            _set_bias(out, _per_channel(bias, out))
+        if name in MERGEABLE and (name != "linear" or out.ndim == 2):  # channels on axis 1, as batch norm has them
+            setattr(out, _MERGE, merged)
         return out
 
     def _proportional(self, func, args: tuple, kwargs: dict) -> torch.Tensor:
@@ -185,24 +241,38 @@ class RelevanceMode(TorchFunctionMode):
         return lambda t: t - bias
 
     def _batch_norm(self, func, args: tuple, kwargs: dict) -> torch.Tensor:
-        """Eval-mode batch norm ``s·x + t``: the shift is a bias (absorbed or ignored)."""
-        training = args[5] if len(args) > 5 else kwargs.get("training", False)
-        if training:
+        """Eval-mode batch norm ``s·x + t``: the shift is a bias (absorbed or ignored).
+
+        With ``merge_batch_norm``, a batch norm applied straight to the output of
+        a dense layer or convolution is merged into it (weights ``s·w``, bias
+        ``s·b + t``): the layer's rule sees the merged layer and the batch norm
+        passes relevance on. Other batch norms keep their own rule.
+        """
+        bound = dict(zip(_BATCH_NORM_ARGS, args, strict=False)) | kwargs
+        if bound.get("training", False):
             raise UnsupportedOperationError(
                 "batch_norm", self.method, "batch norm in training mode couples the samples; call model.eval()"
             )
-        x = args[0]
+        x = bound["input"]
+        scale, shift = _batch_norm_affine(bound, x)
 
         def compute(t: torch.Tensor) -> torch.Tensor:
             return func(t, *args[1:], **kwargs)
 
+        merged = getattr(x, _MERGE, None) if self.merge_batch_norm else None
+        if merged is not None and not merged:
+            merged.update(scale=scale, shift=shift)
+            setattr(x, _MERGED, True)
+
         def propagate(t, out_relevance):
-            if not self.absorb:
+            if not self.absorb or merged:
                 return (out_relevance,)
-            shift = compute(torch.zeros_like(t))
             return ((out_relevance * (compute(t) - shift) / self._stabilize(compute(t))),)
 
-        return Propagate.apply(compute, propagate, x)
+        out = Propagate.apply(compute, propagate, x)
+        if not self.absorb:
+            _set_bias(out, scale * _bias_of(x) + shift)
+        return out
 
     def _scaled(self, func, name: str, args: tuple, kwargs: dict) -> Any:
         """``x·c``, ``x/c``, ``c/x``, ``-x``: one activation, scaled elementwise, keeps its relevance."""

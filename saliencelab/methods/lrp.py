@@ -1,10 +1,16 @@
 """Layer-wise relevance propagation (Bach et al. 2015; seeds 000, 004) and Deep Taylor (Montavon et al. 2017).
 
-The relevance of the explained score, ``R = f(x)_target`` at the output, flows
-back through every operation by the rules of :mod:`saliencelab.lrp`; the
-attribution is the relevance that reaches the input. ``.delta`` is the
-conservation error ``|Σ_i R_i − f(x)_target|``: zero up to rounding with
-``bias="ignore"`` and conserving rules, the bias's share otherwise.
+The relevance put in at the output, ``R_k = y_k · ∂s/∂y_k`` for the explained
+score ``s`` of the model output ``y``, flows back through every operation by
+the rules of :mod:`saliencelab.lrp`; the attribution is the relevance that
+reaches the input. For a class target this is ``f(x)_target`` at that logit
+alone; for a callable target that selects linearly (a sum of segmentation
+logits over a mask, a weighted sum of outputs) it is each selected output's
+share, and the total is the score. A nonlinear callable (a probability, a
+norm) gets its first-order split over the outputs, which sums to
+``Σ_k y_k ∂s/∂y_k``, not to ``s``. ``.delta`` is the conservation error
+``|Σ_i R_i − Σ_k R_k|``: zero up to rounding with ``bias="ignore"`` and
+conserving rules, the bias's share otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from saliencelab.lrp.rules import RULES, STABILIZER, rule
 from saliencelab.methods.base import Method
 
 BIASES = ("absorb", "ignore")
+BATCH_NORMS = ("rule", "merge")
 
 
 @register
@@ -45,6 +52,13 @@ class LRP(Method):
         ``"absorb"`` (default): biases, and constants added to activations, take
         their share of the relevance; ``"ignore"``: they are left out of the
         denominators, so relevance is conserved (the seeds' formula).
+    batch_norm:
+        ``"rule"`` (default): every batch norm ``s·x + t`` has its own rule, the
+        shift ``t`` a bias like any other; ``"merge"``: a batch norm applied
+        straight to a dense layer's or convolution's output is merged into it
+        (weights ``s·w``, bias ``s·b + t``) and the layer's rule sees the merged
+        layer, as Zennit's canonizer does (other batch norms keep their rule; a
+        layer output used by anything besides its batch norm is an error).
     stabilizer:
         Added with the sign of the denominator in every rule but epsilon
         (default 1e-6, Zennit's); conservation holds up to about
@@ -79,6 +93,7 @@ class LRP(Method):
         rule: str = "epsilon",
         composite: str | Composite | None = None,
         bias: str = "absorb",
+        batch_norm: str = "rule",
         epsilon: float = 1e-6,
         alpha: float = 2.0,
         beta: float = 1.0,
@@ -95,6 +110,9 @@ class LRP(Method):
         if bias not in BIASES:
             raise ValueError(f"bias must be one of {BIASES}; got {bias!r}")
         self.bias = bias
+        if batch_norm not in BATCH_NORMS:
+            raise ValueError(f"batch_norm must be one of {BATCH_NORMS}; got {batch_norm!r}")
+        self.merge_batch_norm = batch_norm == "merge"
         self.composite = self._composite(rule, composite, epsilon, alpha, beta, gamma, low, high)
 
     @staticmethod
@@ -128,28 +146,61 @@ class LRP(Method):
 
         def run(rows: slice) -> None:
             x = inputs[rows].detach().clone().requires_grad_(True)
-            mode = RelevanceMode(composite, self.bias, method=self.name, names=names, stabilizer=self.stabilizer)
+            mode = RelevanceMode(
+                composite,
+                self.bias,
+                method=self.name,
+                names=names,
+                stabilizer=self.stabilizer,
+                merge_batch_norm=self.merge_batch_norm,
+            )
             with torch.enable_grad():
                 with tracking_modules(mode), mode:
                     output = self.forward(x)
                 bound = target.rows(torch.arange(rows.start, rows.stop)).bind(output)
-                score = bound.scores(output)
-                if score.requires_grad:
-                    (relevance,) = torch.autograd.grad(score, x, score.detach())
+                seed = output_relevance(output, bound.scores(output))
+                if output.requires_grad:
+                    (relevance,) = torch.autograd.grad(output, x, seed)
                 else:
                     relevance = torch.zeros_like(x)
             values[rows] = relevance
-            scores[rows] = score.detach()
+            scores[rows] = seed.reshape(seed.shape[0], -1).sum(1)
             classes.append(bound.classes)
 
         self.run_chunked(inputs, run)
         resolved = torch.cat(classes) if classes[0] is not None else target.public()
         delta = (values.reshape(values.shape[0], -1).sum(1) - scores).abs()
-        return Attribution(values, delta, self.name, resolved, {"bias": self.bias})
+        return Attribution(
+            values,
+            delta,
+            self.name,
+            resolved,
+            {"bias": self.bias, "batch_norm": "merge" if self.merge_batch_norm else "rule"},
+        )
 
     def prepare(self, inputs: torch.Tensor) -> Composite:
         """The composite for this batch (Deep Taylor fills in its bounds here)."""
         return self.composite
+
+
+def output_relevance(output: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """The relevance put in at the model output: ``y ⊙ ∂s/∂y``, the score ``s`` split over the outputs ``y``.
+
+    A class target gives ``y_c`` at the target class and zero elsewhere; any
+    linear selection gives each selected output its share of ``s``.
+
+    Example
+    -------
+    >>> y = torch.tensor([[1.0, -2.0, 3.0]], requires_grad=True)
+    >>> output_relevance(y, y[:, 0] + 2 * y[:, 2])
+    tensor([[1., -0., 6.]])
+    """
+    if not score.requires_grad:
+        return torch.zeros_like(output)
+    (gradient,) = torch.autograd.grad(score.sum(), output, retain_graph=True, allow_unused=True)
+    if gradient is None:
+        return torch.zeros_like(output)
+    return output.detach() * gradient
 
 
 @register

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -247,3 +249,74 @@ def test_transposed_convolution_and_one_dimensional_layers_conserve():
     # z+ and alpha-beta conserve only where every neuron has contributions of both signs; here some do not
     for name in ("zplus", "alpha_beta"):
         assert torch.isfinite(sl.LRP(model, rule=name, bias="ignore")(x, target=0).values).all()
+
+
+def test_a_callable_target_puts_in_each_selected_outputs_share():
+    """A linear selection s = Σ_k c_k y_k seeds R_k = c_k y_k: the sum of the per-class maps, conserved to s."""
+    torch.manual_seed(4)
+    model = conv_net("module", classes=3).double().eval()
+    x = torch.randn(2, 3, 8, 8, dtype=D)
+    lrp = sl.LRP(model, rule="epsilon", epsilon=1e-12, bias="ignore", stabilizer=1e-12)
+    both = lrp(x, target=lambda y: y[:, 0] - 2 * y[:, 2])
+    expected = lrp(x, target=0).values - 2 * lrp(x, target=2).values
+    torch.testing.assert_close(both.values, expected)
+    with torch.no_grad():
+        score = model(x)[:, 0] - 2 * model(x)[:, 2]
+    torch.testing.assert_close(both.values.sum((1, 2, 3)), score, rtol=1e-8, atol=1e-10)
+    assert both.delta.max() < 1e-8
+
+
+def _folded(model: ResidualBN) -> ResidualBN:
+    """A copy of ``model`` with its batch norm folded into ``conv1`` by hand."""
+    folded = copy.deepcopy(model)
+    bn, conv = folded.bn, folded.conv1
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    with torch.no_grad():
+        conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+        conv.bias.copy_(scale * (conv.bias - bn.running_mean) + bn.bias)
+    folded.bn = nn.Identity()
+    return folded
+
+
+@pytest.mark.parametrize("bias", ["absorb", "ignore"])
+@pytest.mark.parametrize("name", ["epsilon", "zplus", "alpha_beta", "gamma"])
+def test_merging_batch_norm_equals_folding_it_into_the_convolution(name, bias):
+    torch.manual_seed(5)
+    model = ResidualBN().double().eval()
+    with torch.no_grad():
+        model.bn.weight.uniform_(0.5, 1.5)
+        model.bn.bias.normal_()
+    x = torch.randn(3, 3, 8, 8, dtype=D)
+    before = snapshot(model)
+    options = {"rule": name, "bias": bias, "stabilizer": 1e-12, **({"epsilon": 1e-12} if name == "epsilon" else {})}
+    merged = sl.LRP(model, batch_norm="merge", **options)(x, target=1)
+    assert_unchanged(model, before)
+    folded = sl.LRP(_folded(model), **options)(x, target=1)
+    torch.testing.assert_close(merged.values, folded.values, rtol=1e-7, atol=1e-10)
+    own_rule = sl.LRP(model, **options)(x, target=1)
+    if bias == "absorb" and name != "epsilon":  # z+, αβ, γ see the merged bias as a positive/negative input
+        assert not torch.allclose(own_rule.values, merged.values)
+    else:  # ε's shares, and every rule's without biases, are unchanged by a positive per-channel scale
+        torch.testing.assert_close(own_rule.values, merged.values, rtol=1e-6, atol=1e-9)
+    if bias == "ignore" and name == "epsilon":  # (z+, αβ lose an output's relevance where a part is empty)
+        assert merged.delta.max() < 1e-6 * _out_relevance(model, x, 1).abs().max()
+
+
+class PreNormReused(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2), nn.Linear(2 * 6 * 6, 2)
+
+    def forward(self, x):
+        z = self.conv(x)
+        return self.fc((F.relu(self.bn(z)) + z).flatten(1))
+
+
+def test_merging_refuses_a_layer_output_used_besides_its_batch_norm():
+    model = PreNormReused().eval()
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.raises(sl.UnsupportedOperationError, match="merged into"):
+        sl.LRP(model, batch_norm="merge")(x, target=0)
+    sl.LRP(model, batch_norm="rule")(x, target=0)
+    with pytest.raises(ValueError, match="batch_norm must be one of"):
+        sl.LRP(model, batch_norm="fold")
