@@ -1,5 +1,17 @@
 """Attribution methods, one module per family. Importing this package registers them."""
 
+from saliencelab.methods.cam import (
+    AblationCam,
+    EigenCam,
+    GradCam,
+    GradCamPlusPlus,
+    GuidedGradCam,
+    HiResCam,
+    LayerCam,
+    ScoreCam,
+    VisualBackProp,
+    XGradCam,
+)
 from saliencelab.methods.deeplift import DeepLift, DeepShap
 from saliencelab.methods.gradient import DeconvNet, Gradient, GradientXInput, GuidedBackprop
 from saliencelab.methods.lrp import LRP, DeepTaylor
@@ -8,6 +20,16 @@ from saliencelab.methods.path import ExpectedGradients, GradientShap, Integrated
 from saliencelab.methods.pattern import PatternAttribution, PatternNet
 
 __all__ = [
+    "AblationCam",
+    "EigenCam",
+    "GradCam",
+    "GradCamPlusPlus",
+    "GuidedGradCam",
+    "HiResCam",
+    "LayerCam",
+    "ScoreCam",
+    "VisualBackProp",
+    "XGradCam",
     "DeconvNet",
     "DeepLift",
     "DeepShap",

@@ -1,0 +1,169 @@
+"""Finding a CAM layer, reading its output during a forward pass, and seeing it as a grid.
+
+Nothing is registered on the user's model: a global forward hook, removed on
+exit, watches for the chosen module. Its output can be recorded as a fresh
+leaf (so gradients stop there and nothing below it is kept for the backward)
+or replaced (to run the rest of the network on modified activations).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+Reshape = Callable[[torch.Tensor], torch.Tensor]
+"""Maps a layer output ``(N, ...)`` to a grid ``(N, C, *spatial)``; it must only select and rearrange."""
+
+
+def resolve_layer(model: object, layer: nn.Module | str) -> nn.Module:
+    """The module ``layer`` names: a module, or a dotted name inside ``model``.
+
+    Example
+    -------
+    >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+    >>> resolve_layer(net, "0") is net[0]
+    True
+    """
+    if isinstance(layer, nn.Module):
+        return layer
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a module or its dotted name; got {type(layer).__name__}")
+    if not isinstance(model, nn.Module):
+        raise TypeError("a layer given by name needs an nn.Module model; pass the module itself")
+    try:
+        return model.get_submodule(layer)
+    except AttributeError:
+        names = [name for name, _ in model.named_modules() if name]
+        raise ValueError(
+            f"the model has no layer named {layer!r}; its layers include {names[-8:]} (see model.named_modules())"
+        ) from None
+
+
+def default_layer(model: object, probe: torch.Tensor) -> nn.Module:
+    """The last module (in the order the forward pass finishes them) whose output is a spatial grid.
+
+    A grid is a tensor ``(N, C, *spatial)`` with at least two spatial positions;
+    the model itself does not count. Transformers, whose blocks output token
+    sequences, need ``layer=`` explicitly.
+    """
+    found: list[nn.Module] = []
+
+    def hook(module, _inputs, output):
+        if module is not model and isinstance(output, torch.Tensor) and output.ndim >= 4:
+            if math.prod(output.shape[2:]) > 1:
+                found.append(module)
+
+    handle = nn.modules.module.register_module_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            model(probe)
+    finally:
+        handle.remove()
+    if not found:
+        raise ValueError(
+            "the model has no layer with a spatial output (N, C, H, W); pass layer= (for a vision "
+            "transformer, a block whose output is the token sequence, e.g. layer='blocks.3.norm1')"
+        )
+    return found[-1]
+
+
+@dataclass
+class Capture:
+    """What :func:`watching` saw: the layer's output (as a leaf) and how often the layer ran."""
+
+    activation: torch.Tensor | None = None
+    calls: int = 0
+
+
+@contextmanager
+def watching(
+    layer: nn.Module, replace: Callable[[torch.Tensor], torch.Tensor] | None = None, gradients: bool = False
+) -> Iterator[Capture]:
+    """Record ``layer``'s output during the forward passes inside the block, or ``replace`` it.
+
+    With ``gradients=True`` the output is recorded as a leaf that requires grad
+    and autograd is switched on from that point of the forward pass (run the
+    forward under ``torch.no_grad()``: only the layers after ``layer`` build a
+    graph). Grad mode is restored on exit.
+
+    Example
+    -------
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    >>> with watching(net[0]) as seen:
+    ...     _ = net(torch.ones(1, 2))
+    >>> seen.activation.shape, seen.calls
+    (torch.Size([1, 3]), 1)
+    """
+    capture = Capture()
+    grad_mode = torch.is_grad_enabled()
+
+    def hook(module, _inputs, output):
+        if module is not layer:
+            return None
+        if not isinstance(output, torch.Tensor):
+            raise ValueError(f"the CAM layer must output a tensor; {type(layer).__name__} returned {type(output)}")
+        capture.calls += 1
+        if capture.calls > 1:
+            raise ValueError(
+                f"the CAM layer ({type(layer).__name__}) runs more than once in one forward pass; "
+                "choose a layer that runs once"
+            )
+        if replace is not None:
+            return replace(output)
+        if not gradients:
+            capture.activation = output.detach()
+            return None
+        torch.set_grad_enabled(True)
+        capture.activation = output.detach().requires_grad_(True)
+        return capture.activation.clone()  # later in-place ops must not modify the leaf
+
+    handle = nn.modules.module.register_module_forward_hook(hook)
+    try:
+        yield capture
+    finally:
+        handle.remove()
+        torch.set_grad_enabled(grad_mode)
+
+
+def token_grid(tokens: torch.Tensor) -> torch.Tensor:
+    """A token sequence ``(N, T, D)`` as a grid ``(N, D, h, h)``: T = h², or T = h² + 1 with a leading class token.
+
+    Example
+    -------
+    >>> token_grid(torch.arange(10.0).reshape(1, 5, 2)).shape  # a class token and a 2x2 grid
+    torch.Size([1, 2, 2, 2])
+    """
+    n, t, d = tokens.shape
+    for skip in (0, 1):
+        side = math.isqrt(t - skip)
+        if side * side == t - skip and side > 0:
+            return tokens[:, skip:].transpose(1, 2).reshape(n, d, side, side)
+    raise ValueError(
+        f"a token sequence of {t} tokens is neither a square grid nor a square grid and a class token; "
+        "pass reshape= (a function mapping the layer output (N, T, D) to a grid (N, D, h, w))"
+    )
+
+
+def as_grid(activation: torch.Tensor, reshape: Reshape | None) -> torch.Tensor:
+    """The layer output as ``(N, C, *spatial)``: as it is, through ``reshape``, or a token sequence's grid."""
+    if reshape is not None:
+        grid = reshape(activation)
+        if not isinstance(grid, torch.Tensor) or grid.ndim < 3 or grid.shape[0] != activation.shape[0]:
+            raise ValueError(
+                f"reshape= must map the layer output {tuple(activation.shape)} to a grid (N, C, *spatial); "
+                f"got {getattr(grid, 'shape', type(grid))}"
+            )
+        return grid
+    if activation.ndim >= 4:
+        return activation
+    if activation.ndim == 3:
+        return token_grid(activation)
+    raise ValueError(
+        f"the CAM layer's output has shape {tuple(activation.shape)}, which is not spatial; choose a "
+        "convolutional layer or pass reshape="
+    )

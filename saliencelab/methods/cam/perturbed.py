@@ -1,0 +1,184 @@
+"""CAMs that weight each channel by what happens to the score when the input or the layer is perturbed.
+
+- Score-CAM (Wang et al. 2020): channel k's activation, upsampled and scaled to
+  ``[0, 1]``, masks the input; its weight is the score's increase over the
+  blacked-out input, ``f(x ⊙ H_k) − f(0)`` (with the class probability for a
+  class target, as in the paper).
+- Ablation-CAM (Desai & Ramaswamy 2020): channel k is set to zero in the layer
+  and the rest of the network re-run; its weight is the score's drop
+  ``(y − y_k) / |y|``. Dividing by ``|y|`` rather than ``y`` keeps the weight's
+  meaning when the score is negative: a channel whose removal lowers the score
+  counts for the class.
+
+Both evaluate every (sample, channel) pair in batches under the memory budget,
+in inference mode, and skip channels that are constant (Score-CAM: the mask is
+undefined and the weight is 0) or zero (Ablation-CAM: removing them changes
+nothing). Ablation-CAM re-runs only the layers after the CAM layer when the
+rest of the network depends on the input through that layer alone (checked
+with autograd on every call), and the whole network otherwise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from saliencelab.core.registry import register
+from saliencelab.core.targets import Target
+from saliencelab.methods.cam.base import CamMethod, spatial_dims, upsampled
+from saliencelab.methods.cam.layers import as_grid, watching
+
+
+def _channel_pairs(active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (sample, channel) index pairs where ``active`` ``(n, C)`` is true."""
+    pairs = active.nonzero()
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _per_channel(weights: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return (weights.reshape(*weights.shape, *([1] * (grid.ndim - 2))) * grid).sum(1)
+
+
+@register
+class ScoreCam(CamMethod):
+    """Score-CAM: channels weighted by the score of the input masked with them (Wang et al. 2020).
+
+    Parameters (beyond the CAM ones): ``softmax`` (default True): for a class
+    target, score the class probability, as the paper does; otherwise (and
+    for callable targets) the raw score.
+
+    Example
+    -------
+    >>> import torch, saliencelab as sl
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> sl.ScoreCam(net, layer="1")(torch.rand(2, 3, 8, 8), target=1).values.shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    name = "score_cam"
+    description = "Score-CAM: channels weighted by the target score of the input masked with each channel"
+    source = "Wang et al. 2020"
+
+    def __init__(self, model, *, softmax: bool = True, **options) -> None:
+        super().__init__(model, **options)
+        self.softmax = softmax
+
+    def _score(self, output: torch.Tensor, bound: Target) -> torch.Tensor:
+        if self.softmax and bound.classes is not None and output.ndim == 2:
+            return bound.scores(output.softmax(1))
+        return bound.scores(output)
+
+    def layer_map(self, x: torch.Tensor, target: Target, layer: nn.Module) -> tuple[torch.Tensor, Target]:
+        raw, output = self.activations(x, layer)
+        grid = as_grid(raw, self.reshape)
+        bound = target.bind(output)
+        with torch.inference_mode():
+            blank = self._score(self.forward(torch.zeros_like(x)), bound)
+        dims = spatial_dims(grid)
+        low, high = grid.amin(dims), grid.amax(dims)
+        sample, channel = _channel_pairs(high > low)
+        weights = torch.zeros(grid.shape[:2], dtype=grid.dtype, device=grid.device)
+        size = tuple(x.shape[2:])
+        if len(grid.shape[2:]) != len(size):
+            raise ValueError("score_cam masks the input with the layer's grid; it needs as many spatial dimensions")
+
+        def run(rows: slice) -> None:
+            s, c = sample[rows], channel[rows]
+            mask = upsampled(grid[s, c].unsqueeze(1), size, self.upsample or "bilinear")
+            lo, hi = low[s, c], high[s, c]
+            shape = (-1, *([1] * (mask.ndim - 1)))
+            mask = (mask - lo.reshape(shape)) / (hi - lo).reshape(shape)
+            with torch.inference_mode():
+                scores = self._score(self.forward(x[s] * mask), bound.rows(s))
+            weights[s, c] = (scores - blank[s]).to(weights.dtype)
+
+        self.run_chunked(x, run, total_rows=sample.numel(), passes=1)
+        return _per_channel(weights, grid), bound
+
+
+@register
+class AblationCam(CamMethod):
+    """Ablation-CAM: channels weighted by the score's drop when they are removed (Desai & Ramaswamy 2020).
+
+    Example
+    -------
+    >>> import torch, saliencelab as sl
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> sl.AblationCam(net, layer="1")(torch.rand(2, 3, 8, 8), target=1).values.shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    name = "ablation_cam"
+    description = "Ablation-CAM: channels weighted by the relative drop of the score when each is set to zero"
+    source = "Desai & Ramaswamy 2020"
+
+    def layer_map(self, x: torch.Tensor, target: Target, layer: nn.Module) -> tuple[torch.Tensor, Target]:
+        raw, output = self.activations(x, layer)
+        raw = raw.clone()  # a normal tensor: the ablation of token layouts runs through autograd
+        grid = as_grid(raw, self.reshape)
+        bound = target.bind(output)
+        score = bound.scores(output).to(grid.dtype)
+        sample, channel = _channel_pairs(grid.flatten(2).abs().amax(2) > 0)
+        drops = torch.zeros(grid.shape[:2], dtype=grid.dtype, device=grid.device)
+        tail_only = self._tail_only(x[:1], layer)
+
+        def run(rows: slice) -> None:
+            s, c = sample[rows], channel[rows]
+            ablated = self._ablated(raw[s], c)
+            scores = self._tail_scores(x, s, ablated, bound.rows(s), layer, tail_only)
+            drops[s, c] = score[s] - scores.to(drops.dtype)
+
+        self.run_chunked(x, run, total_rows=sample.numel(), passes=1)
+        scale = torch.where(score != 0, score.abs(), 1).unsqueeze(1)
+        return _per_channel(drops / scale, grid), bound
+
+    def _ablated(self, raw: torch.Tensor, channel: torch.Tensor) -> torch.Tensor:
+        """Rows of the layer output with grid channel ``channel[r]`` of row r set to zero."""
+        rows = torch.arange(raw.shape[0], device=raw.device)
+        if raw.ndim >= 4 and self.reshape is None:
+            ablated = raw.clone()
+            ablated[rows, channel] = 0
+            return ablated
+        with torch.enable_grad():  # map the grid channel back to its place in the layer output
+            leaf = raw.detach().requires_grad_(True)
+            grid = as_grid(leaf, self.reshape)
+            selected = torch.zeros_like(grid)
+            selected[rows, channel] = grid[rows, channel].detach()
+            (back,) = torch.autograd.grad(grid, leaf, selected)
+        return raw - back
+
+    def _tail_only(self, probe: torch.Tensor, layer: nn.Module) -> bool:
+        """Whether the model's output depends on its input only through ``layer``'s output."""
+        leaf = probe.detach().clone().requires_grad_(True)
+        with torch.enable_grad(), watching(layer, replace=lambda out: out.detach()):
+            output = self.model(leaf)
+        if not isinstance(output, torch.Tensor) or not output.requires_grad:
+            return True
+        (grad,) = torch.autograd.grad(output.sum(), leaf, allow_unused=True)
+        return grad is None
+
+    def _tail_scores(
+        self, x: torch.Tensor, sample: torch.Tensor, ablated: torch.Tensor, bound: Target, layer: nn.Module, tail: bool
+    ) -> torch.Tensor:
+        """The scores with the layer's output replaced by ``ablated``.
+
+        When only the tail of the network depends on the layer, one input row
+        feeds the layers before it; if the model then does not give one output
+        per ablated row (it reads the batch size off its input, say), the rows
+        are re-run through the whole network.
+        """
+
+        def replaced(rows: torch.Tensor, forward) -> torch.Tensor:
+            with torch.inference_mode(), watching(layer, replace=lambda _out: ablated):
+                return forward(rows)
+
+        if tail:
+            try:
+                output = replaced(x[sample[:1]], self.model)
+                if isinstance(output, torch.Tensor) and output.ndim > 0 and output.shape[0] == ablated.shape[0]:
+                    return bound.scores(output)
+            except RuntimeError:
+                pass
+        return bound.scores(replaced(x[sample], self.forward))
