@@ -24,6 +24,7 @@ from torch import nn
 
 from .architectures import VGG, DigitsCNN, ResNet, resnet18_shaped, vgg16_shaped
 from .datasets import available_datasets, dataset
+from .vit import VisionTransformer, vit_tiny_shaped
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -32,12 +33,14 @@ __all__ = [
     "DigitsCNN",
     "ResNet",
     "VGG",
+    "VisionTransformer",
     "available_datasets",
     "available_models",
     "dataset",
     "load",
     "resnet18_shaped",
     "vgg16_shaped",
+    "vit_tiny_shaped",
     "weights_file",
 ]
 
@@ -78,10 +81,20 @@ def _load_vgg16_shaped(num_classes: int = 1000, in_channels: int = 3, seed: int 
     return model.eval()
 
 
+def _load_vit_tiny_shaped(
+    num_classes: int = 10, image_size: int = 32, class_token: bool = True, seed: int = 0
+) -> VisionTransformer:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = vit_tiny_shaped(num_classes=num_classes, image_size=image_size, class_token=class_token)
+    return model.eval()
+
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {
     "digits_cnn": _load_digits_cnn,
     "resnet18_shaped": _load_resnet18_shaped,
     "vgg16_shaped": _load_vgg16_shaped,
+    "vit_tiny_shaped": _load_vit_tiny_shaped,
 }
 
 
@@ -91,7 +104,7 @@ def available_models() -> list[str]:
     Examples
     --------
     >>> available_models()
-    ['digits_cnn', 'resnet18_shaped', 'vgg16_shaped']
+    ['digits_cnn', 'resnet18_shaped', 'vgg16_shaped', 'vit_tiny_shaped']
     """
     return sorted(_MODELS)
 
@@ -108,7 +121,9 @@ def load(name: str, **kwargs: int) -> nn.Module:
         VGG-16-shaped network (138M parameters, about 0.5 GB in float32).
         For both, keyword arguments ``num_classes`` (1000), ``in_channels`` (3)
         and ``seed`` (0) make it deterministic without touching the global RNG
-        state.
+        state. ``"vit_tiny_shaped"``: a randomly initialised tiny vision
+        transformer (:func:`vit_tiny_shaped`; ``num_classes`` 10,
+        ``image_size`` 32, ``class_token`` True, ``seed`` 0).
     **kwargs
         Passed to the model's builder; unexpected ones raise ``TypeError``.
 

@@ -304,7 +304,7 @@ def test_vgg_rejects_bad_layout() -> None:
 
 
 def test_unknown_model_names_available() -> None:
-    assert zoo.available_models() == ["digits_cnn", "resnet18_shaped", "vgg16_shaped"]
+    assert zoo.available_models() == ["digits_cnn", "resnet18_shaped", "vgg16_shaped", "vit_tiny_shaped"]
     with pytest.raises(ValueError, match=r"unknown model 'vgg16'.*digits_cnn.*resnet18_shaped"):
         zoo.load("vgg16")
 
@@ -325,3 +325,18 @@ def test_training_script_reproduces_the_shipped_weights(tmp_path) -> None:
     assert rebuilt.keys() == shipped.keys()
     for name, tensor in shipped.items():
         assert torch.equal(rebuilt[name], tensor), name
+
+
+@pytest.mark.parametrize("class_token", [True, False])
+def test_vit_tiny_shaped_is_deterministic_and_per_sample(class_token) -> None:
+    net = zoo.load("vit_tiny_shaped", class_token=class_token, seed=3)
+    again = zoo.load("vit_tiny_shaped", class_token=class_token, seed=3)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        out = net(x)
+        torch.testing.assert_close(out, again(x))
+        torch.testing.assert_close(out[1:2], net(x[1:2]), rtol=1e-5, atol=1e-6)
+    tokens = 64 + int(class_token)
+    assert net.pos_embed.shape == (1, tokens, 64)
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        zoo.VisionTransformer(image_size=30, patch_size=4)

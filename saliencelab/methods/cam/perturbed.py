@@ -1,7 +1,7 @@
 """CAMs that weight each channel by what happens to the score when the input or the layer is perturbed.
 
-- Score-CAM (Wang et al. 2020): channel k's activation, upsampled and scaled to
-  ``[0, 1]``, masks the input; its weight is the score's increase over the
+- Score-CAM (Wang et al. 2020): channel k's activation, upsampled and then scaled
+  to ``[0, 1]``, masks the input; its weight is the score's increase over the
   blacked-out input, ``f(x ⊙ H_k) − f(0)`` (with the class probability for a
   class target, as in the paper).
 - Ablation-CAM (Desai & Ramaswamy 2020): channel k is set to zero in the layer
@@ -76,8 +76,7 @@ class ScoreCam(CamMethod):
         with torch.inference_mode():
             blank = self._score(self.forward(torch.zeros_like(x)), bound)
         dims = spatial_dims(grid)
-        low, high = grid.amin(dims), grid.amax(dims)
-        sample, channel = _channel_pairs(high > low)
+        sample, channel = _channel_pairs(grid.amax(dims) > grid.amin(dims))
         weights = torch.zeros(grid.shape[:2], dtype=grid.dtype, device=grid.device)
         size = tuple(x.shape[2:])
         if len(grid.shape[2:]) != len(size):
@@ -86,7 +85,8 @@ class ScoreCam(CamMethod):
         def run(rows: slice) -> None:
             s, c = sample[rows], channel[rows]
             mask = upsampled(grid[s, c].unsqueeze(1), size, self.upsample or "bilinear")
-            lo, hi = low[s, c], high[s, c]
+            flat = mask.flatten(1)
+            lo, hi = flat.amin(1), flat.amax(1)
             shape = (-1, *([1] * (mask.ndim - 1)))
             mask = (mask - lo.reshape(shape)) / (hi - lo).reshape(shape)
             with torch.inference_mode():
