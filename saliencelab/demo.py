@@ -1,4 +1,4 @@
-"""The demo: explain test digits of the embedded digits CNN with every gradient method.
+"""The demo: explain test digits of the embedded digits CNN with the gradient, reference and CAM methods.
 
 Example
 -------
@@ -31,11 +31,22 @@ DEMO_METHODS: dict[str, dict[str, Any]] = {
     "gradient_shap": {"samples": 64, "noise": 0.1},
     "deeplift": {"baseline": "zeros"},
     "deepshap": {},
+    "lrp": {"composite": "epsilon_plus"},
+    "deep_taylor": {"low": 0.0, "high": 1.0},
+    "pattern_attribution": {},
+    "grad_cam": {"layer": "features.3"},
+    "guided_grad_cam": {"layer": "features.3"},
+    "grad_cam_pp": {"layer": "features.3"},
+    "score_cam": {"layer": "features.3"},
+    "ablation_cam": {"layer": "features.3"},
+    "eigen_cam": {"layer": "features.3"},
+    "visual_backprop": {},
 }
+"""Each method with its demo options; CAMs read the last convolution's ReLU (8x8) rather than the 4x4 pool."""
 
 
 def run_demo(out: str | Path, *, n_digits: int = 6, progress: bool = True) -> list[dict[str, Any]]:
-    """Explain ``n_digits`` test digits with every gradient and DeepLIFT method and save the figure.
+    """Explain ``n_digits`` test digits with every demo method and save the figure.
 
     Writes ``gradient_methods.png`` to ``out`` and returns one row per method:
     its name, the seconds it took, and the largest completeness error (or None).
@@ -54,6 +65,8 @@ def run_demo(out: str | Path, *, n_digits: int = 6, progress: bool = True) -> li
             options["baseline"] = background
         if method == "deepshap":
             options["baseline"] = background[:16]
+        if method == "pattern_attribution":
+            options["fit_data"] = x_train[:512]
         start = time.perf_counter()
         result = sl.explain(model, inputs, method=method, target=labels, **options)
         seconds = time.perf_counter() - start
