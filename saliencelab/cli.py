@@ -35,9 +35,11 @@ def methods() -> None:
     """List every method with a one-line description and its source."""
     from saliencelab.core import registry
 
-    for name in registry.available_methods():
+    names = registry.available_methods()
+    width = max(map(len, names)) + 2
+    for name in names:
         cls = registry.get(name)
-        typer.echo(f"{name:<22}{cls.description}  [{cls.source}]")
+        typer.echo(f"{name:<{width}}{cls.description}  [{cls.source}]")
 
 
 if __name__ == "__main__":
