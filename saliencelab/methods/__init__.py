@@ -18,6 +18,15 @@ from saliencelab.methods.lrp import LRP, DeepTaylor
 from saliencelab.methods.noise import SmoothGrad
 from saliencelab.methods.path import ExpectedGradients, GradientShap, IntegratedGradients
 from saliencelab.methods.pattern import PatternAttribution, PatternNet
+from saliencelab.methods.perturbation import (
+    KernelShap,
+    Lime,
+    MeaningfulPerturbation,
+    Occlusion,
+    PredictionDifference,
+    Rise,
+    ShapleySampling,
+)
 
 __all__ = [
     "AblationCam",
@@ -44,4 +53,11 @@ __all__ = [
     "PatternAttribution",
     "PatternNet",
     "SmoothGrad",
+    "KernelShap",
+    "Lime",
+    "MeaningfulPerturbation",
+    "Occlusion",
+    "PredictionDifference",
+    "Rise",
+    "ShapleySampling",
 ]
