@@ -5,12 +5,13 @@ model ``v(z) ≈ f(baseline) + Σ_g z_g φ_g`` over coalitions ``z ∈ {0,1}^G``
 weighted by the Shapley kernel ``π(z) = (G − 1) / (C(G, |z|) |z| (G − |z|))``,
 under the efficiency constraint ``Σ_g φ_g = f(x) − f(baseline)``. As in the
 reference implementation, coalition sizes whose subsets the budget of
-``samples`` can enumerate completely are enumerated (sizes 1 and G − 1 first,
-they carry the most kernel weight); the rest are drawn with probability
-proportional to their kernel weight, each with its complement (paired
-sampling, Covert & Lee 2021). The constraint is imposed exactly by
-eliminating one coefficient, so the values are efficient up to rounding, and
-exact for any additive model once the coalitions determine the G values.
+``samples`` can enumerate completely are enumerated (the G single groups
+always, then sizes G − 1, 2, G − 2, ...: they carry the most kernel weight);
+the rest are drawn with probability proportional to their kernel weight, each
+with its complement (paired sampling, Covert & Lee 2021). The constraint is
+imposed exactly by eliminating one coefficient, so the values are efficient up
+to rounding, and exact for any additive model from ``samples >= G − 1`` on:
+the single-group coalitions determine every value.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def size_weights(groups: int) -> torch.Tensor:
 def kernel_coalitions(groups: int, samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``samples`` coalitions ``(samples, G)`` (True: the group is kept) and their regression weights.
 
+    The G single-group coalitions come first (the largest kernel weight; they
+    make the regression determine every value, so an additive model is
+    recovered exactly from ``samples >= G``; with ``samples = G − 1`` the first
+    G − 1 of them alone). Then, as in the reference implementation, the sizes
+    ``G − 1``, ``2`` and ``G − 2``, ... are enumerated while the budget covers
+    them in proportion to their kernel mass, and the rest is drawn with
+    probability proportional to the kernel mass of each size, every draw paired
+    with its complement when that size is drawn too. Enumerated coalitions
+    weigh their kernel weight; drawn ones share the mass of the sizes drawn.
+
     Example
     -------
     >>> z, w = kernel_coalitions(3, 6, seed=0)  # 6 = 2**3 - 2: every coalition, exactly weighted
@@ -56,42 +67,52 @@ def kernel_coalitions(groups: int, samples: int, seed: int) -> tuple[torch.Tenso
     mass = size_weights(groups)  # mass[s - 1]
     rows: list[torch.Tensor] = []
     weights: list[float] = []
-    budget = samples
     remaining = set(range(1, groups))
+
+    def enumerate_size(size: int, limit: int | None = None) -> None:
+        for members in itertools.islice(itertools.combinations(range(groups), size), limit):
+            z = torch.zeros(groups, dtype=torch.bool)
+            z[list(members)] = True
+            rows.append(z)
+            weights.append(float(mass[size - 1]) / math.comb(groups, size))
+        remaining.discard(size)
+
+    enumerate_size(1, min(groups, samples))
+    budget = samples - len(rows)
     for size in range(1, groups // 2 + 1):
-        sizes = {size, groups - size}
+        sizes = {size, groups - size} & remaining
+        if not sizes:
+            continue
         subsets = sum(math.comb(groups, s) for s in sizes)
         share = sum(float(mass[s - 1]) for s in sizes) / sum(float(mass[s - 1]) for s in remaining)
         if subsets > budget or budget * share < subsets:
             break
         for s in sorted(sizes):
-            for members in itertools.combinations(range(groups), s):
-                z = torch.zeros(groups, dtype=torch.bool)
-                z[list(members)] = True
-                rows.append(z)
-                weights.append(float(mass[s - 1]) / math.comb(groups, s))
+            enumerate_size(s)
         budget -= subsets
-        remaining -= sizes
     if budget > 0 and remaining:
         rng = generator(seed, torch.device("cpu"))
-        left = sorted(remaining)
-        probabilities = mass[[s - 1 for s in left]]
+        left = torch.tensor(sorted(remaining))
+        probabilities = mass[left - 1]
+        sizes = left[torch.multinomial(probabilities, budget, replacement=True, generator=rng)]
+        order = torch.rand((budget, groups), generator=rng).argsort(dim=1)
+        drawn = order < sizes[:, None]  # a uniform subset of each drawn size
+        paired = torch.tensor([groups - int(s) in remaining for s in sizes])
+        coalitions = torch.stack([drawn, ~drawn], dim=1)[:, :, None]  # (budget, 2, 1, G)
+        chosen = torch.cat([coalitions[i, : 2 if paired[i] else 1, 0] for i in range(budget)])[:budget]
         each = float(probabilities.sum()) / budget
-        while budget > 0:
-            size = left[int(torch.multinomial(probabilities, 1, generator=rng))]
-            z = torch.zeros(groups, dtype=torch.bool)
-            z[torch.randperm(groups, generator=rng)[:size]] = True
-            for coalition in (z, ~z)[: min(2, budget)]:
-                rows.append(coalition)
-                weights.append(each)
-                budget -= 1
+        rows.extend(chosen)
+        weights.extend([each] * budget)
     return torch.stack(rows), torch.tensor(weights, dtype=torch.float64)
 
 
 def solve_efficient(z: torch.Tensor, weights: torch.Tensor, gains: torch.Tensor, total: float) -> tuple:
     """Weighted least squares for ``gains ≈ z φ`` subject to ``Σ φ = total``; returns ``(φ, rank)``.
 
-    ``gains`` are ``f(z) − f(baseline)``; the last coefficient is eliminated.
+    ``gains`` are ``f(z) − f(baseline)``; the last coefficient is eliminated and
+    the normal equations, ``(G − 1) × (G − 1)``, are solved by an eigendecomposition
+    (``rank``: the eigenvalues above 1e-10 of the largest; the minimum-norm
+    solution when the coalitions leave some values undetermined).
 
     Example
     -------
@@ -102,11 +123,13 @@ def solve_efficient(z: torch.Tensor, weights: torch.Tensor, gains: torch.Tensor,
     """
     design = z[:, :-1] - z[:, -1:]
     response = gains - z[:, -1] * total
-    root = weights.sqrt()[:, None]
-    a, b = root * design, root[:, 0] * response
-    solution = torch.linalg.lstsq(a, b[:, None], driver="gelsd").solution[:, 0]
-    rank = int(torch.linalg.matrix_rank(a))
-    return torch.cat([solution, (total - solution.sum())[None]]), rank
+    weighted = design * weights[:, None]
+    normal = design.T @ weighted  # (G-1, G-1): small, whatever the number of coalitions
+    eigenvalues, vectors = torch.linalg.eigh(normal)
+    keep = eigenvalues > eigenvalues.max().clamp(min=0) * 1e-10
+    projected = vectors[:, keep].T @ (weighted.T @ response)
+    solution = vectors[:, keep] @ (projected / eigenvalues[keep])  # the minimum-norm least-squares solution
+    return torch.cat([solution, (total - solution.sum())[None]]), int(keep.sum())
 
 
 @register
