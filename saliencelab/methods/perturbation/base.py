@@ -12,6 +12,7 @@ from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.targets import Target
 from saliencelab.methods.base import Method
 from saliencelab.methods.perturbation.evaluate import MakeRows, clean_scores, evaluate_rows
+from saliencelab.methods.perturbation.incremental import Patched
 
 
 def check_count(value: object, what: str, least: int = 1) -> int:
@@ -85,6 +86,23 @@ class PerturbationMethod(Method):
         total = rows_like.shape[0] if total_rows < 0 else total_rows
         key = (tuple(rows_like.shape[1:]), rows_like.dtype, rows_like.device.type)
         run_chunked(total, run, self.memory_budget, measure=measure, owner=self.model, key=key, passes=passes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's output for ``x`` (a tensor or a :class:`Patched` batch), checked to be one row per input row."""
+        output = self.model(x)
+        if isinstance(output, Patched):
+            output = output.materialize()
+        if not isinstance(output, torch.Tensor):
+            raise ValueError(
+                f"the model returned a {type(output).__name__}, not a tensor; wrap it so that it "
+                "returns one tensor of scores, e.g. lambda x: model(x)['logits']"
+            )
+        if output.ndim == 0 or output.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"the model mapped a batch of {x.shape[0]} inputs to an output of shape "
+                f"{tuple(output.shape)}; it must return one output per sample, shape (N, ...)"
+            )
+        return output
 
     def clean(self, inputs: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
         """The unperturbed scores ``f(x)`` (float64) and the target bound to the model's output."""

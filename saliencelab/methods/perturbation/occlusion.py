@@ -19,6 +19,7 @@ from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
 from saliencelab.methods.perturbation.base import PerturbationMethod, sample_rows
+from saliencelab.methods.perturbation.incremental import Patched, crop
 from saliencelab.methods.perturbation.windows import Size, Windows, check_size_spec, spatial_dims
 
 
@@ -50,12 +51,21 @@ class Occlusion(PerturbationMethod):
         Step between window positions, in the same forms (default: half the
         window, at least 1). A stride larger than the window would leave
         elements uncovered and is an error.
+    incremental:
+        Re-run only what each window changes (Krypton, Nakandala et al. 2019;
+        see :mod:`~saliencelab.methods.perturbation.incremental`): ``None``
+        (default) does so for images ``(N, C, H, W)`` with windows over all
+        channels, and falls back to plain batches if the model cannot run on
+        patched maps; ``True`` requires it; ``False`` never. The values are
+        those of plain batches up to the rounding of convolutions computed on
+        sub-regions.
     memory_budget, progress:
         See :class:`~saliencelab.methods.perturbation.base.PerturbationMethod`.
 
     The baseline (default ``"zeros"``) gives the occluded values; a tensor is
     occluded position by position. ``info["windows"]`` is the number of window
-    positions. ``delta`` is None: occlusion has no completeness property.
+    positions and ``info["incremental"]`` whether incremental re-inference ran.
+    ``delta`` is None: occlusion has no completeness property.
 
     Example
     -------
@@ -77,14 +87,18 @@ class Occlusion(PerturbationMethod):
         *,
         window: Size | None = None,
         stride: Size | None = None,
+        incremental: bool | None = None,
         progress: bool | None = None,
         memory_budget: int | None = None,
     ) -> None:
         super().__init__(model, progress=progress, memory_budget=memory_budget)
         check_size_spec(window, "window")
         check_size_spec(stride, "stride")
+        if incremental is not None and not isinstance(incremental, bool):
+            raise TypeError(f"incremental must be True, False or None (automatic); got {incremental!r}")
         self.window = window
         self.stride = stride
+        self.incremental = incremental
 
     def windows(self, inputs: torch.Tensor) -> Windows:
         """The window positions for inputs of this shape (checked against it)."""
@@ -109,7 +123,47 @@ class Occlusion(PerturbationMethod):
             occluded = windows.masks(position)
             return torch.where(occluded, sample_rows(reference, sample), inputs[sample]), sample
 
-        scores = self.evaluate(inputs, n * total, make_rows, target, "windows").reshape(n, total)
-        values = windows.spread(f_x[:, None] - scores)
-        info = {"windows": total, "window": windows.size, "stride": windows.stride}
+        incremental = self._incremental(inputs, windows)
+        scores = None
+        if incremental:
+            rows = incremental_rows(inputs, reference, windows)
+            try:
+                scores = self.evaluate(inputs, n * total, rows, target, "windows, incremental")
+            except Exception:
+                if self.incremental:
+                    raise
+                incremental = False  # the model cannot run on patched maps: plain batches give the same values
+        if scores is None:
+            scores = self.evaluate(inputs, n * total, make_rows, target, "windows")
+        values = windows.spread(f_x[:, None] - scores.reshape(n, total))
+        info = {"windows": total, "window": windows.size, "stride": windows.stride, "incremental": incremental}
         return Attribution(values.to(inputs.dtype), None, self.name, target.public(), info)
+
+    def _incremental(self, inputs: torch.Tensor, windows: Windows) -> bool:
+        """Whether to re-run only what each window changes: images, windows over all channels."""
+        possible = inputs.ndim == 4 and windows.size[0] == inputs.shape[1]
+        if self.incremental and not possible:
+            raise ValueError(
+                "incremental=True needs images (N, C, H, W) and windows over all channels; "
+                f"got inputs of shape {tuple(inputs.shape)} and window {windows.size}"
+            )
+        return possible if self.incremental is None else self.incremental
+
+
+def incremental_rows(inputs: torch.Tensor, reference: torch.Tensor, windows: Windows):
+    """Rows as :class:`Patched` batches: each sample's clean image with its window's baseline values."""
+    total = windows.total
+    height, width = windows.size[1:]
+
+    def make_rows(row: torch.Tensor) -> tuple[Patched, torch.Tensor]:
+        sample, position = row // total, row % total
+        starts = windows.starts(position)
+        top, left = starts[:, 1], starts[:, 2]
+        present, inverse = torch.unique(sample, return_inverse=True)
+        if reference.shape[0] == 1:
+            patch = crop(reference, torch.zeros_like(sample), top, left, height, width)
+        else:
+            patch = crop(reference, sample, top, left, height, width)
+        return Patched(inputs[present], inverse, patch, top, left), sample
+
+    return make_rows

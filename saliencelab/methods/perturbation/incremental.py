@@ -1,0 +1,335 @@
+"""Incremental re-inference for occlusion: recompute only what an occluded window changes.
+
+An occluded input differs from the clean one only inside its window, and a
+convolution, a batch norm, a ReLU or a max pool changes its output only where
+its receptive field meets a changed input (Krypton, Nakandala et al. 2019). A
+:class:`Patched` value stands for a batch of R feature maps, each equal to the
+clean map of its sample (``base``, computed once per chunk) except inside one
+box per row, whose values it carries (``patch``, R × C × h × w, the boxes may
+reach past the map's edge, where nothing exists). The model runs on it as on a
+tensor: each supported operation computes the new box from the old one,
+gathering the input region it needs (clean values around, zero or −inf padding
+outside the map) and running the same operation on that region only. Every
+other operation, or one whose box covers half its output map, first
+materialises the full batch and runs normally from there on, so results equal
+plain batched inference up to the rounding of convolutions computed on a
+sub-region. Supported: ``conv2d`` (zero padding), ``batch_norm`` in eval mode,
+``relu`` (any spelling, in place or not), ``max_pool2d`` (floor mode) and the
+sum of two patched maps (residual connections).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+DENSE_FRACTION = 0.5
+"""A box covering at least this fraction of its map is materialised: the rest runs on full maps."""
+
+
+def _pair(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return (int(value[0]), int(value[1]))
+    return None
+
+
+def crop(maps: torch.Tensor, sample: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int):
+    """Boxes ``[top, top+h) × [left, left+w)`` of ``maps[sample]`` (clamped at the edges), ``(R, C, h, w)``.
+
+    Example
+    -------
+    >>> maps = torch.arange(16.0).reshape(1, 1, 4, 4)
+    >>> crop(maps, torch.tensor([0]), torch.tensor([1]), torch.tensor([2]), 2, 2)[0, 0].tolist()
+    [[6.0, 7.0], [10.0, 11.0]]
+    """
+    height, width = maps.shape[2:]
+    rows = (top[:, None] + torch.arange(h, device=maps.device)).clamp(0, height - 1)
+    cols = (left[:, None] + torch.arange(w, device=maps.device)).clamp(0, width - 1)
+    picked = maps[sample[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (R, h, w, C)
+    return picked.permute(0, 3, 1, 2)
+
+
+class Patched:
+    """R feature maps: the clean map of each row's sample, with one box of new values per row.
+
+    ``base`` ``(S, C, H, W)``: clean maps; ``sample`` ``(R,)``: each row's map
+    in ``base``; ``patch`` ``(R, C, h, w)``: the values inside each row's box,
+    whose top-left corner is ``(top[r], left[r])`` (possibly outside the map).
+
+    Example
+    -------
+    >>> base = torch.zeros(1, 1, 4, 4)
+    >>> p = Patched(base, torch.tensor([0, 0]), torch.ones(2, 1, 2, 2), torch.tensor([0, 3]), torch.tensor([0, 3]))
+    >>> q = torch.relu(p)  # still patched: ReLU ran on the boxes only
+    >>> type(q).__name__, q.patch.shape
+    ('Patched', torch.Size([2, 1, 2, 2]))
+    >>> p.materialize()[:, 0].sum(dim=(1, 2)).tolist()  # the second box reaches past the corner: 1 element
+    [4.0, 1.0]
+    """
+
+    def __init__(
+        self, base: torch.Tensor, sample: torch.Tensor, patch: torch.Tensor, top: torch.Tensor, left: torch.Tensor
+    ) -> None:
+        self.base, self.sample, self.patch, self.top, self.left = base, sample, patch, top, left
+        self.dense: torch.Tensor | None = None
+
+    # -- what code that inspects a tensor sees
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.sample), *self.base.shape[1:]))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.base.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    @property
+    def ndim(self) -> int:
+        return self.base.ndim
+
+    def dim(self) -> int:
+        return self.base.ndim
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def __len__(self) -> int:
+        return len(self.sample)
+
+    def __getattr__(self, name: str):
+        # any other tensor attribute or method: from here on this value is a plain tensor
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.materialize(), name)
+
+    # -- the values
+
+    def region(self, top: torch.Tensor, left: torch.Tensor, h: int, w: int, fill: float) -> torch.Tensor:
+        """The rows' values over boxes ``[top, top+h) × [left, left+w)``; ``fill`` outside the map."""
+        if self.dense is not None:
+            sample = torch.arange(len(self.sample), device=self.device)
+            values = crop(self.dense, sample, top, left, h, w)
+        else:
+            values = crop(self.base, self.sample, top, left, h, w)
+            ph, pw = self.patch.shape[2:]
+            prow = top[:, None] + torch.arange(h, device=self.device) - self.top[:, None]
+            pcol = left[:, None] + torch.arange(w, device=self.device) - self.left[:, None]
+            inside = ((prow >= 0) & (prow < ph))[:, :, None] & ((pcol >= 0) & (pcol < pw))[:, None, :]
+            rows = torch.arange(len(self.sample), device=self.device)
+            new = crop(self.patch, rows, prow[:, 0], pcol[:, 0], h, w)
+            values = torch.where(inside[:, None], new, values)
+        height, width = self.base.shape[2:]
+        rows = top[:, None] + torch.arange(h, device=self.device)
+        cols = left[:, None] + torch.arange(w, device=self.device)
+        in_map = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+        return torch.where(in_map[:, None], values, torch.full((), fill, dtype=values.dtype, device=self.device))
+
+    def materialize(self) -> torch.Tensor:
+        """The R full maps, ``(R, C, H, W)``; this value stays materialised."""
+        if self.dense is None:
+            height, width = self.base.shape[2:]
+            zero = torch.zeros_like(self.top)
+            self.dense = self.region(zero, zero, height, width, 0.0).contiguous()
+            self.patch = self.base = None  # type: ignore[assignment]
+            self.base = torch.empty((0, *self.dense.shape[1:]), dtype=self.dense.dtype, device=self.dense.device)
+        return self.dense
+
+    def _become(self, other: Patched) -> Patched:
+        """Take ``other``'s values (in-place operations)."""
+        self.base, self.sample, self.patch, self.top, self.left = (
+            other.base,
+            other.sample,
+            other.patch,
+            other.top,
+            other.left,
+        )
+        self.dense = other.dense
+        return self
+
+    # -- operations
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        handler = _HANDLERS.get(_name(func))
+        if handler is not None:
+            result = handler(func, args, kwargs)
+            if result is not NotImplemented:
+                return result
+        return func(*_dense(args), **_dense(kwargs))
+
+    def __add__(self, other):
+        return torch.add(self, other)
+
+    def __radd__(self, other):
+        return torch.add(other, self)
+
+    def __iadd__(self, other):
+        result = torch.add(self, other)
+        if isinstance(result, Patched):
+            return self._become(result)
+        return result
+
+    def __sub__(self, other):
+        return torch.sub(self, other)
+
+    def __mul__(self, other):
+        return torch.mul(self, other)
+
+    def __rmul__(self, other):
+        return torch.mul(other, self)
+
+    def relu(self) -> Patched:
+        return _relu(torch.relu, (self,), {})
+
+    def relu_(self) -> Patched:
+        return _relu(torch.relu_, (self,), {})
+
+
+def _name(func: Callable) -> str:
+    return getattr(func, "__name__", "")
+
+
+def _dense(value):
+    if isinstance(value, Patched):
+        return value.materialize()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_dense(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _dense(v) for k, v in value.items()}
+    return value
+
+
+def _live(value: object) -> bool:
+    """A patched value that has not been materialised."""
+    return isinstance(value, Patched) and value.dense is None
+
+
+def _arguments(names: tuple[str, ...], defaults: tuple, args: tuple, kwargs: dict) -> list:
+    values = list(args) + [kwargs.get(n, d) for n, d in zip(names[len(args) :], defaults[len(args) :], strict=True)]
+    return values[: len(names)]
+
+
+def _conv2d(func, args, kwargs):
+    names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+    x, weight, bias, stride, padding, dilation, groups = _arguments(names, (None, None, None, 1, 0, 1, 1), args, kwargs)
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    if not _live(x) or isinstance(weight, Patched) or None in (stride, padding, dilation) or weight.ndim != 4:
+        return NotImplemented
+    kernel = tuple(weight.shape[2:])
+    base = F.conv2d(x.base, weight, bias, stride, padding, dilation, groups)
+    return _local(
+        x,
+        base,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        0.0,
+        lambda r: F.conv2d(r, weight, bias, stride, 0, dilation, groups),
+    )
+
+
+def _max_pool2d(func, args, kwargs):
+    names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+    x, kernel, stride, padding, dilation, ceil_mode, indices = _arguments(
+        names, (None, None, None, 0, 1, False, False), args, kwargs
+    )
+    kernel = _pair(kernel)
+    stride = kernel if stride is None or stride == [] or stride == () else _pair(stride)
+    padding, dilation = _pair(padding), _pair(dilation)
+    if not _live(x) or ceil_mode or indices or None in (kernel, stride, padding, dilation):
+        return NotImplemented
+    base = F.max_pool2d(x.base, kernel, stride, padding, dilation)
+    return _local(
+        x,
+        base,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        float("-inf"),
+        lambda r: F.max_pool2d(r, kernel, stride, 0, dilation),
+    )
+
+
+def _local(
+    x: Patched, base: torch.Tensor, kernel, stride, padding, dilation, fill: float, op
+) -> Patched | torch.Tensor:
+    """A sliding-window operation on the boxes: the new boxes cover every output whose window meets an old one."""
+    out_size = base.shape[2:]
+    tops, sizes, in_tops, in_sizes = [], [], [], []
+    for axis, start in enumerate((x.top, x.left)):
+        k, s, p, d = kernel[axis], stride[axis], padding[axis], dilation[axis]
+        reach = d * (k - 1)
+        size = (reach + x.patch.shape[2 + axis] - 1 + s - 1) // s + 1
+        first = torch.div(start + p - reach, s, rounding_mode="floor")
+        tops.append(first)
+        sizes.append(size)
+        in_tops.append(first * s - p)
+        in_sizes.append((size - 1) * s + reach + 1)
+    if sizes[0] * sizes[1] >= DENSE_FRACTION * out_size[0] * out_size[1]:
+        return NotImplemented
+    region = x.region(in_tops[0], in_tops[1], in_sizes[0], in_sizes[1], fill)
+    return Patched(base, x.sample, op(region.contiguous()), tops[0], tops[1])
+
+
+def _batch_norm(func, args, kwargs):
+    names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+    values = _arguments(names, (None, None, None, None, None, False, 0.1, 1e-5), args, kwargs)
+    x, mean, var, weight, bias, training, momentum, eps = values
+    if not _live(x) or training or mean is None or any(isinstance(v, Patched) for v in values[1:5]):
+        return NotImplemented
+
+    def norm(t: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(t, mean, var, weight, bias, False, momentum, eps)
+
+    return Patched(norm(x.base), x.sample, norm(x.patch), x.top, x.left)
+
+
+def _relu(func, args, kwargs):
+    x = args[0] if args else kwargs.get("input")
+    if not _live(x) or len(args) > 2:
+        return NotImplemented
+    inplace = _name(func).endswith("_") or bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
+    result = Patched(torch.relu(x.base), x.sample, torch.relu(x.patch), x.top, x.left)
+    return x._become(result) if inplace else result
+
+
+def _add(func, args, kwargs):
+    if len(args) != 2 or set(kwargs) - {"alpha"} or kwargs.get("alpha", 1) != 1:
+        return NotImplemented
+    a, b = args
+    if not (_live(a) and _live(b)) or a.base.shape != b.base.shape or not torch.equal(a.sample, b.sample):
+        return NotImplemented
+    top, left = torch.minimum(a.top, b.top), torch.minimum(a.left, b.left)
+    h = int(torch.maximum(a.top + a.patch.shape[2], b.top + b.patch.shape[2]).sub(top).max())
+    w = int(torch.maximum(a.left + a.patch.shape[3], b.left + b.patch.shape[3]).sub(left).max())
+    height, width = a.base.shape[2:]
+    if h * w >= DENSE_FRACTION * height * width:
+        return NotImplemented
+    patch = a.region(top, left, h, w, 0.0) + b.region(top, left, h, w, 0.0)
+    result = Patched(a.base + b.base, a.sample, patch, top, left)
+    return a._become(result) if _name(func).endswith("_") else result
+
+
+_HANDLERS = {
+    "conv2d": _conv2d,
+    "max_pool2d": _max_pool2d,
+    "_max_pool2d": _max_pool2d,
+    "batch_norm": _batch_norm,
+    "relu": _relu,
+    "relu_": _relu,
+    "add": _add,
+    "__add__": _add,
+    "__radd__": lambda func, args, kwargs: _add(func, args[::-1], kwargs),
+}
