@@ -172,9 +172,11 @@ def test_grid_and_slic_presets(images):
     torch.testing.assert_close(by_callable.values, by_tensor.values, rtol=0, atol=0)
 
 
-def test_kernel_shap_needs_enough_coalitions():
+def test_kernel_shap_needs_enough_coalitions_and_not_too_many_groups():
     with pytest.raises(ValueError, match="samples >= G - 1 = 5"):
         sl.KernelShap(Additive(6), samples=4)(X)
+    with pytest.raises(ValueError, match="pass a feature_mask with fewer groups"):
+        sl.KernelShap(conv_net(size=64))(torch.zeros(1, 3, 64, 64))  # 12,288 elements, each its own group
 
 
 @pytest.mark.parametrize(

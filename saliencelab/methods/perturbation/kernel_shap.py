@@ -32,6 +32,9 @@ from saliencelab.methods.perturbation.base import PerturbationMethod, check_coun
 from saliencelab.methods.perturbation.coalitions import baseline_scores, score_coalitions
 from saliencelab.methods.perturbation.masks import MaskSpec, feature_groups
 
+MAX_GROUPS = 4096
+"""The most feature groups KernelSHAP takes (its normal equations have (G − 1)² entries)."""
+
 
 def size_weights(groups: int) -> torch.Tensor:
     """Kernel mass of each coalition size ``s = 1..G−1``: ``(G − 1) / (s (G − s))``.
@@ -185,6 +188,11 @@ class KernelShap(PerturbationMethod):
 
     def coalitions(self, groups: int) -> int:
         """How many coalitions to evaluate for a sample with ``groups`` groups."""
+        if groups > MAX_GROUPS:
+            raise ValueError(
+                f"kernel_shap solves a (G - 1) x (G - 1) system for G = {groups} feature groups, more than "
+                f"{MAX_GROUPS}; pass a feature_mask with fewer groups (e.g. feature_mask='slic' or 'grid' for images)"
+            )
         possible = 2**groups - 2 if groups < 62 else 2**62
         if self.samples is None:
             return min(2 * groups + 2048, possible)
