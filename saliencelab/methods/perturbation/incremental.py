@@ -226,17 +226,11 @@ def _conv2d(func, args, kwargs):
     if not _live(x) or isinstance(weight, Patched) or None in (stride, padding, dilation) or weight.ndim != 4:
         return NotImplemented
     kernel = tuple(weight.shape[2:])
-    base = F.conv2d(x.base, weight, bias, stride, padding, dilation, groups)
-    return _local(
-        x,
-        base,
-        kernel,
-        stride,
-        padding,
-        dilation,
-        0.0,
-        lambda r: F.conv2d(r, weight, bias, stride, 0, dilation, groups),
-    )
+
+    def op(t: torch.Tensor, pad: tuple[int, int]) -> torch.Tensor:
+        return F.conv2d(t, weight, bias, stride, pad, dilation, groups)
+
+    return _local(x, kernel, stride, padding, dilation, 0.0, op)
 
 
 def _max_pool2d(func, args, kwargs):
@@ -249,24 +243,25 @@ def _max_pool2d(func, args, kwargs):
     padding, dilation = _pair(padding), _pair(dilation)
     if not _live(x) or ceil_mode or indices or None in (kernel, stride, padding, dilation):
         return NotImplemented
-    base = F.max_pool2d(x.base, kernel, stride, padding, dilation)
-    return _local(
-        x,
-        base,
-        kernel,
-        stride,
-        padding,
-        dilation,
-        float("-inf"),
-        lambda r: F.max_pool2d(r, kernel, stride, 0, dilation),
-    )
+
+    def op(t: torch.Tensor, pad: tuple[int, int]) -> torch.Tensor:
+        return F.max_pool2d(t, kernel, stride, pad, dilation)
+
+    return _local(x, kernel, stride, padding, dilation, float("-inf"), op)
 
 
-def _local(
-    x: Patched, base: torch.Tensor, kernel, stride, padding, dilation, fill: float, op
-) -> Patched | torch.Tensor:
-    """A sliding-window operation on the boxes: the new boxes cover every output whose window meets an old one."""
-    out_size = base.shape[2:]
+def _local(x: Patched, kernel, stride, padding, dilation, fill: float, op) -> Patched:
+    """A sliding-window operation ``op(tensor, padding)`` on the boxes.
+
+    The new boxes cover every output whose window meets an old box; they are
+    computed from the input regions they read, without padding (``fill``
+    stands for the padding outside the map).
+    """
+    height, width = x.base.shape[2:]
+    out_size = [
+        (extent + 2 * p - d * (k - 1) - 1) // s + 1
+        for extent, k, s, p, d in zip((height, width), kernel, stride, padding, dilation, strict=True)
+    ]
     tops, sizes, in_tops, in_sizes = [], [], [], []
     for axis, start in enumerate((x.top, x.left)):
         k, s, p, d = kernel[axis], stride[axis], padding[axis], dilation[axis]
@@ -280,7 +275,7 @@ def _local(
     if sizes[0] * sizes[1] >= DENSE_FRACTION * out_size[0] * out_size[1]:
         return NotImplemented
     region = x.region(in_tops[0], in_tops[1], in_sizes[0], in_sizes[1], fill)
-    return Patched(base, x.sample, op(region.contiguous()), tops[0], tops[1])
+    return Patched(op(x.base, padding), x.sample, op(region.contiguous(), (0, 0)), tops[0], tops[1])
 
 
 def _batch_norm(func, args, kwargs):
