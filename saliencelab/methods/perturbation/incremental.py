@@ -73,10 +73,34 @@ class Patched:
     """
 
     def __init__(
-        self, base: torch.Tensor, sample: torch.Tensor, patch: torch.Tensor, top: torch.Tensor, left: torch.Tensor
+        self,
+        base: torch.Tensor,
+        sample: torch.Tensor,
+        patch: torch.Tensor,
+        top: torch.Tensor,
+        left: torch.Tensor,
+        memo: dict | None = None,
     ) -> None:
         self.base, self.sample, self.patch, self.top, self.left = base, sample, patch, top, left
+        self.memo = memo
         self.dense: torch.Tensor | None = None
+
+    def clean(self, key: tuple, pinned: tuple, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The clean maps an operation makes of ``base``, computed once per call when a ``memo`` is shared.
+
+        ``key`` holds the ids of ``pinned`` (the base and the operation's tensors, kept alive
+        by the memo so that their ids stay theirs) and the operation's other arguments.
+        """
+        if self.memo is None:
+            return compute()
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = (pinned, compute())
+        return found[1]
+
+    def derive(self, base: torch.Tensor, patch: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> Patched:
+        """A new patched value over the same rows, sharing the memo."""
+        return Patched(base, self.sample, patch, top, left, self.memo)
 
     # -- what code that inspects a tensor sees
 
@@ -152,7 +176,7 @@ class Patched:
             other.top,
             other.left,
         )
-        self.dense = other.dense
+        self.dense, self.memo = other.dense, other.memo
         return self
 
     # -- operations
@@ -230,7 +254,8 @@ def _conv2d(func, args, kwargs):
     def op(t: torch.Tensor, pad: tuple[int, int]) -> torch.Tensor:
         return F.conv2d(t, weight, bias, stride, pad, dilation, groups)
 
-    return _local(x, kernel, stride, padding, dilation, 0.0, op)
+    key = ("conv2d", id(x.base), id(weight), id(bias), stride, padding, dilation, groups)
+    return _local(x, kernel, stride, padding, dilation, 0.0, op, key, (x.base, weight, bias))
 
 
 def _max_pool2d(func, args, kwargs):
@@ -247,10 +272,11 @@ def _max_pool2d(func, args, kwargs):
     def op(t: torch.Tensor, pad: tuple[int, int]) -> torch.Tensor:
         return F.max_pool2d(t, kernel, stride, pad, dilation)
 
-    return _local(x, kernel, stride, padding, dilation, float("-inf"), op)
+    key = ("max_pool2d", id(x.base), kernel, stride, padding, dilation)
+    return _local(x, kernel, stride, padding, dilation, float("-inf"), op, key, (x.base,))
 
 
-def _local(x: Patched, kernel, stride, padding, dilation, fill: float, op) -> Patched:
+def _local(x: Patched, kernel, stride, padding, dilation, fill: float, op, key: tuple, pinned: tuple) -> Patched:
     """A sliding-window operation ``op(tensor, padding)`` on the boxes.
 
     The new boxes cover every output whose window meets an old box; they are
@@ -275,7 +301,8 @@ def _local(x: Patched, kernel, stride, padding, dilation, fill: float, op) -> Pa
     if sizes[0] * sizes[1] >= DENSE_FRACTION * out_size[0] * out_size[1]:
         return NotImplemented
     region = x.region(in_tops[0], in_tops[1], in_sizes[0], in_sizes[1], fill)
-    return Patched(op(x.base, padding), x.sample, op(region.contiguous(), (0, 0)), tops[0], tops[1])
+    base = x.clean(key, pinned, lambda: op(x.base, padding))
+    return x.derive(base, op(region.contiguous(), (0, 0)), tops[0], tops[1])
 
 
 def _batch_norm(func, args, kwargs):
@@ -288,7 +315,9 @@ def _batch_norm(func, args, kwargs):
     def norm(t: torch.Tensor) -> torch.Tensor:
         return F.batch_norm(t, mean, var, weight, bias, False, momentum, eps)
 
-    return Patched(norm(x.base), x.sample, norm(x.patch), x.top, x.left)
+    key = ("batch_norm", id(x.base), id(mean), id(var), id(weight), id(bias), eps)
+    base = x.clean(key, (x.base, mean, var, weight, bias), lambda: norm(x.base))
+    return x.derive(base, norm(x.patch), x.top, x.left)
 
 
 def _relu(func, args, kwargs):
@@ -296,7 +325,8 @@ def _relu(func, args, kwargs):
     if not _live(x) or len(args) > 2:
         return NotImplemented
     inplace = _name(func).endswith("_") or bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
-    result = Patched(torch.relu(x.base), x.sample, torch.relu(x.patch), x.top, x.left)
+    base = x.clean(("relu", id(x.base)), (x.base,), lambda: torch.relu(x.base))
+    result = x.derive(base, torch.relu(x.patch), x.top, x.left)
     return x._become(result) if inplace else result
 
 
@@ -313,7 +343,8 @@ def _add(func, args, kwargs):
     if h * w >= DENSE_FRACTION * height * width:
         return NotImplemented
     patch = a.region(top, left, h, w, 0.0) + b.region(top, left, h, w, 0.0)
-    result = Patched(a.base + b.base, a.sample, patch, top, left)
+    base = a.clean(("add", id(a.base), id(b.base)), (a.base, b.base), lambda: a.base + b.base)
+    result = a.derive(base, patch, top, left)
     return a._become(result) if _name(func).endswith("_") else result
 
 

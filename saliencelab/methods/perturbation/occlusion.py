@@ -151,19 +151,28 @@ class Occlusion(PerturbationMethod):
 
 
 def incremental_rows(inputs: torch.Tensor, reference: torch.Tensor, windows: Windows):
-    """Rows as :class:`Patched` batches: each sample's clean image with its window's baseline values."""
+    """Rows as :class:`Patched` batches: each sample's clean image with its window's baseline values.
+
+    One memo per call keeps each operation's clean maps, so chunks over the
+    same samples compute them once.
+    """
     total = windows.total
     height, width = windows.size[1:]
+    memo: dict = {}
+    bases: dict[tuple[int, ...], torch.Tensor] = {}
 
     def make_rows(row: torch.Tensor) -> tuple[Patched, torch.Tensor]:
         sample, position = row // total, row % total
         starts = windows.starts(position)
         top, left = starts[:, 1], starts[:, 2]
         present, inverse = torch.unique(sample, return_inverse=True)
+        key = tuple(present.tolist())
+        if key not in bases:
+            bases[key] = inputs[present]
         if reference.shape[0] == 1:
             patch = crop(reference, torch.zeros_like(sample), top, left, height, width)
         else:
             patch = crop(reference, sample, top, left, height, width)
-        return Patched(inputs[present], inverse, patch, top, left), sample
+        return Patched(bases[key], inverse, patch, top, left, memo), sample
 
     return make_rows
