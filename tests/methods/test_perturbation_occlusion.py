@@ -109,6 +109,14 @@ def test_bad_windows_are_clear_errors(options, message, images):
         sl.explain(conv_net(), images, method="occlusion", target=0, **options)
 
 
+def test_the_uniform_baseline_is_seeded(images):
+    model = conv_net("module", seed=7)
+    options = {"method": "occlusion", "target": 0, "window": 4, "stride": 4, "baseline": "uniform"}
+    first, again = sl.explain(model, images, seed=1, **options), sl.explain(model, images, seed=1, **options)
+    other = sl.explain(model, images, seed=2, **options)
+    assert torch.equal(first.values, again.values) and not torch.equal(first.values, other.values)
+
+
 def test_a_batch_of_references_is_refused(images):
     with pytest.raises(ValueError, match="one baseline per sample"):
         sl.explain(conv_net(), images, method="occlusion", target=0, window=2, baseline=sl.references(images))

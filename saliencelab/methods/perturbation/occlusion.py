@@ -59,6 +59,8 @@ class Occlusion(PerturbationMethod):
         patched maps; ``True`` requires it; ``False`` never. The values are
         those of plain batches up to the rounding of convolutions computed on
         sub-regions.
+    seed:
+        Seed of the ``"uniform"`` baseline preset (occlusion itself draws nothing).
     memory_budget, progress:
         See :class:`~saliencelab.methods.perturbation.base.PerturbationMethod`.
 
@@ -88,10 +90,11 @@ class Occlusion(PerturbationMethod):
         window: Size | None = None,
         stride: Size | None = None,
         incremental: bool | None = None,
+        seed: int = 0,
         progress: bool | None = None,
         memory_budget: int | None = None,
     ) -> None:
-        super().__init__(model, progress=progress, memory_budget=memory_budget)
+        super().__init__(model, seed=seed, progress=progress, memory_budget=memory_budget)
         check_size_spec(window, "window")
         check_size_spec(stride, "stride")
         if incremental is not None and not isinstance(incremental, bool):
