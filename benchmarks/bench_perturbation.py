@@ -36,6 +36,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -241,11 +242,17 @@ def plans(model, s: Settings, per_row: dict[int, float], chunk: int) -> list[Pla
                 rows,
             ),
         }
-        ours = lambda: sl.explain(model, x, method="occlusion", target=t, window=s.window, stride=s.stride).values  # noqa: E731
+
+        def occlusion(incremental: bool | None = None) -> Tensor:
+            options = {"window": s.window, "stride": s.stride, "incremental": incremental}
+            return sl.explain(model, x, method="occlusion", target=t, **options).values
+
         title = f"occlusion, window {s.window}, stride {s.stride} ({windows} windows)"
-        out.append(
-            Plan("occlusion", title, {"ours": rows, "captum": rows}, cell("occlusion", ours, rows, captum), agree=True)
-        )
+        evaluations = {"ours": rows, "captum": rows}
+        out.append(Plan("occlusion", title, evaluations, cell("occlusion", occlusion, rows, captum), agree=True))
+        plain = cell("occlusion", functools.partial(occlusion, False), rows, {"captum (best)": captum["captum (best)"]})
+        title = "occlusion, same windows, plain batches (`incremental=False`)"
+        out.append(Plan("occlusion", title, evaluations, plain, agree=True, info={"plain": True}))
     if "shapley_sampling" in s.methods:
         p = s.shapley_samples
         rows = n * (p * (groups - 1) + 2)
@@ -386,7 +393,7 @@ def table(rows: list[Row]) -> str:
 def reading(rows: list[Row], s: Settings) -> list[str]:
     lines = []
     for row in rows:
-        if row.plan.method != "occlusion":
+        if row.plan.method != "occlusion" or row.plan.info.get("plain"):
             continue
         best = _ratio(row.results["captum (best)"], row.results["ours"]) if row.results["captum (best)"].times else None
         default = (
@@ -394,23 +401,25 @@ def reading(rows: list[Row], s: Settings) -> list[str]:
             if row.results["captum (defaults)"].times
             else None
         )
-        met = best is not None and best >= CAPTUM_TARGET
+        met = [name for name, ratio in (("defaults", default), ("best", best)) if ratio is not None and ratio >= 3]
+        verdict = {
+            2: "met against both",
+            1: f"met against Captum's {''.join(met)} only",
+            0: "**not met**",
+        }[len(met)]
         lines.append(
             f"- Occlusion: ours is {_fmt(default, '.2f')}× faster than Captum's defaults (one window per forward pass)"
-            f" and {_fmt(best, '.2f')}× faster than Captum with the best `perturbations_per_eval`, at identical"
-            f" output. The issue's target (≥ {CAPTUM_TARGET:.0f}× at identical output) is "
-            + (
-                "met."
-                if met
-                else "**not met**: ours batches windows but recomputes the whole network for each one;"
-                " the incremental re-inference of Krypton (recomputing only the region an occluded window changes,"
-                " layer by layer) is not implemented."
-            )
+            f" and {_fmt(best, '.2f')}× faster than Captum with the best `perturbations_per_eval`, at the same output"
+            f" (last column). The issue's target (≥ {CAPTUM_TARGET:.0f}× at identical output) is {verdict}. Ours"
+            " re-runs only what each window changes (`incremental`: convolutions, batch norms, ReLUs and the max pool"
+            " on the boxes their receptive fields reach, residual sums on the union of two boxes) until a box covers"
+            " half its map; from there (the last stages of a ResNet at 224²) every row runs on full maps. The plain"
+            "-batches row shows what batching alone gives."
         )
     lines.append(
         "- Floor: the same number of bare inference forwards at the best chunk size. A ratio to the floor near 1"
         " means the time goes into the model; above it, into building perturbed inputs, reductions and (KernelSHAP,"
-        " LIME) the regression."
+        " LIME) the regression; below it (Occlusion), into the work incremental re-inference skips."
     )
     lines.append(
         "- Shapley sampling: ours walks each permutation from the baseline to the input and evaluates f(x) and"
