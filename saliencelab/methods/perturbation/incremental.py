@@ -4,19 +4,19 @@ An occluded input differs from the clean one only inside its window, and a
 convolution, a batch norm, a ReLU or a max pool changes its output only where
 its receptive field meets a changed input (Krypton, Nakandala et al. 2019). A
 :class:`Patched` value stands for a batch of R feature maps, each equal to the
-clean map of its sample (``base``, computed once per chunk) except inside one
-box per row, whose values it carries (``patch``, R × C × h × w, the boxes may
-reach past the map's edge, where nothing exists). The model runs on it as on a
-tensor: each supported operation computes the new box from the old one,
-gathering the input region it needs (clean values around, zero or −inf padding
-outside the map) and running the same operation on that region only. Every
-other operation, or one whose box covers half its output map, first
-materialises the full batch and runs normally from there on, so results equal
-plain batched inference up to the rounding of convolutions computed on a
-sub-region. Supported: ``conv2d`` (zero padding), ``batch_norm`` in eval mode,
-``relu`` (any spelling, in place or not), ``max_pool2d`` (floor mode) and the
-sum of two patched maps (residual connections).
-"""
+clean map of its sample (``base``, computed once per call and kept in a memo)
+except inside one box per row, whose values it carries (``patch``,
+R × C × h × w; the boxes may reach past the map's edge, where nothing exists).
+The model runs on it as on a tensor: each supported operation computes the new
+box from the old one, gathering the input region it needs (clean values
+around, zero or −inf padding outside the map) and running the same operation
+on that region only. Every other operation, or one whose box would cover most
+of its output map, first materialises the full batch and runs normally from
+there on, so results equal plain batched inference up to the rounding of
+convolutions computed on a sub-region. Supported: ``conv2d`` (zero padding),
+``batch_norm`` in eval mode, ``relu`` (any spelling, in place or not),
+``max_pool2d`` (floor mode) and the sum of two patched maps (residual
+connections)."""
 
 from __future__ import annotations
 
