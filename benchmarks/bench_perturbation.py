@@ -413,8 +413,8 @@ def reading(rows: list[Row], s: Settings) -> list[str]:
             f" (last column). The issue's target (≥ {CAPTUM_TARGET:.0f}× at identical output) is {verdict}. Ours"
             " re-runs only what each window changes (`incremental`: convolutions, batch norms, ReLUs and the max pool"
             " on the boxes their receptive fields reach, residual sums on the union of two boxes) until a box covers"
-            " half its map; from there (the last stages of a ResNet at 224²) every row runs on full maps. The plain"
-            "-batches row shows what batching alone gives."
+            " three quarters of its map; from there (the last stages of a ResNet at 224²) every row runs on full"
+            " maps. The plain-batches row shows what batching alone gives."
         )
     lines.append(
         "- Floor: the same number of bare inference forwards at the best chunk size. A ratio to the floor near 1"

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-DENSE_FRACTION = 0.5
+DENSE_FRACTION = 0.75
 """A box covering at least this fraction of its map is materialised: the rest runs on full maps."""
 
 
