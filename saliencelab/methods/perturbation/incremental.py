@@ -138,31 +138,39 @@ class Patched:
     # -- the values
 
     def region(self, top: torch.Tensor, left: torch.Tensor, h: int, w: int, fill: float) -> torch.Tensor:
-        """The rows' values over boxes ``[top, top+h) × [left, left+w)``; ``fill`` outside the map."""
+        """The rows' values over boxes ``[top, top+h) × [left, left+w)``; ``fill`` outside the map.
+
+        Row by row, each box's part inside the map is copied from the clean map
+        and then from the row's own box where the two meet: slices, no gathers.
+        """
+        rows, channels = len(self.sample), self.shape[1]
+        height, width = self.shape[2:]
+        out = torch.full((rows, channels, h, w), fill, dtype=self.dtype, device=self.device)
+        tops, lefts = top.tolist(), left.tolist()
         if self.dense is not None:
-            sample = torch.arange(len(self.sample), device=self.device)
-            values = crop(self.dense, sample, top, left, h, w)
+            source, which = self.dense, range(rows)
         else:
-            values = crop(self.base, self.sample, top, left, h, w)
+            source, which = self.base, self.sample.tolist()
+        for r, (t, u, s) in enumerate(zip(tops, lefts, which, strict=True)):
+            a0, a1, b0, b1 = max(t, 0), min(t + h, height), max(u, 0), min(u + w, width)
+            if a0 < a1 and b0 < b1:
+                out[r, :, a0 - t : a1 - t, b0 - u : b1 - u] = source[s, :, a0:a1, b0:b1]
+        if self.dense is None:
             ph, pw = self.patch.shape[2:]
-            prow = top[:, None] + torch.arange(h, device=self.device) - self.top[:, None]
-            pcol = left[:, None] + torch.arange(w, device=self.device) - self.left[:, None]
-            inside = ((prow >= 0) & (prow < ph))[:, :, None] & ((pcol >= 0) & (pcol < pw))[:, None, :]
-            rows = torch.arange(len(self.sample), device=self.device)
-            new = crop(self.patch, rows, prow[:, 0], pcol[:, 0], h, w)
-            values = torch.where(inside[:, None], new, values)
-        height, width = self.base.shape[2:]
-        rows = top[:, None] + torch.arange(h, device=self.device)
-        cols = left[:, None] + torch.arange(w, device=self.device)
-        in_map = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
-        return torch.where(in_map[:, None], values, torch.full((), fill, dtype=values.dtype, device=self.device))
+            boxes = zip(tops, lefts, self.top.tolist(), self.left.tolist(), strict=True)
+            for r, (t, u, pt, pu) in enumerate(boxes):
+                a0, a1 = max(t, 0, pt), min(t + h, height, pt + ph)
+                b0, b1 = max(u, 0, pu), min(u + w, width, pu + pw)
+                if a0 < a1 and b0 < b1:
+                    out[r, :, a0 - t : a1 - t, b0 - u : b1 - u] = self.patch[r, :, a0 - pt : a1 - pt, b0 - pu : b1 - pu]
+        return out
 
     def materialize(self) -> torch.Tensor:
         """The R full maps, ``(R, C, H, W)``; this value stays materialised."""
         if self.dense is None:
             height, width = self.base.shape[2:]
             zero = torch.zeros_like(self.top)
-            self.dense = self.region(zero, zero, height, width, 0.0).contiguous()
+            self.dense = self.region(zero, zero, height, width, 0.0)
             self.patch = self.base = None  # type: ignore[assignment]
             self.base = torch.empty((0, *self.dense.shape[1:]), dtype=self.dense.dtype, device=self.dense.device)
         return self.dense
@@ -302,7 +310,7 @@ def _local(x: Patched, kernel, stride, padding, dilation, fill: float, op, key: 
         return NotImplemented
     region = x.region(in_tops[0], in_tops[1], in_sizes[0], in_sizes[1], fill)
     base = x.clean(key, pinned, lambda: op(x.base, padding))
-    return x.derive(base, op(region.contiguous(), (0, 0)), tops[0], tops[1])
+    return x.derive(base, op(region, (0, 0)), tops[0], tops[1])
 
 
 def _batch_norm(func, args, kwargs):
