@@ -15,7 +15,8 @@ so that the script can check that the floor computes our values), and
 pytorch-grad-cam with its defaults (``grad-cam`` on PyPI; a CAM object built
 for each call in a ``with`` block, as its README shows) and, for Score-CAM and
 Ablation-CAM, with its ``batch_size`` at the best chunk size of a plain forward
-pass on this machine (skipped where that is its default). pytorch-grad-cam
+pass on this machine (skipped where that is its default or the search
+predicts less than 10% gain per row). pytorch-grad-cam
 returns min-max normalised maps; our maps are raw, so they are compared after
 min-max normalising ours per image. Where the two libraries use different
 formulas, an untimed agreement table compares maps computed with the same
@@ -45,7 +46,7 @@ from ``bench_gradient.py``. The report is one section of ``BENCHMARKS.md`` betwe
 
 Usage::
 
-    python benchmarks/bench_cam.py                 # full run, 224x224, batches 1 and 8 (~12-14 min)
+    python benchmarks/bench_cam.py                 # full run, 224x224, batches 1 and 8 (~14 min)
     python benchmarks/bench_cam.py --quick --out /tmp/quick.md
     python benchmarks/bench_cam.py --methods score_cam ablation_cam --batch 8
 """
@@ -125,6 +126,9 @@ TAIL_CHUNK = 256
 """Rows of ablated activations per tail pass in the Ablation-CAM floor."""
 BEST_GAIN = 0.10
 """Run pytorch-grad-cam's *best* variant only where the forward search predicts at least this gain per row."""
+ISOLATED = ("eigen_cam",)
+"""Rows that also time ours and the floor without pytorch-grad-cam in between (see the Eigen-CAM reading)."""
+ISOLATED_ROUNDS = 5
 SAME = 1e-4
 """Max |ours − floor| / max |ours| above which the floor is flagged as not computing our values."""
 
@@ -562,6 +566,13 @@ def measure_row(cell: Cell, results: dict[str, Measured], repeats: int, s: Setti
         row.aligned = aligned(cell, mine, their, s, row.extra)
         for label, value in row.aligned:
             print(f"    same formula: {label}: {_fmt(value, '.1e')}")
+    if method in ISOLATED:
+        print(f"    {ISOLATED_ROUNDS} more rounds of ours and the floor alone:", flush=True)
+        alone = Cell(method, cell.batch, [c for c in cell.contenders if c.label in ("ours", "floor")], {}, cell.info)
+        measured = run_cell(alone, ISOLATED_ROUNDS, s)
+        if measured["ours"].times and measured["floor"].times:
+            medians = [statistics.median(measured[k].times) for k in ("ours", "floor")]
+            row.extra["alone"] = (*medians, _ratio(measured["ours"], measured["floor"]))
     return row
 
 
@@ -825,7 +836,7 @@ def reading(rows: list[Row], s: Settings, search: dict[int, float], chunk: int) 
             f" {span(('eigen_cam',), 'ratio_theirs', '.3f')}). All three run one forward; ours and the floor without"
             " autograd and one batched SVD in torch (`full_matrices=False`), pytorch-grad-cam with autograd (its"
             " hooks are registered for gradients too), then one NumPy SVD per image with `full_matrices=True` (a"
-            " C × C factor, 512 × 512 here)."
+            f" C × C factor, 512 × 512 here).{eigen_alone(rows)}"
         )
     exact = [r for r in rows if r.method in ("grad_cam", "xgrad_cam", "layer_cam", "hires_cam")]
     if exact:
@@ -900,6 +911,23 @@ def reading(rows: list[Row], s: Settings, search: dict[int, float], chunk: int) 
             f" {_span([v for r in ab for _, v in r.aligned[1:]], '.0e')}."
         )
     return lines
+
+
+def eigen_alone(rows: list[Row]) -> str:
+    """The Eigen-CAM rounds of ours and the floor without pytorch-grad-cam in between, as a sentence."""
+    parts = [
+        f"ours {r.extra['alone'][0]:.3f} s, floor {r.extra['alone'][1]:.3f} s, ours/floor {r.extra['alone'][2]:.2f}"
+        f" at N={r.batch}"
+        for r in _pick(rows, "eigen_cam")
+        if r.extra.get("alone") and r.extra["alone"][2] is not None
+    ]
+    if not parts:
+        return ""
+    return (
+        f" In {ISOLATED_ROUNDS} further rounds of ours and the floor alone (not in the table): {'; '.join(parts)}."
+        " In the table's rounds ours runs right after pytorch-grad-cam, whose NumPy SVD leaves OpenBLAS worker"
+        " threads busy for a moment after it returns; on 2 cores they slow down the next call (ours)."
+    )
 
 
 def gap_ms(r: Row) -> float | None:
