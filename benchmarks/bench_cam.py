@@ -81,9 +81,9 @@ from bench_gradient import (
     machine,
     make_images,
     plan_repeats,
-    put_section,
     quiet,
     run_cell,
+    write_section,
 )
 from torch import nn
 
@@ -1030,13 +1030,6 @@ def section(
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Put this script's section into ``path``, replacing its old one or appending it."""
-    old = path.read_text() if path.exists() else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(put_section(old, SECTION, body))
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -1087,7 +1080,7 @@ def main(argv: list[str] | None = None) -> int:
             f" run imported): at the end, {machine()['Software']}"
         )
     load = (load_start, os.getloadavg()[0])
-    write_section(s.out, section(s, rows, notes, search, chunk, elapsed, at_start, load))
+    write_section(s.out, SECTION, section(s, rows, notes, search, chunk, elapsed, at_start, load))
     print(f"\n{table(rows)}\n\n{agreement_table(rows)}")
     for note in notes:
         print(f"note: {note}")

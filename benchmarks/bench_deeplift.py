@@ -56,10 +56,10 @@ from bench_gradient import (
     machine,
     make_images,
     plan_repeats,
-    put_section,
     quiet,
     row_chunks,
     run_cell,
+    write_section,
 )
 from torch import nn
 
@@ -588,13 +588,6 @@ def section(
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Put this script's section into ``path``, replacing its old one or appending it."""
-    old = path.read_text() if path.exists() else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(put_section(old, SECTION, body))
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -637,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
         notes += [f"batch {row.batch}, {row.title}: {label} raised {error}" for label, error in raised]
 
     elapsed = time.perf_counter() - began
-    write_section(s.out, section(s, rows, notes, checks, per_row_s, chunk, elapsed))
+    write_section(s.out, SECTION, section(s, rows, notes, checks, per_row_s, chunk, elapsed))
     print(f"\n{table(rows)}")
     for note in notes:
         print(f"note: {note}")

@@ -874,6 +874,13 @@ def put_section(text: str, name: str, body: str) -> str:
     return f"{text.rstrip()}\n\n{block}\n" if text.strip() else f"{block}\n"
 
 
+def write_section(path: Path, name: str, body: str) -> None:
+    """Put the marked section ``name`` into ``path``, replacing its old one or appending it."""
+    old = path.read_text() if path.exists() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(put_section(old, name, body))
+
+
 def write_report(path: Path, text: str, own: str = OWN_SECTION) -> None:
     """Write ``text`` to ``path``, keeping the marked sections of other scripts that ``path`` already has."""
     if path.exists():

@@ -78,9 +78,9 @@ from bench_gradient import (
     machine,
     make_images,
     plan_repeats,
-    put_section,
     quiet,
     run_cell,
+    write_section,
 )
 from torch import nn
 
@@ -931,13 +931,6 @@ def section(
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Put this script's section into ``path``, replacing its old one or appending it."""
-    old = path.read_text() if path.exists() else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(put_section(old, SECTION, body))
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -1001,7 +994,7 @@ def main(argv: list[str] | None = None) -> int:
             "the repository changed during the run (the header gives the state at its start, which is the code the"
             f" run imported): at the end, {machine()['Software']}"
         )
-    write_section(s.out, section(s, rows, conv, notes, checks, floors, elapsed, at_start))
+    write_section(s.out, SECTION, section(s, rows, conv, notes, checks, floors, elapsed, at_start))
     print(f"\n{table(rows)}\n\n{conventions_table(conv)}")
     for note in notes:
         print(f"note: {note}")

@@ -58,9 +58,9 @@ from bench_gradient import (
     machine,
     make_images,
     plan_repeats,
-    put_section,
     quiet,
     run_cell,
+    write_section,
 )
 
 import saliencelab as sl
@@ -474,13 +474,6 @@ def section(s: Settings, rows: list[Row], per_row: dict[int, float], chunk: int,
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Put this script's section into ``path``, replacing its old one or appending it."""
-    old = path.read_text() if path.exists() else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(put_section(old, SECTION, body))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write its section of the report."""
     s = parse_args(argv)
@@ -500,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{index}/{len(todo)}] {p.title}: R={repeats}", flush=True)
         rows.append(Row(p, run_cell(p.cell, repeats, s)))
     elapsed = time.perf_counter() - began
-    write_section(s.out, section(s, rows, per_row, chunk, elapsed, at_start))
+    write_section(s.out, SECTION, section(s, rows, per_row, chunk, elapsed, at_start))
     print(f"\n{table(rows)}\n")
     print("\n".join(reading(rows, s)))
     print(f"\nwrote the {SECTION} section of {s.out} in {elapsed / 60:.1f} min")
