@@ -15,7 +15,8 @@ in inference mode, and skip channels that are constant (Score-CAM: the mask is
 undefined and the weight is 0) or zero (Ablation-CAM: removing them changes
 nothing). Ablation-CAM re-runs only the layers after the CAM layer when the
 rest of the network depends on the input through that layer alone (checked
-with autograd on every call), and the whole network otherwise.
+with autograd on every call), in chunks sized by what a row costs after that
+layer, and the whole network otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
 from saliencelab.methods.cam.base import CamMethod, spatial_dims, upsampled
@@ -122,15 +124,18 @@ class AblationCam(CamMethod):
         score = bound.scores(output).to(grid.dtype)
         sample, channel = _channel_pairs(grid.flatten(2).abs().amax(2) > 0)
         drops = torch.zeros(grid.shape[:2], dtype=grid.dtype, device=grid.device)
-        tail_only = self._tail_only(x[:1], layer)
+        tail_bytes = self._tail_row_bytes(x[:1], raw, layer)
 
         def run(rows: slice) -> None:
             s, c = sample[rows], channel[rows]
             ablated = self._ablated(raw[s], c)
-            scores = self._tail_scores(x, s, ablated, bound.rows(s), layer, tail_only)
+            scores = self._tail_scores(x, s, ablated, bound.rows(s), layer, tail_bytes is not None)
             drops[s, c] = score[s] - scores.to(drops.dtype)
 
-        self.run_chunked(x, run, total_rows=sample.numel(), passes=1)
+        if tail_bytes is None:
+            self.run_chunked(x, run, total_rows=sample.numel(), passes=1)
+        else:  # chunks sized by what a row costs after the layer: one pass of the layers before it per chunk
+            run_chunked(sample.numel(), run, self.memory_budget, measure=lambda: tail_bytes, passes=1)
         scale = torch.where(score != 0, score.abs(), 1).unsqueeze(1)
         return _per_channel(drops / scale, grid), bound
 
@@ -149,25 +154,45 @@ class AblationCam(CamMethod):
             (back,) = torch.autograd.grad(grid, leaf, selected)
         return raw - back
 
-    def _tail_only(self, probe: torch.Tensor, layer: nn.Module) -> bool:
-        """Whether the model's output depends on its input only through ``layer``'s output."""
+    def _tail_row_bytes(self, probe: torch.Tensor, raw: torch.Tensor, layer: nn.Module) -> int | None:
+        """What one ablated row costs when only the layers after ``layer`` re-run, or None when they cannot.
+
+        They can when the model's output depends on its input only through
+        ``layer``'s output (checked with autograd) and a one-row input with more
+        rows of activations gives one output per activation row. The cost is the
+        row's ablated activation plus what the rest of the network allocates for
+        it: the difference between runs with two rows and with one.
+        """
         leaf = probe.detach().clone().requires_grad_(True)
         with torch.enable_grad(), watching(layer, replace=lambda out: out.detach()):
             output = self.model(leaf)
-        if not isinstance(output, torch.Tensor) or not output.requires_grad:
-            return True
-        (grad,) = torch.autograd.grad(output.sum(), leaf, allow_unused=True)
-        return grad is None
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            (grad,) = torch.autograd.grad(output.sum(), leaf, allow_unused=True)
+            if grad is not None:
+                return None
+
+        def allocated(rows: int) -> int | None:
+            activations = raw[:1].expand(rows, *raw.shape[1:]).clone()
+            with ActivationMeter() as meter, torch.inference_mode(), watching(layer, replace=lambda _out: activations):
+                out = self.model(probe)
+            return meter.bytes if isinstance(out, torch.Tensor) and out.ndim > 0 and out.shape[0] == rows else None
+
+        try:
+            one, two = allocated(1), allocated(2)
+        except RuntimeError:  # the model reads its batch size off the input, say
+            return None
+        if one is None or two is None:
+            return None
+        return max(0, two - one) + 2 * raw[0].numel() * raw.element_size()
 
     def _tail_scores(
         self, x: torch.Tensor, sample: torch.Tensor, ablated: torch.Tensor, bound: Target, layer: nn.Module, tail: bool
     ) -> torch.Tensor:
         """The scores with the layer's output replaced by ``ablated``.
 
-        When only the tail of the network depends on the layer, one input row
-        feeds the layers before it; if the model then does not give one output
-        per ablated row (it reads the batch size off its input, say), the rows
-        are re-run through the whole network.
+        With ``tail``, one input row feeds the layers before it; if the model
+        then does not give one output per ablated row, the rows are re-run
+        through the whole network.
         """
 
         def replaced(rows: torch.Tensor, forward) -> torch.Tensor:
