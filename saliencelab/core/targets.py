@@ -92,6 +92,19 @@ class Target:
         return self.fn if self.fn is not None else self.classes
 
 
+def reported_target(chunks: list[Target]) -> torch.Tensor | TargetFn | None:
+    """What :class:`~saliencelab.Attribution` reports for a batch whose chunks were bound one by one.
+
+    Example
+    -------
+    >>> reported_target([Target(classes=torch.tensor([1])), Target(classes=torch.tensor([0]))])
+    tensor([1, 0])
+    """
+    if chunks[0].classes is not None:
+        return torch.cat([chunk.classes for chunk in chunks])
+    return chunks[0].public()
+
+
 def prepare_target(target: TargetSpec | Target, n: int) -> Target:
     """Check the form of the user's ``target`` for a batch of ``n`` samples.
 

@@ -18,7 +18,7 @@ import torch
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
-from saliencelab.core.targets import Target
+from saliencelab.core.targets import Target, reported_target
 from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, modified_backward
 from saliencelab.methods.base import Method
 
@@ -36,7 +36,7 @@ class _GradientFamily(Method):
             bound.append(chunk_target)
 
         self.run_chunked(inputs, run)
-        resolved = torch.cat([t.classes for t in bound]) if bound[0].classes is not None else bound[0].public()
+        resolved = reported_target(bound)
         return Attribution(values=values, delta=None, method=self.name, target=resolved)
 
     def combine(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:

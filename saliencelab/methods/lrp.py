@@ -20,7 +20,7 @@ import torch
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
-from saliencelab.core.targets import Target
+from saliencelab.core.targets import Target, reported_target
 from saliencelab.lrp.composites import COMPOSITES, Composite, standard_composites
 from saliencelab.lrp.engine import RelevanceMode, module_names, tracking_modules
 from saliencelab.lrp.rules import RULES, STABILIZER, rule
@@ -141,7 +141,7 @@ class LRP(Method):
         composite = self.prepare(inputs)
         values = torch.empty_like(inputs)
         scores = torch.empty(inputs.shape[0], dtype=inputs.dtype, device=inputs.device)
-        classes: list[torch.Tensor | None] = []
+        bound_chunks: list[Target] = []
         names = module_names(self.model)
 
         def run(rows: slice) -> None:
@@ -165,10 +165,10 @@ class LRP(Method):
                     relevance = torch.zeros_like(x)
             values[rows] = relevance
             scores[rows] = seed.reshape(seed.shape[0], -1).sum(1)
-            classes.append(bound.classes)
+            bound_chunks.append(bound)
 
         self.run_chunked(inputs, run)
-        resolved = torch.cat(classes) if classes[0] is not None else target.public()
+        resolved = reported_target(bound_chunks)
         delta = (values.reshape(values.shape[0], -1).sum(1) - scores).abs()
         return Attribution(
             values,

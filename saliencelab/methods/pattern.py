@@ -24,7 +24,7 @@ from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.guard import preserved
 from saliencelab.core.registry import register
-from saliencelab.core.targets import Target
+from saliencelab.core.targets import Target, reported_target
 from saliencelab.engine import Propagate, RuleMode, op_name
 from saliencelab.errors import UnsupportedOperationError
 from saliencelab.methods.base import Method, check_inputs
@@ -195,7 +195,7 @@ class PatternNet(Method):
                 "or pass fit_data= to sl.explain"
             )
         values = torch.empty_like(inputs)
-        classes: list[torch.Tensor | None] = []
+        bound_chunks: list[Target] = []
 
         def run(rows: slice) -> None:
             x = inputs[rows].detach().clone().requires_grad_(True)
@@ -207,10 +207,10 @@ class PatternNet(Method):
                 score = bound.scores(output)
                 (signal,) = torch.autograd.grad(score, x, score.detach(), allow_unused=True)
             values[rows] = torch.zeros_like(x) if signal is None else signal
-            classes.append(bound.classes)
+            bound_chunks.append(bound)
 
         self.run_chunked(inputs, run)
-        resolved = torch.cat(classes) if classes[0] is not None else target.public()
+        resolved = reported_target(bound_chunks)
         return Attribution(values, None, self.name, resolved, {"estimator": self.estimator})
 
     def _rules(self) -> dict:

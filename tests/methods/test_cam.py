@@ -283,9 +283,12 @@ def test_vision_transformer_tokens_become_a_grid(class_token):
     expected = _finish((g.mean((2, 3), keepdim=True) * a).sum(1), size=(32, 32))
     ours = sl.GradCam(model, layer="blocks.3")(x, target=3).values
     torch.testing.assert_close(ours, expected)
-    for name in ALL_CAMS:
+    for name in GRADIENT_CAMS:  # every gradient CAM on the token grid, against its paper's formula
+        raw = sl.explain(model, x, method=name, target=3, layer="blocks.3", relu=False, upsample=None).values
+        torch.testing.assert_close(raw[:, 0], _paper_map(name, a, g))
+    for name in ("score_cam", "ablation_cam", "eigen_cam"):
         values = sl.explain(model, x, method=name, target=3, layer="blocks.3").values
-        assert values.shape == (2, 1, 32, 32) and torch.isfinite(values).all()
+        assert values.shape == (2, 1, 32, 32) and torch.isfinite(values).all() and (values >= 0).all()
     custom = sl.GradCam(model, layer="blocks.3", reshape=token_grid)(x, target=3).values
     torch.testing.assert_close(custom, ours)
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
-from saliencelab.core.targets import Target
+from saliencelab.core.targets import Target, reported_target
 from saliencelab.methods.base import Method
 from saliencelab.methods.cam.layers import Reshape, as_grid, default_layer, resolve_layer, watching
 
@@ -117,7 +117,7 @@ class CamMethod(Method):
                     "pass upsample=None or a reshape= that gives a grid like the input's"
                 )
             values = upsampled(values, tuple(inputs.shape[2:]), self.upsample)
-        resolved = torch.cat([t.classes for t in bound]) if bound[0].classes is not None else bound[0].public()
+        resolved = reported_target(bound)
         return Attribution(values, None, self.name, resolved, {"layer": self.layer_name(layer)})
 
     def layer_map(self, x: torch.Tensor, target: Target, layer: nn.Module) -> tuple[torch.Tensor, Target]:

@@ -23,7 +23,7 @@ from torch.overrides import TorchFunctionMode
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
-from saliencelab.core.targets import Target
+from saliencelab.core.targets import Target, reported_target
 from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, op_name
 from saliencelab.methods.base import Method
 from saliencelab.methods.cam.base import upsampled
@@ -148,7 +148,7 @@ class VisualBackProp(Method):
             maps.append(self._mask(recorder.levels, tuple(inputs.shape[2:])))
 
         self.run_chunked(inputs, run, passes=1)
-        resolved = torch.cat([t.classes for t in bound]) if bound[0].classes is not None else bound[0].public()
+        resolved = reported_target(bound)
         return Attribution(torch.cat(maps).to(inputs.dtype), None, self.name, resolved)
 
     def _mask(self, levels: list[Level], size: tuple[int, int]) -> torch.Tensor:
