@@ -53,6 +53,33 @@ def conv_net(relu: str = "module", seed: int = 0, **kwargs) -> ConvNet:
     return twin.eval()
 
 
+class TrainingModeNet(nn.Module):
+    """Batch norm and dropout before a ConvNet: in training mode they update buffers and draw randomness."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(3)
+        self.drop = nn.Dropout(0.1)
+        self.body = conv_net("reused")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.drop(self.norm(x)))
+
+
+class InvarianceF(nn.Module):
+    """f(x1, x2) = ReLU(ReLU(x1) − 1 − ReLU(x2)) (the IG paper's first network, seed 001)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(F.relu(x[:, 0]) - 1 - F.relu(x[:, 1]))
+
+
+class InvarianceG(nn.Module):
+    """g(x1, x2) = ReLU(ReLU(x1 − 1) − ReLU(x2)): the same function, implemented differently."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(F.relu(x[:, 0] - 1) - F.relu(x[:, 1]))
+
+
 def snapshot(model: nn.Module) -> dict:
     """Everything about a model that a method must leave as it was."""
     return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import assert_unchanged, conv_net, snapshot
+from helpers import TrainingModeNet, assert_unchanged, conv_net, snapshot
 from torch import nn
 
 import saliencelab as sl
@@ -49,23 +49,10 @@ def test_every_method_is_also_a_class(method, images):
     assert torch.equal(by_name.target, torch.ones(4, dtype=torch.long))
 
 
-class _HookedBatchNormNet(nn.Module):
-    """Batch norm and dropout: in training mode they update buffers and draw randomness."""
-
-    def __init__(self):
-        super().__init__()
-        self.norm = nn.BatchNorm2d(3)
-        self.drop = nn.Dropout(0.1)
-        self.body = conv_net("reused")
-
-    def forward(self, x):
-        return self.body(self.drop(self.norm(x)))
-
-
 @pytest.mark.parametrize("method", GRADIENT_FAMILY)
 @pytest.mark.parametrize("training", [False, True])
 def test_the_model_is_left_exactly_as_it_was(method, training, images):
-    model = _HookedBatchNormNet().train(training)
+    model = TrainingModeNet().train(training)
     model.body.fc1.register_forward_hook(lambda module, args, output: None)
     model.body.conv1.weight.grad = torch.ones_like(model.body.conv1.weight)
     before = snapshot(model)
@@ -78,7 +65,7 @@ def test_the_model_is_left_exactly_as_it_was(method, training, images):
 
 @pytest.mark.parametrize("method", GRADIENT_FAMILY)
 def test_the_model_is_left_as_it_was_when_a_call_raises(method, images):
-    model = _HookedBatchNormNet().train()
+    model = TrainingModeNet().train()
     before = snapshot(model)
     options = dict(OPTIONS.get(method, {}))
     baseline = options.pop("baseline", None)

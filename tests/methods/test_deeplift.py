@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_unchanged, conv_net, snapshot
+from helpers import InvarianceF, InvarianceG, assert_unchanged, conv_net, snapshot
 from torch import nn
 
 import saliencelab as sl
@@ -70,20 +70,6 @@ def test_min_example_other_order():
     x = torch.tensor([[1.0, 3.0]], dtype=torch.float64)
     reveal = sl.DeepLift(MinFunctional(), rule="reveal_cancel")(x).values
     torch.testing.assert_close(reveal, torch.tensor([[0.5, 0.5]], dtype=torch.float64))
-
-
-class InvarianceF(nn.Module):
-    """f(x1, x2) = ReLU(ReLU(x1) − 1 − ReLU(x2)) (the IG paper's first network, seed 001)."""
-
-    def forward(self, x):
-        return F.relu(F.relu(x[:, 0]) - 1 - F.relu(x[:, 1]))
-
-
-class InvarianceG(nn.Module):
-    """g(x1, x2) = ReLU(ReLU(x1 − 1) − ReLU(x2)): the same function, implemented differently."""
-
-    def forward(self, x):
-        return F.relu(F.relu(x[:, 0] - 1) - F.relu(x[:, 1]))
 
 
 def test_deeplift_is_not_implementation_invariant():

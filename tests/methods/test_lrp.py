@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_unchanged, conv_net, snapshot
+from helpers import InvarianceF, InvarianceG, assert_unchanged, conv_net, snapshot
 from torch import nn
 
 import saliencelab as sl
@@ -129,16 +129,6 @@ def test_relevance_is_conserved_with_bias_ignored(net, name):
     score = _out_relevance(model, x, 1)
     torch.testing.assert_close(a.values.flatten(1).sum(1), score, rtol=1e-5, atol=1e-8)
     assert a.delta.max() < 1e-5 * score.abs().max()
-
-
-class InvarianceF(nn.Module):
-    def forward(self, x):
-        return F.relu(F.relu(x[:, 0]) - 1 - F.relu(x[:, 1]))
-
-
-class InvarianceG(nn.Module):
-    def forward(self, x):
-        return F.relu(F.relu(x[:, 0] - 1) - F.relu(x[:, 1]))
 
 
 def test_the_ig_paper_networks():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import assert_unchanged, conv_net, snapshot
+from helpers import TrainingModeNet, assert_unchanged, conv_net, snapshot
 from torch import nn
 
 import saliencelab as sl
@@ -106,23 +106,10 @@ def test_forward_passes_run_in_inference_mode(method, images):
     assert not result.values.is_inference()
 
 
-class _TrainingNet(nn.Module):
-    """Batch norm and dropout: in training mode they update buffers and draw randomness."""
-
-    def __init__(self):
-        super().__init__()
-        self.norm = nn.BatchNorm2d(3)
-        self.drop = nn.Dropout(0.1)
-        self.body = conv_net("reused")
-
-    def forward(self, x):
-        return self.body(self.drop(self.norm(x)))
-
-
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("training", [False, True])
 def test_the_model_is_left_exactly_as_it_was(method, training, images):
-    model = _TrainingNet().train(training)
+    model = TrainingModeNet().train(training)
     model.body.fc1.register_forward_hook(lambda module, args, output: None)
     model.body.conv1.weight.grad = torch.ones_like(model.body.conv1.weight)
     before = snapshot(model)
@@ -136,7 +123,7 @@ def test_the_model_is_left_exactly_as_it_was(method, training, images):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_the_model_is_left_as_it_was_when_a_call_raises(method, images):
-    model = _TrainingNet().eval()
+    model = TrainingModeNet().eval()
     model.body.fc1.register_forward_hook(lambda module, args, output: None)
     before = snapshot(model)
     with pytest.raises(ValueError, match="out of range"):
