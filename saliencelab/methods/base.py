@@ -70,18 +70,7 @@ class Method:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The model's output for ``x``, checked to be a tensor with one row per input row."""
-        output = self.model(x)
-        if not isinstance(output, torch.Tensor):
-            raise ValueError(
-                f"the model returned a {type(output).__name__}, not a tensor; wrap it so that it "
-                "returns one tensor of scores, e.g. lambda x: model(x)['logits']"
-            )
-        if output.ndim == 0 or output.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"the model mapped a batch of {x.shape[0]} inputs to an output of shape "
-                f"{tuple(output.shape)}; it must return one output per sample, shape (N, ...)"
-            )
-        return output
+        return checked_output(self.model(x), x.shape[0])
 
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         """The model's outputs for the rows of ``x`` without gradients, in chunks under the budget."""
@@ -165,6 +154,27 @@ class Method:
                 return torch.zeros_like(x), bound
             (grad,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
         return (torch.zeros_like(x) if grad is None else grad), bound
+
+
+def checked_output(output: object, rows: int) -> torch.Tensor:
+    """``output``, if it is a tensor with ``rows`` rows; else an error that says how to wrap the model.
+
+    Example
+    -------
+    >>> checked_output(torch.zeros(2, 3), 2).shape
+    torch.Size([2, 3])
+    """
+    if not isinstance(output, torch.Tensor):
+        raise ValueError(
+            f"the model returned a {type(output).__name__}, not a tensor; wrap it so that it "
+            "returns one tensor of scores, e.g. lambda x: model(x)['logits']"
+        )
+    if output.ndim == 0 or output.shape[0] != rows:
+        raise ValueError(
+            f"the model mapped a batch of {rows} inputs to an output of shape "
+            f"{tuple(output.shape)}; it must return one output per sample, shape (N, ...)"
+        )
+    return output
 
 
 def check_inputs(inputs: object) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 from saliencelab.core.baselines import BaselineSpec, resolve_baseline
 from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.targets import Target
-from saliencelab.methods.base import Method
+from saliencelab.methods.base import Method, checked_output
 from saliencelab.methods.perturbation.evaluate import MakeRows, clean_scores, evaluate_rows
 from saliencelab.methods.perturbation.incremental import Patched
 
@@ -92,17 +92,7 @@ class PerturbationMethod(Method):
         output = self.model(x)
         if isinstance(output, Patched):
             output = output.materialize()
-        if not isinstance(output, torch.Tensor):
-            raise ValueError(
-                f"the model returned a {type(output).__name__}, not a tensor; wrap it so that it "
-                "returns one tensor of scores, e.g. lambda x: model(x)['logits']"
-            )
-        if output.ndim == 0 or output.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"the model mapped a batch of {x.shape[0]} inputs to an output of shape "
-                f"{tuple(output.shape)}; it must return one output per sample, shape (N, ...)"
-            )
-        return output
+        return checked_output(output, x.shape[0])
 
     def clean(self, inputs: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
         """The unperturbed scores ``f(x)`` (float64) and the target bound to the model's output."""
