@@ -126,7 +126,7 @@ class Method:
         """
 
         def measure() -> int:
-            with torch.no_grad(), ActivationMeter() as meter:
+            with torch.inference_mode(), ActivationMeter() as meter:
                 self.forward(rows_like[:1])
             return meter.bytes
 

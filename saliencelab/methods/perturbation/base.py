@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from saliencelab.core.baselines import BaselineSpec, resolve_baseline
-from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.targets import Target
 from saliencelab.methods.base import Method, checked_output
 from saliencelab.methods.perturbation.evaluate import MakeRows, clean_scores, evaluate_rows
@@ -69,23 +67,6 @@ class PerturbationMethod(Method):
             raise TypeError(f"progress must be True, False or None (automatic); got {progress!r}")
         self.seed = seed
         self.progress = progress
-
-    def run_chunked(
-        self, rows_like: torch.Tensor, run: Callable[[slice], None], total_rows: int = -1, passes: float = 1
-    ) -> None:
-        """Like :meth:`Method.run_chunked`, measuring a row's forward pass in inference mode too.
-
-        ``passes`` defaults to 1: the rows only run forward, without autograd.
-        """
-
-        def measure() -> int:
-            with torch.inference_mode(), ActivationMeter() as meter:
-                self.forward(rows_like[:1])
-            return meter.bytes
-
-        total = rows_like.shape[0] if total_rows < 0 else total_rows
-        key = (tuple(rows_like.shape[1:]), rows_like.dtype, rows_like.device.type)
-        run_chunked(total, run, self.memory_budget, measure=measure, owner=self.model, key=key, passes=passes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The model's output for ``x`` (a tensor or a :class:`Patched` batch), checked to be one row per input row."""
