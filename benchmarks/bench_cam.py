@@ -778,22 +778,13 @@ def reading(rows: list[Row], s: Settings, search: dict[int, float], chunk: int) 
             f" its defaults{best} (pytorch-grad-cam {_fmt(r.ratio_theirs_floor, '.1f')}× our floor); peak MB ours"
             f" {_fmt(r.results['ours'].peak_mb, '.0f')}, pytorch-grad-cam {_fmt(r.results['gradcam'].peak_mb, '.0f')}."
         )
-    ours_chunk = next((r.extra["chunk_rows"] for r in _pick(rows, "ablation_cam") if "chunk_rows" in r.extra), None)
-    ours_chunk_text = ""
-    if ours_chunk is not None:
-        ours_chunk_text = f" ({ours_chunk} rows a chunk here: the rule of Ablation-CAM's chunks below"
-        if ours_chunk in search and chunk in search and ours_chunk != chunk:
-            ours_chunk_text += (
-                f"; the forward search puts {ours_chunk}-row chunks at {search[ours_chunk] * 1e3:.0f} ms/row and"
-                f" {chunk}-row chunks at {search[chunk] * 1e3:.0f}"
-            )
-        ours_chunk_text += ")"
     if _pick(rows, "score_cam"):
         lines.append(
             f"- **Score-CAM time** (ours/floor {span(('score_cam',), 'ratio_floor')}, pytorch-grad-cam/floor"
             f" {span(('score_cam',), 'ratio_theirs_floor')}). Both sides run one forward per (sample, channel) pair,"
             " which is nearly all of the time; ours batches the pairs of all samples together in chunks under the"
-            f" memory budget{ours_chunk_text} and skips constant channels (their mask is undefined), the floor runs"
+            " memory budget (sized from one input row's measured forward) and skips constant channels (their mask"
+            " is undefined), the floor runs"
             f" chunks of {chunk} rows, pytorch-grad-cam runs all C channels, loops over the images and runs 16 masked"
             " copies of one image at a time (`batch_size`, an attribute its loop reads), calling `.item()` on every"
             " score. Before its loop it builds all N × C masked inputs at once, an (N, C, 3, H, W) tensor"
@@ -808,13 +799,14 @@ def reading(rows: list[Row], s: Settings, search: dict[int, float], chunk: int) 
             " (`batch_size`) through every layer before it: N × C rows through almost the whole network. The floor"
             " runs the network once and the tail (average pool, dense layer) on the N × K ablated activations."
             " Ours checks (an autograd probe on one sample, every call) that the output depends on the input only"
-            " through `layer4` and then evaluates the ablated activations in chunks sized by the memory budget from"
-            f" one *input* row's forward ({_fmt(ours_chunk, 'd')} rows), running for every chunk the whole network"
-            " on one input"
-            " row with `layer4`'s output replaced by the chunk: in one call of ours the layers before `layer4` ran"
-            f" {ablation_stem_runs(rows)} (untimed count, a hook on `conv1`). Those one-row passes, not the tail,"
-            " are ours' cost over the floor; chunks sized by the rows the tail actually holds (C·h·w values each)"
-            " would need one or two."
+            " through `layer4`, measures what one ablated row costs after `layer4` (its activation and what the"
+            " average pool and dense layer allocate for it: a two-row minus a one-row run) and evaluates the ablated"
+            " activations in chunks of that size under the memory budget, each chunk behind one input row's pass"
+            " through the layers before `layer4`. In one call of ours those layers ran"
+            f" {ablation_stem_runs(rows)} (untimed count, a hook on `conv1`: the clean forward, the probe, the two"
+            " measuring runs and one per chunk); the largest chunk of ablated rows held"
+            f" {_fmt(max((r.extra.get('chunk_rows', 0) for r in _pick(rows, 'ablation_cam')), default=None), 'd')}."
+            " Those few one-row passes and the probe's backward are ours' cost over the floor."
         )
     grads = [r for r in rows if r.method in GRADIENT_METHODS]
     if grads:
