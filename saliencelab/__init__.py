@@ -9,7 +9,7 @@ Example
 torch.Size([2, 4])
 """
 
-from saliencelab import genomics, lrp, zoo
+from saliencelab import evaluate, genomics, lrp, zoo
 from saliencelab.api import available_methods, explain
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import References, references
@@ -87,6 +87,7 @@ __all__ = [
     "UnsupportedOperationError",
     "available_methods",
     "explain",
+    "evaluate",
     "genomics",
     "lrp",
     "references",

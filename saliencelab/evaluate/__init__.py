@@ -1,0 +1,24 @@
+"""Can an explanation be trusted? Sanity checks, axioms, faithfulness, robustness, complexity.
+
+Every check takes ``method``: a method name from :func:`saliencelab.available_methods`
+(with its options) or any callable ``(model, inputs, target) -> tensor``, so your own
+attribution functions go through the same checks.
+
+Example
+-------
+>>> import torch
+>>> from saliencelab import evaluate
+>>> explain_fn = evaluate.as_explainer("gradient")
+>>> explain_fn(torch.nn.Linear(3, 1), torch.ones(2, 3), None).shape
+torch.Size([2, 3])
+"""
+
+from .explainers import as_explainer, method_name
+
+__all__ = ["as_explainer", "method_name"]
+
+# similarity measures and randomisation sanity checks
+
+# axioms and input invariance
+
+# faithfulness, robustness and complexity
