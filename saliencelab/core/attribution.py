@@ -43,3 +43,48 @@ class Attribution:
     method: str
     target: torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None
     info: dict[str, Any] = field(default_factory=dict)
+
+    def plot(self, index: int = 0, *, image: Any = None, **options: Any) -> Any:
+        """Draw sample ``index``: :func:`saliencelab.viz.heatmap`, or :func:`saliencelab.viz.overlay` over ``image``.
+
+        Parameters
+        ----------
+        index:
+            Which sample of the batch to draw.
+        image:
+            The inputs (a batch: its sample ``index`` is used) or one image.
+        **options:
+            Passed on (``sign``, ``aggregate``, ``percentile``, ``ax``, ``mode``, ...);
+            the title defaults to the method's name.
+
+        Returns
+        -------
+        The matplotlib axes.
+
+        Example
+        -------
+        >>> import matplotlib.pyplot as plt, torch, saliencelab as sl
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+        >>> a = sl.explain(model, torch.ones(2, 1, 4, 4), method="gradient", target=0)
+        >>> ax = a.plot(1)
+        >>> ax.get_title(), ax.images[0].get_array().shape
+        ('gradient', (4, 4))
+        >>> plt.close(ax.figure)
+        """
+        from saliencelab import viz
+
+        count = self.values.shape[0]
+        if not -count <= index < count:
+            raise ValueError(f"index {index} is outside the batch of {count} samples")
+        options.setdefault("title", self.method)
+        values = self.values[index]
+        if image is None:
+            return viz.heatmap(values, **options)
+        if isinstance(image, torch.Tensor) and image.ndim == 4:
+            if image.shape[0] != count:
+                raise ValueError(
+                    f"image is a batch of {image.shape[0]} but the attribution has {count} samples; "
+                    "pass the explained inputs or one image"
+                )
+            image = image[index]
+        return viz.overlay(image, values, **options)
