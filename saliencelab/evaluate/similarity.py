@@ -61,7 +61,8 @@ def similarity(
         Attribution maps ``(N, C, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W)``. Channels
         are reduced with :func:`~saliencelab.core.aggregate.aggregate_channels`; the
         reduced maps of ``a`` and ``b`` must have the same shape (a CAM map
-        ``(N, 1, H, W)`` may be compared with an input-shaped map).
+        ``(N, 1, H, W)`` may be compared with an input-shaped map). The correlations
+        also take one vector per sample, ``(N, D)`` (tabular attributions), as it is.
     metric:
         ``"spearman_abs"``: Spearman rank correlation of the absolute values (ties get
         their average rank); ``"spearman"``: the same on signed values; ``"pearson"``;
@@ -107,6 +108,8 @@ def similarity(
         return pearson(ranks(x.flatten(1)), ranks(y.flatten(1)))
     if metric == "pearson":
         return pearson(x.flatten(1), y.flatten(1))
+    if x.ndim == 2:
+        raise ValueError(f"{metric} compares 2-D maps; got one vector per sample, shape {tuple(x.shape)}")
     if metric == "ssim":
         return ssim(normalize(x), normalize(y))
     return pearson(hog_features(normalize(x)), hog_features(normalize(y)))
@@ -213,9 +216,9 @@ def hog_features(maps: torch.Tensor) -> torch.Tensor:
 def _maps(values: object, name: str, how: str) -> torch.Tensor:
     if not isinstance(values, torch.Tensor):
         raise TypeError(f"{name} must be a tensor of attribution maps; got {type(values).__name__}")
-    if values.ndim not in (3, 4):
+    if values.ndim not in (2, 3, 4):
         raise ValueError(
-            f"{name} must have shape (N, C, H, W), (N, 1, H, W) or (N, H, W); got {tuple(values.shape)}. "
+            f"{name} must have shape (N, C, H, W), (N, 1, H, W), (N, H, W) or (N, D); got {tuple(values.shape)}. "
             "Add the batch dimension for a single map."
         )
     if values.is_complex() or not (values.is_floating_point() or values.dtype in (torch.int32, torch.int64)):
@@ -224,7 +227,7 @@ def _maps(values: object, name: str, how: str) -> torch.Tensor:
         raise ValueError(f"{name} is empty (shape {tuple(values.shape)})")
     if not torch.isfinite(values).all():
         raise ValueError(f"{name} holds NaN or infinite values; similarity is undefined for them")
-    return aggregate_channels(values.detach(), how)
+    return values.detach() if values.ndim == 2 else aggregate_channels(values.detach(), how)
 
 
 def _gaussian_filter(stacked: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,7 @@ def test_identical_maps_give_exactly_one(metric):
 
 
 def test_closed_forms():
+    assert similarity(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[1.0, 4.0, 9.0]]), "spearman").item() == 1.0
     a = torch.arange(16.0).reshape(1, 4, 4)
     assert similarity(a, -a, "spearman").item() == -1.0
     assert similarity(a, -a, "pearson").item() == -1.0
@@ -141,7 +142,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="unknown channel aggregation"):
         similarity(a, a, aggregate="mean")
     with pytest.raises(ValueError, match="Add the batch dimension"):
-        similarity(a[0, 0], a[0, 0])
+        similarity(a[0, 0, 0], a[0, 0, 0])
+    with pytest.raises(ValueError, match="ssim compares 2-D maps"):
+        similarity(a[:, 0, 0], a[:, 0, 0], "ssim")
     with pytest.raises(ValueError, match=r"must have shape \(N, C, H, W\)"):
         similarity(a[None], a[None])
     with pytest.raises(ValueError, match="reduce to different shapes"):
