@@ -18,6 +18,10 @@ from .explainers import as_explainer, method_name
 __all__ = ["as_explainer", "method_name"]
 
 # similarity measures and randomisation sanity checks
+from .randomization import data_randomization, model_randomization  # noqa: E402
+from .similarity import similarity  # noqa: E402
+
+__all__ += ["data_randomization", "model_randomization", "similarity"]
 
 # axioms and input invariance
 

@@ -151,7 +151,7 @@ def model_randomization(
     units = _units(work, order, _names(model, layers))
     reference = explain_fn(work, inputs, resolved)
 
-    rows, maps = [], []
+    rows, maps, label = [], [], method_name(method)
     for step, (name, unit, modules) in enumerate(tqdm(units, desc="model randomisation", disable=not progress), 1):
         saved = unit.state_dict() if mode == "independent" else None
         if saved is not None:
@@ -159,15 +159,16 @@ def model_randomization(
         _reinitialize(modules, _layer_seed(seed, name), work)
         step_maps = explain_fn(work, inputs, resolved)
         values = compare(reference, step_maps, similarity, aggregate=aggregate)
-        rows.append({"step": step, "layer": name, "similarity": values.mean().item(), "per_sample": values.tolist()})
+        mean, per_sample = values.mean().item(), values.tolist()
+        rows.append({"step": step, "layer": name, "method": label, "similarity": mean, "per_sample": per_sample})
         maps.append(step_maps.cpu())
         if saved is not None:
             unit.load_state_dict(saved)
-    df = pd.DataFrame(rows, columns=["step", "layer", "similarity", "per_sample"])
+    df = pd.DataFrame(rows, columns=["step", "layer", "method", "similarity", "per_sample"])
     df.attrs.update(
         reference=reference.cpu(),
         maps=maps,
-        method=method_name(method),
+        method=label,
         mode=mode,
         metric=similarity,
         aggregate=aggregate,
