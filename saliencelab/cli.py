@@ -1,17 +1,181 @@
-"""The command line: ``saliencelab demo``, ``saliencelab methods``.
+"""The command line: ``saliencelab explain``, ``saliencelab methods``, ``saliencelab demo``.
 
-Thin: it parses arguments, calls the library and prints.
+Thin: it parses arguments, calls the library (:mod:`saliencelab.io` for files)
+and prints. A user's mistake ends with one ``error: ...`` line on stderr, no
+traceback, and an exit status that scripts can test; :mod:`saliencelab.io.errors`
+lists them (3 missing file, 4 SPEC that does not load, 5 weights that do not fit,
+6 input the model cannot take, 7 unknown method, 8 bad option, 9 unsupported
+operation; 2 is a malformed command line), and so does ``saliencelab explain --help``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from enum import Enum
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
+
+from saliencelab.io.errors import EXIT_CODES, UserError
 
 app = typer.Typer(
     help="Attribute PyTorch predictions to their inputs and check the explanations.", no_args_is_help=True
 )
+
+_MULTI_VALUE = frozenset({"--input", "-i", "--method", "-m", "--option", "-o", "--size", "--mean", "--std"})
+
+
+def spread_values(args: Sequence[str], flags: frozenset[str] = _MULTI_VALUE) -> list[str]:
+    """Let a list option take several values after one flag: ``--input a b`` becomes ``--input a --input b``.
+
+    A value ends at the next token that starts with ``-`` and is not a number, or at ``--``.
+
+    Example
+    -------
+    >>> spread_values(["--input", "a.png", "b.png", "--mean", "-0.5", "0.5", "--out", "x"])
+    ['--input', 'a.png', '--input', 'b.png', '--mean', '-0.5', '--mean', '0.5', '--out', 'x']
+    """
+    spread: list[str] = []
+    flag = None
+    for i, token in enumerate(args):
+        if token == "--":
+            return spread + list(args[i:])
+        if token.startswith("-") and not _is_number(token):
+            flag = token if token in flags else None
+            spread.append(token)
+        elif flag is not None and spread[-1] != flag:
+            spread += [flag, token]
+        else:
+            spread.append(token)
+    return spread
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+class _SpreadCommand(TyperCommand):
+    """A command whose list options take several values after one flag (see :func:`spread_values`)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, spread_values(args))
+
+
+class Format(str, Enum):
+    """Raw attributions: ``.npy`` only, or ``.npy`` and ``.pt``."""
+
+    npy = "npy"
+    pt = "pt"
+
+
+_EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in sorted(EXIT_CODES.items())) + "."
+
+
+@app.command(cls=_SpreadCommand, epilog=_EXIT_HELP)
+def explain(
+    model: str = typer.Option(
+        ...,
+        "--model",
+        metavar="SPEC",
+        help="zoo:NAME, module:factory, path/to/file.py:factory, a TorchScript file, or a torch.export .pt2 file "
+        "(export it with a dynamic batch dimension).",
+    ),
+    inputs: list[Path] = typer.Option(
+        ..., "--input", "-i", metavar="FILE...", help="Images (png, jpg, ...) or .npy/.pt tensors (C,H,W) or (N,C,H,W)."
+    ),
+    methods: list[str] = typer.Option(
+        ..., "--method", "-m", metavar="NAME...", help="Methods (see `saliencelab methods`); a,b also works."
+    ),
+    target: str = typer.Option("argmax", "--target", metavar="INT|argmax", help="Class to explain."),
+    baseline: str = typer.Option(
+        None,
+        "--baseline",
+        metavar="PRESET|NUMBER|FILE",
+        help="Reference input for the chosen methods that take one: zeros, min, mean, blur, uniform, a number, "
+        "or a .npy/.pt file.",
+    ),
+    option: list[str] = typer.Option(
+        [],
+        "--option",
+        "-o",
+        metavar="KEY=VALUE...",
+        help="Method options (int, float, bool, JSON or text), e.g. steps=64; METHOD.KEY=VALUE for one method only.",
+    ),
+    out: Path = typer.Option(Path("saliencelab-out"), "--out", help="Folder for the results: OUT/<input>/<method>.*"),
+    size: list[int] = typer.Option(
+        [], "--size", metavar="H W | N", help="Resize images to H x W (N: N x N). Tensor files are used as they are."
+    ),
+    mean: list[float] = typer.Option([], "--mean", metavar="M...", help="Normalise images: subtract (1 or C values)."),
+    std: list[float] = typer.Option([], "--std", metavar="S...", help="Normalise images: divide (1 or C values)."),
+    grey: bool = typer.Option(
+        None, "--grey/--rgb", help="Read images in grey or RGB (default: what the model's first convolution takes)."
+    ),
+    weights: Path = typer.Option(None, "--weights", help="A state dict (torch.save or .safetensors) for the model."),
+    fmt: Format = typer.Option(Format.npy, "--format", help="Raw attributions as .npy, or .npy and .pt."),
+) -> None:
+    """Explain the model's predictions on image or tensor files with one or more methods.
+
+    Writes OUT/<input>/<method>.npy (the attributions, the input's shape) and
+    <method>.png (the overlay on the input), and prints one row per method and
+    input: the target, the seconds the method took and its largest completeness
+    error (delta).
+    """
+    from saliencelab import io
+
+    if len(size) not in (0, 1, 2) or any(s < 1 for s in size):
+        raise typer.BadParameter(f"takes one or two positive sizes (H W or N); got {size}", param_hint="--size")
+    try:
+        chosen = io.check_methods(methods)
+        options = io.method_options(option, chosen)
+        the_target, the_baseline = io.parse_target(target), io.parse_baseline(baseline)
+        net = io.load_model(model, weights)
+        channels = {True: 1, False: 3}.get(grey, io.input_channels(net))
+        dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), None)
+        loaded = [
+            io.load_input(
+                path,
+                channels=channels if channels in (1, 3) else None,
+                size=(size[0], size[-1]) if size else None,
+                mean=mean or None,
+                std=std or None,
+                **({"dtype": dtype} if dtype is not None else {}),
+            )
+            for path in inputs
+        ]
+        rows = io.explain_inputs(
+            net,
+            loaded,
+            chosen,
+            out,
+            target=the_target,
+            baseline=the_baseline,
+            options=options,
+            formats=("npy", "pt") if fmt is Format.pt else ("npy",),
+        )
+        typer.echo(f"{'method':<24}{'input':<24}{'target':>8}{'seconds':>10}{'delta':>11}")
+        for row in rows:
+            typer.echo(
+                f"{row.method:<24}{row.input:<24}{_targets(row.target):>8}{row.seconds:>10.3f}{_delta(row.delta):>11}"
+            )
+    except UserError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
+    typer.echo(f"results: {out}")
+
+
+def _targets(target: list[int] | None) -> str:
+    if target is None:
+        return "-"
+    return str(target[0]) if len(set(target)) == 1 else ",".join(map(str, target))
+
+
+def _delta(delta: float | None) -> str:
+    return "-" if delta is None else f"{delta:.2e}"
 
 
 @app.command()
