@@ -26,12 +26,15 @@ from saliencelab.viz.read import display_image
 from saliencelab.viz.scale import colour_limit, to_map
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 CELL_INCHES = 1.8
 LABEL_INCHES = 0.45
 LABEL_CHARACTERS = 30
 DPI = 120
+FRAME_GREY = "0.8"
+"""Cells have a thin light frame, so a map's white (zero) edge is told from the page."""
 
 
 def grid(
@@ -126,7 +129,7 @@ def grid(
             line = block * count + row
             ax = figure.add_subplot(cells[line, 0])
             ax.imshow(pictures[row], interpolation="nearest")
-            finish(ax, "input" if row == 0 else None)
+            _frame(ax, "input" if row == 0 else None)
             if rows:
                 ax.set_ylabel(rows[row], fontsize=8)
             for place, name in enumerate(names[block * per_block : (block + 1) * per_block], start=1):
@@ -141,9 +144,7 @@ def grid(
                             "an overlay needs maps at the input's size"
                         )
                     ax.imshow(_overlaid(pictures[row], cell, sign, limits[name], mode), interpolation="nearest")
-                finish(ax, None)
-                if row == 0:
-                    ax.set_title(titles[names.index(name)], fontsize=8)
+                _frame(ax, titles[names.index(name)] if row == 0 else None)
                 if notes.get(name):
                     ax.set_xlabel(textwrap.fill(notes[name][row], LABEL_CHARACTERS), fontsize=6)
     if path is not None:
@@ -151,6 +152,14 @@ def grid(
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=DPI, format="png")
     return figure
+
+
+def _frame(ax: Axes, title: str | None) -> None:
+    finish(ax, None)
+    for spine in ax.spines.values():
+        spine.set(visible=True, color=FRAME_GREY, linewidth=0.5)
+    if title is not None:
+        ax.set_title(title, fontsize=8)
 
 
 def _overlaid(picture: np.ndarray, cell: np.ndarray, sign: str, limit: float, mode: str) -> np.ndarray:

@@ -3,7 +3,9 @@
 Layout rule
 -----------
 - A torch tensor is always channel-first: ``(N, C, H, W)`` (a batch; plots of one
-  map take sample 0), ``(C, H, W)``, ``(1, H, W)`` or ``(H, W)``.
+  map take sample 0), ``(C, H, W)``, ``(1, H, W)`` or ``(H, W)``. So a batch of
+  maps already reduced to ``(N, H, W)`` would be read as one sample of ``N``
+  channels: give it back its channel axis, ``maps[:, None]``.
 - A numpy array is ``(H, W)``, ``(C, H, W)`` or ``(H, W, C)``. A 3-D array is told
   apart by its channel axis, which must have 1, 3 or 4 entries on exactly one
   side: ``(3, 224, 200)`` is CHW, ``(224, 200, 3)`` is HWC. Where both ends or

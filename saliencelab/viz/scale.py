@@ -43,7 +43,8 @@ def to_map(values: Any, *, sign: str = "all", aggregate: str = "sum") -> np.ndar
     Parameters
     ----------
     values:
-        Attributions in any layout :mod:`saliencelab.viz.read` accepts.
+        Attributions in any layout :mod:`saliencelab.viz.read` accepts (a 3-D
+        tensor is one sample ``(C, H, W)``; a batch is ``(N, C, H, W)``).
     sign:
         ``"all"`` keeps the signed map, ``"positive"`` its positive part
         ``max(m, 0)``, ``"negative"`` the size of its negative part ``max(-m, 0)``,
