@@ -42,14 +42,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from saliencelab.api import explain
 from saliencelab.core import registry
 from saliencelab.core.baselines import references
 from saliencelab.core.sampling import generator
 from saliencelab.errors import UnsupportedOperationError
 from saliencelab.evaluate import witnesses
 from saliencelab.evaluate.explainers import as_explainer
-from saliencelab.evaluate.invariance import attribution_pair
+from saliencelab.evaluate.invariance import attribution_pair, explainer
 
 MethodSpec = str | Callable | tuple[str, dict[str, Any]]
 """A method name, a ``(name, options)`` pair, or a callable ``(model, inputs, target[, baseline]) -> tensor``."""
@@ -140,8 +139,7 @@ class _Subject:
         if callable(self.method):
             return as_explainer(functools.partial(self.method, baseline=reference))(model, inputs, target)
         baseline = references(reference.unsqueeze(1), per_sample=True) if self.draws_references else reference
-        named = functools.partial(explain, method=self.method, baseline=baseline, **self.options)
-        return as_explainer(lambda net, x, target: named(net, x, target=target))(model, inputs, target)
+        return explainer(self.method, baseline=baseline, **self.options)(model, inputs, target)
 
 
 def _instance(name: str, options: dict) -> object | None:
