@@ -24,5 +24,9 @@ from .similarity import similarity  # noqa: E402
 __all__ += ["data_randomization", "model_randomization", "similarity"]
 
 # axioms and input invariance
+from .axioms import PROPERTIES, CheckResult, axiom_table  # noqa: E402
+from .invariance import input_invariance, shifted_model  # noqa: E402
+
+__all__ += ["PROPERTIES", "CheckResult", "axiom_table", "input_invariance", "shifted_model"]
 
 # faithfulness, robustness and complexity
