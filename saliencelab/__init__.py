@@ -91,5 +91,15 @@ __all__ = [
     "genomics",
     "lrp",
     "references",
+    "viz",
     "zoo",
 ]
+
+
+def __getattr__(name: str):
+    """Import ``saliencelab.viz`` (matplotlib) on first use, so ``import saliencelab`` stays light."""
+    if name == "viz":
+        import importlib
+
+        return importlib.import_module("saliencelab.viz")
+    raise AttributeError(f"module 'saliencelab' has no attribute {name!r}")
