@@ -404,8 +404,9 @@ def axiom_table(methods: Sequence[MethodSpec], *, seed: int = 0, progress: bool 
     pandas.DataFrame
         Rows = properties, columns = method labels, cells ``True``/``False``, or
         ``None`` where the method cannot run on the witness (a CAM on a network
-        without a spatial layer). ``table.attrs`` holds ``"measured"`` and
-        ``"tolerance"`` (DataFrames of the checks' numbers) and ``"missing"``
+        without a spatial layer). ``table.attrs`` holds ``"measured"`` (a
+        DataFrame of each check's measured value, NaN where missing),
+        ``"tolerance"`` (a Series, one per property) and ``"missing"``
         (``{(property, label): reason}``).
 
     Example
