@@ -48,7 +48,7 @@ from saliencelab.core.sampling import generator
 from saliencelab.errors import UnsupportedOperationError
 from saliencelab.evaluate import witnesses
 from saliencelab.evaluate.explainers import as_explainer
-from saliencelab.evaluate.invariance import attribution_pair, explainer
+from saliencelab.evaluate.invariance import attribution_pair
 
 MethodSpec = str | Callable | tuple[str, dict[str, Any]]
 """A method name, a ``(name, options)`` pair, or a callable ``(model, inputs, target[, baseline]) -> tensor``."""
@@ -139,7 +139,7 @@ class _Subject:
         if callable(self.method):
             return as_explainer(functools.partial(self.method, baseline=reference))(model, inputs, target)
         baseline = references(reference.unsqueeze(1), per_sample=True) if self.draws_references else reference
-        return explainer(self.method, baseline=baseline, **self.options)(model, inputs, target)
+        return as_explainer(self.method, baseline=baseline, **self.options)(model, inputs, target)
 
 
 def _instance(name: str, options: dict) -> object | None:

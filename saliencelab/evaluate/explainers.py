@@ -38,8 +38,8 @@ def as_explainer(method: str | Callable, **options: Any) -> Explainer:
         ``(model, inputs, target)`` returning a tensor, an array or an
         :class:`~saliencelab.Attribution` with one map per sample.
     **options:
-        Options for a named method (``steps=32``, ``baseline="zeros"``, ...).
-        A callable takes none: bind them in the callable instead.
+        Options for a named method (``steps=32``, ...), including ``baseline=``,
+        which goes to each call. A callable takes none: bind them in the callable instead.
 
     Example
     -------
@@ -50,10 +50,11 @@ def as_explainer(method: str | Callable, **options: Any) -> Explainer:
     """
     if isinstance(method, str):
         cls = registry.get(method)
+        baseline = options.pop("baseline", None)
         registry.check_options(cls, options)
 
         def named(model: Any, inputs: torch.Tensor, target: Any) -> torch.Tensor:
-            return explain(model, inputs, method=method, target=target, **options).values.detach()
+            return explain(model, inputs, method=method, target=target, baseline=baseline, **options).values.detach()
 
         named.__name__ = method
         return named

@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from saliencelab.api import explain
 from saliencelab.core.guard import preserved
 from saliencelab.core.targets import TargetSpec
 from saliencelab.engine.difference.call import tensors_in
@@ -157,33 +156,8 @@ def input_invariance(
     >>> bool(input_invariance(f, x, method="gradient_x_input", target=0, shift=-1.0).min() > 1e-3)
     True
     """
-    original, shifted = attribution_pair(model, inputs, explainer(method, **options), target, shift)
+    original, shifted = attribution_pair(model, inputs, as_explainer(method, **options), target, shift)
     return (original - shifted).abs().flatten(1).amax(dim=1)
-
-
-def explainer(method: str | Callable, **options: Any) -> Callable:
-    """:func:`~saliencelab.evaluate.explainers.as_explainer` that also takes ``baseline=`` for a named method.
-
-    ``as_explainer`` checks options against the method's constructor, which has
-    no ``baseline`` (it is an argument of the call); this passes it to the call.
-
-    Example
-    -------
-    >>> import torch
-    >>> explain_fn = explainer("integrated_gradients", baseline=1.0, steps=4)
-    >>> explain_fn(torch.nn.Linear(2, 1, bias=False), torch.zeros(1, 2), 0).shape
-    torch.Size([1, 2])
-    """
-    if not isinstance(method, str) or "baseline" not in options:
-        return as_explainer(method, **options)
-    rest = {k: v for k, v in options.items() if k != "baseline"}
-    as_explainer(method, **rest)  # an unknown name or option raises now
-
-    def named(model: Any, inputs: torch.Tensor, target: Any) -> torch.Tensor:
-        return explain(model, inputs, method=method, target=target, baseline=options["baseline"], **rest).values
-
-    named.__name__ = method
-    return as_explainer(named)
 
 
 def attribution_pair(
