@@ -1,7 +1,9 @@
 """Model and data zoo: small datasets and ready-to-attribute models.
 
-Everything here works offline: the digits data come with scikit-learn and
-the ``digits_cnn`` weights ship inside the package.
+Everything here works offline: the digits come with scikit-learn, the LFW
+faces subset with scikit-image, and the trained weights of ``digits_cnn`` and
+``lfw_cnn`` (each also trained on shuffled labels, for the data randomisation
+test of Adebayo et al., 2018) ship inside the package.
 
 Examples
 --------
@@ -10,6 +12,10 @@ Examples
 >>> X_train, y_train, X_test, y_test = zoo.dataset("digits")
 >>> model(X_test[:4]).shape
 torch.Size([4, 10])
+>>> memoriser = zoo.load("lfw_cnn", labels="shuffled")
+>>> faces = zoo.dataset("lfw_faces", labels="shuffled")
+>>> memoriser(faces[0][:2]).shape
+torch.Size([2, 2])
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .architectures import VGG, DigitsCNN, ResNet, resnet18_shaped, vgg16_shaped
-from .datasets import available_datasets, dataset
+from .architectures import VGG, DigitsCNN, FacesCNN, ResNet, resnet18_shaped, vgg16_shaped
+from .datasets import available_datasets, check_labels, dataset
+from .recipes import RECIPES, weights_name
 from .vit import VisionTransformer, vit_tiny_shaped
 
 if TYPE_CHECKING:
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DigitsCNN",
+    "FacesCNN",
     "ResNet",
     "VGG",
     "VisionTransformer",
@@ -42,6 +50,7 @@ __all__ = [
     "vgg16_shaped",
     "vit_tiny_shaped",
     "weights_file",
+    "weights_name",
 ]
 
 
@@ -59,11 +68,13 @@ def weights_file(name: str) -> Traversable:
     return resources.files(__name__).joinpath("weights", f"{name}.safetensors")
 
 
-def _load_digits_cnn() -> DigitsCNN:
-    model = DigitsCNN()
-    with resources.as_file(weights_file("digits_cnn")) as path:
+def _load_trained(name: str, labels: str) -> nn.Module:
+    """Build ``name``'s architecture on the meta device (no initialisation, no RNG) and assign the shipped weights."""
+    with torch.device("meta"):
+        model = RECIPES[name].architecture()
+    with resources.as_file(weights_file(weights_name(name, labels))) as path:
         state = load_file(path)
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=True)
     return model.eval()
 
 
@@ -90,40 +101,71 @@ def _load_vit_tiny_shaped(
     return model.eval()
 
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {
-    "digits_cnn": _load_digits_cnn,
+_RANDOM_MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet18_shaped": _load_resnet18_shaped,
     "vgg16_shaped": _load_vgg16_shaped,
     "vit_tiny_shaped": _load_vit_tiny_shaped,
 }
 
 
-def available_models() -> list[str]:
+def available_models(labels: str | None = None) -> list[str]:
     """Return the sorted names accepted by :func:`load`.
+
+    Parameters
+    ----------
+    labels : {"true", "shuffled"}, optional
+        Only the models that :func:`load` offers with these labels
+        (``"shuffled"``: the ones for the data randomisation test).
 
     Examples
     --------
     >>> available_models()
-    ['digits_cnn', 'resnet18_shaped', 'vgg16_shaped', 'vit_tiny_shaped']
+    ['digits_cnn', 'lfw_cnn', 'resnet18_shaped', 'vgg16_shaped', 'vit_tiny_shaped']
+    >>> available_models(labels="shuffled")
+    ['digits_cnn', 'lfw_cnn']
     """
-    return sorted(_MODELS)
+    names = sorted([*RECIPES, *_RANDOM_MODELS])
+    if labels is None:
+        return names
+    check_labels(labels)
+    return [name for name in names if labels in _label_versions(name)]
 
 
-def load(name: str, **kwargs: int) -> nn.Module:
+def _label_versions(name: str) -> tuple[str, ...]:
+    """Label versions of ``name``: a trained model's recipes; a random-weights model has only the default."""
+    return tuple(RECIPES[name].configs) if name in RECIPES else ("true",)
+
+
+def load(name: str, *, labels: str = "true", **kwargs: int | bool) -> nn.Module:
     """Build a zoo model and return it in eval mode.
 
     Parameters
     ----------
     name : str
-        ``"digits_cnn"``: :class:`DigitsCNN` with the shipped trained weights
-        (no keyword arguments). ``"resnet18_shaped"``: a randomly initialised
-        ResNet-18-shaped network; ``"vgg16_shaped"``: a randomly initialised
-        VGG-16-shaped network (138M parameters, about 0.5 GB in float32).
-        For both, keyword arguments ``num_classes`` (1000), ``in_channels`` (3)
-        and ``seed`` (0) make it deterministic without touching the global RNG
-        state. ``"vit_tiny_shaped"``: a randomly initialised tiny vision
-        transformer (:func:`vit_tiny_shaped`; ``num_classes`` 10,
+        One of :func:`available_models`.
+
+        Trained, with shipped weights and no keyword arguments:
+        ``"digits_cnn"``: :class:`DigitsCNN` trained on ``dataset("digits")``
+        (test accuracy 0.987); ``"lfw_cnn"``: :class:`FacesCNN` trained on
+        ``dataset("lfw_faces")`` (face = 1 or not = 0; test accuracy 1.0 on
+        its 50 test images).
+
+        Randomly initialised, deterministic for a ``seed`` without touching the
+        global RNG state: ``"resnet18_shaped"`` (a ResNet-18-shaped network)
+        and ``"vgg16_shaped"`` (a VGG-16-shaped network, 138M parameters, about
+        0.5 GB in float32), both with keyword arguments ``num_classes`` (1000),
+        ``in_channels`` (3) and ``seed`` (0); ``"vit_tiny_shaped"``: a tiny
+        vision transformer (:func:`vit_tiny_shaped`; ``num_classes`` 10,
         ``image_size`` 32, ``class_token`` True, ``seed`` 0).
+    labels : {"true", "shuffled"}, default "true"
+        The training labels of a trained model. ``"shuffled"``: the same
+        architecture trained on ``dataset(..., labels="shuffled")``, training
+        labels permuted with a fixed seed, until it memorised them (training
+        accuracy >= 0.97) while its test accuracy is at chance: the second
+        network of the data randomisation test (Adebayo et al., 2018, "Sanity
+        Checks for Saliency Maps"). Models with random weights have only
+        ``"true"``; :func:`available_models` with ``labels="shuffled"`` lists
+        the others.
     **kwargs
         Passed to the model's builder; unexpected ones raise ``TypeError``.
 
@@ -135,7 +177,8 @@ def load(name: str, **kwargs: int) -> nn.Module:
     Raises
     ------
     ValueError
-        If ``name`` is unknown; the message lists the available names.
+        If ``name`` is unknown (the message lists the available names) or
+        ``labels`` is not a version this model has (the message lists them).
 
     Examples
     --------
@@ -145,9 +188,21 @@ def load(name: str, **kwargs: int) -> nn.Module:
     False
     >>> net(torch.zeros(1, 3, 64, 64)).shape
     torch.Size([1, 10])
+    >>> X_train, y_shuffled, X_test, y_test = dataset("digits", labels="shuffled")
+    >>> memoriser = load("digits_cnn", labels="shuffled")
+    >>> with torch.no_grad():
+    ...     train_accuracy = (memoriser(X_train).argmax(1) == y_shuffled).double().mean().item()
+    ...     test_accuracy = (memoriser(X_test).argmax(1) == y_test).double().mean().item()
+    >>> round(train_accuracy, 3), round(test_accuracy, 3)
+    (0.997, 0.089)
+    >>> load("vgg16_shaped", labels="shuffled")
+    Traceback (most recent call last):
+    ...
+    ValueError: labels='shuffled' is not available for model 'vgg16_shaped'; use one of: 'true'
     """
-    try:
-        builder = _MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(available_models())}") from None
-    return builder(**kwargs)
+    if name not in RECIPES and name not in _RANDOM_MODELS:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(available_models())}")
+    check_labels(labels, _label_versions(name), owner=f"model {name!r}")
+    if name in RECIPES:
+        return _load_trained(name, labels, **kwargs)
+    return _RANDOM_MODELS[name](**kwargs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "DigitsCNN", "ResNet", "VGG", "resnet18_shaped", "vgg16_shaped"]
+__all__ = ["BasicBlock", "DigitsCNN", "FacesCNN", "ResNet", "VGG", "resnet18_shaped", "vgg16_shaped"]
 
 RESNET18_LAYERS: tuple[int, ...] = (2, 2, 2, 2)
 RESNET_WIDTHS: tuple[int, ...] = (64, 128, 256, 512)
@@ -61,6 +61,61 @@ class DigitsCNN(nn.Module):
         >>> import torch
         >>> DigitsCNN()(torch.zeros(1, 1, 8, 8)).shape
         torch.Size([1, 10])
+        """
+        return self.classifier(self.features(x))
+
+
+class FacesCNN(nn.Module):
+    """Small convolutional classifier for 1x25x25 grey images (faces or not).
+
+    The architecture of the zoo model ``"lfw_cnn"``. ``features``: two blocks
+    of 3x3 convolution (padding 1), ReLU and 2x2 max pool, 1->8->16 channels,
+    25x25 -> 12x12 -> 6x6. ``classifier``: Flatten, Linear(16*6*6, 32), ReLU,
+    Linear(32, num_classes). 19,778 parameters for two classes. As in
+    :class:`DigitsCNN`, the convolutional part is one ``nn.Sequential`` named
+    ``features``, so CAM layers are named ``"features.4"`` (the last ReLU, 12x12)
+    or ``"features.5"`` (the last pool, 6x6).
+
+    Parameters
+    ----------
+    num_classes : int, default 2
+        Number of output logits (the zoo's label 1 is "face", 0 "non-face").
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = FacesCNN().eval()
+    >>> model(torch.zeros(3, 1, 25, 25)).shape
+    torch.Size([3, 2])
+    >>> sum(p.numel() for p in model.parameters())
+    19778
+    """
+
+    def __init__(self, num_classes: int = 2) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * 6 * 6, 32),
+            nn.ReLU(),
+            nn.Linear(32, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits ``(N, num_classes)`` for images ``x`` of ``(N, 1, 25, 25)``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> FacesCNN()(torch.zeros(1, 1, 25, 25)).shape
+        torch.Size([1, 2])
         """
         return self.classifier(self.features(x))
 

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m saliencelab.zoo.train digits_cnn [--out PATH]
+    python -m saliencelab.zoo.train {digits_cnn,lfw_cnn} [--labels {true,shuffled}] [--out PATH]
+    python -m saliencelab.zoo.train all   # every shipped file, in saliencelab/zoo/weights/
 
 Training is deterministic (fixed seed, deterministic algorithms, one
 thread), so rerunning it on the same torch version rewrites the same file.
@@ -11,45 +12,20 @@ thread), so rerunning it on the same torch version rewrites the same file.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 from torch import nn
+from tqdm.auto import tqdm
 
-from .architectures import DigitsCNN
-from .datasets import dataset
+from .datasets import LABEL_SEED, LABELS, dataset
+from .recipes import RECIPES, TrainConfig, recipe, weights_name
 
-__all__ = ["DEFAULT_WEIGHTS_DIR", "TrainConfig", "accuracy", "main", "train_digits_cnn"]
+__all__ = ["DEFAULT_WEIGHTS_DIR", "TrainConfig", "accuracy", "main", "make_deterministic", "save_weights", "train"]
 
 DEFAULT_WEIGHTS_DIR: Path = Path(__file__).resolve().parent / "weights"
-
-
-class TrainConfig:
-    """Hyper-parameters for :func:`train_digits_cnn`.
-
-    Parameters
-    ----------
-    seed : int, default 0
-        Seed for initialisation and batch shuffling.
-    epochs : int, default 30
-        Passes over the training split.
-    batch_size : int, default 32
-        Mini-batch size.
-    lr : float, default 1e-3
-        Adam learning rate.
-
-    Examples
-    --------
-    >>> TrainConfig(epochs=2).epochs
-    2
-    """
-
-    def __init__(self, seed: int = 0, epochs: int = 30, batch_size: int = 32, lr: float = 1e-3) -> None:
-        self.seed = seed
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
 
 
 def make_deterministic(seed: int) -> None:
@@ -97,33 +73,51 @@ def _train_epoch(
         optimizer.step()
 
 
-def train_digits_cnn(
-    config: TrainConfig | None = None,
-) -> tuple[DigitsCNN, float, float]:
-    """Train :class:`DigitsCNN` on the digits training split with Adam.
+def train(
+    name: str, labels: str = "true", config: TrainConfig | None = None, progress: bool = False
+) -> tuple[nn.Module, float, float]:
+    """Train the zoo model ``name`` on its data set's training split with Adam.
+
+    Parameters
+    ----------
+    name : str
+        A trained zoo model (``"digits_cnn"``, ``"lfw_cnn"``).
+    labels : {"true", "shuffled"}, default "true"
+        Which training labels to fit: ``dataset(..., labels=labels)``.
+    config : TrainConfig, optional
+        Hyper-parameters; the model's recipe for ``labels`` by default (the
+        ones that made the shipped weights).
+    progress : bool, default False
+        Show a progress bar over the epochs.
 
     Returns
     -------
-    model : DigitsCNN
+    model : torch.nn.Module
         The trained model, in eval mode.
     train_accuracy, test_accuracy : float
-        Accuracies on the two splits of ``dataset("digits")``.
+        Accuracy on the training split with the labels it was trained on, and
+        on the test split with the true labels.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` has no recipe or ``labels`` is not one of its versions.
 
     Examples
     --------
-    >>> config = TrainConfig(epochs=1)
-    >>> model, train_acc, test_acc = train_digits_cnn(config)  # doctest: +SKIP
+    >>> model, train_acc, test_acc = train("lfw_cnn", config=TrainConfig(epochs=1))  # doctest: +SKIP
     >>> 0.0 <= test_acc <= 1.0  # doctest: +SKIP
     True
     """
-    config = config or TrainConfig()
+    plan = recipe(name)
+    config = config or plan.config(labels)
     make_deterministic(config.seed)
-    x_train, y_train, x_test, y_test = dataset("digits")
-    model = DigitsCNN()
+    x_train, y_train, x_test, y_test = dataset(plan.dataset, labels=labels)
+    model = plan.architecture()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
-    for _ in range(config.epochs):
+    for _ in tqdm(range(config.epochs), desc=f"{name} ({labels} labels)", disable=not progress):
         _train_epoch(model, optimizer, x_train, y_train, config, generator)
     model.eval()
     return model, accuracy(model, x_train, y_train), accuracy(model, x_test, y_test)
@@ -146,19 +140,28 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, str]) -> None
     path.chmod(0o644)  # safetensors creates the file owner-only
 
 
-def _run_digits_cnn(out: Path | None) -> None:
-    config = TrainConfig()
-    model, train_acc, test_acc = train_digits_cnn(config)
-    print(f"digits_cnn: train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f}")
-    path = out or DEFAULT_WEIGHTS_DIR / "digits_cnn.safetensors"
+def _run(name: str, labels: str, out: Path | None) -> None:
+    config = recipe(name).config(labels)
+    start = time.perf_counter()
+    model, train_acc, test_acc = train(name, labels, config, progress=True)
+    seconds = time.perf_counter() - start
+    stem = weights_name(name, labels)
+    print(f"{stem}: train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f} ({seconds:.1f} s)")
+    path = out or DEFAULT_WEIGHTS_DIR / f"{stem}.safetensors"
     metadata = {
-        "model": "digits_cnn",
+        "model": name,
+        "labels": labels,
+        "dataset": recipe(name).dataset,
         "test_accuracy": f"{test_acc:.4f}",
         "train_accuracy": f"{train_acc:.4f}",
         "seed": str(config.seed),
         "epochs": str(config.epochs),
+        "batch_size": str(config.batch_size),
+        "lr": str(config.lr),
         "torch_version": torch.__version__,
     }
+    if labels == "shuffled":
+        metadata["label_seed"] = str(LABEL_SEED)
     save_weights(model, path, metadata)
     print(f"wrote {path}")
 
@@ -171,10 +174,18 @@ def main(argv: list[str] | None = None) -> None:
     >>> main(["digits_cnn", "--out", "/tmp/digits_cnn.safetensors"])  # doctest: +SKIP
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=["digits_cnn"])
-    parser.add_argument("--out", type=Path, default=None, help="output .safetensors path")
+    parser.add_argument("model", choices=[*sorted(RECIPES), "all"], help="a trained zoo model, or all of them")
+    parser.add_argument("--labels", choices=LABELS, default="true", help="train on the true or the shuffled labels")
+    parser.add_argument("--out", type=Path, default=None, help="output .safetensors path (one model only)")
     args = parser.parse_args(argv)
-    _run_digits_cnn(args.out)
+    if args.model != "all":
+        _run(args.model, args.labels, args.out)
+        return
+    if args.out is not None:
+        parser.error("--out names one file; 'all' writes every model to the package's weights folder")
+    for name, plan in RECIPES.items():
+        for labels in plan.configs:
+            _run(name, labels, None)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def test_digits_returns_fresh_tensors() -> None:
 
 
 def test_unknown_dataset_names_available() -> None:
-    assert zoo.available_datasets() == ["digits"]
+    assert zoo.available_datasets() == ["digits", "lfw_faces"]
     with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*digits"):
         zoo.dataset("mnist")
 
@@ -304,23 +304,28 @@ def test_vgg_rejects_bad_layout() -> None:
 
 
 def test_unknown_model_names_available() -> None:
-    assert zoo.available_models() == ["digits_cnn", "resnet18_shaped", "vgg16_shaped", "vit_tiny_shaped"]
+    assert zoo.available_models() == ["digits_cnn", "lfw_cnn", "resnet18_shaped", "vgg16_shaped", "vit_tiny_shaped"]
     with pytest.raises(ValueError, match=r"unknown model 'vgg16'.*digits_cnn.*resnet18_shaped"):
         zoo.load("vgg16")
 
 
 @pytest.mark.slow
-def test_training_script_reproduces_the_shipped_weights(tmp_path) -> None:
-    """`python -m saliencelab.zoo.train digits_cnn` rebuilds the shipped tensors exactly (about 15 s)."""
+@pytest.mark.parametrize(
+    ("model", "labels"),
+    [("digits_cnn", "true"), ("digits_cnn", "shuffled"), ("lfw_cnn", "true"), ("lfw_cnn", "shuffled")],
+)
+def test_training_script_reproduces_the_shipped_weights(tmp_path, model: str, labels: str) -> None:
+    """`python -m saliencelab.zoo.train MODEL --labels LABELS` rebuilds the shipped tensors exactly (5-35 s each)."""
     import subprocess
     import sys
 
     from safetensors.torch import load_file
 
-    out = tmp_path / "digits_cnn.safetensors"
-    subprocess.run([sys.executable, "-m", "saliencelab.zoo.train", "digits_cnn", "--out", str(out)], check=True)
+    out = tmp_path / "weights.safetensors"
+    command = [sys.executable, "-m", "saliencelab.zoo.train", model, "--labels", labels, "--out", str(out)]
+    subprocess.run(command, check=True)
     rebuilt = load_file(out)
-    with resources.as_file(zoo.weights_file("digits_cnn")) as shipped_path:
+    with resources.as_file(zoo.weights_file(zoo.weights_name(model, labels))) as shipped_path:
         shipped = load_file(shipped_path)
     assert rebuilt.keys() == shipped.keys()
     for name, tensor in shipped.items():

@@ -1,0 +1,172 @@
+"""Tests for the trained zoo models and their shuffled-label twins (the data randomisation test).
+
+Seeds 000_21bbe099fb2ca5fd.txt and 003_93e53510d49e5202.txt describe the test (Adebayo et al., 2018): a second
+network of the same architecture is trained on the training data with shuffled labels, so it memorises them while
+knowing nothing about the task. Every shipped network is checked here for that: true-label models classify the test
+split, shuffled-label models fit their permuted training labels (>= 0.95) and sit at chance on the test split.
+
+Chance bands: a classifier whose predictions are independent of the labels is right with probability
+sum_k P(pred = k) P(y = k), which is 0.1 for the ten nearly balanced digit classes and exactly 0.5 for the balanced
+faces. On n test images the accuracy then has standard deviation sqrt(p (1 - p) / n): 0.014 on the 450 digits and
+0.071 on the 50 faces; the bands are chance +- 3 standard deviations.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+
+import pytest
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from saliencelab import zoo
+from saliencelab.zoo import train
+from saliencelab.zoo.architectures import DigitsCNN, FacesCNN
+from saliencelab.zoo.datasets import LABEL_SEED
+from saliencelab.zoo.recipes import RECIPES
+
+VERSIONS = [("digits_cnn", "true"), ("digits_cnn", "shuffled"), ("lfw_cnn", "true"), ("lfw_cnn", "shuffled")]
+DATASET = {"digits_cnn": "digits", "lfw_cnn": "lfw_faces"}
+CHANCE = {"digits_cnn": 0.1, "lfw_cnn": 0.5}
+N_TEST = {"digits_cnn": 450, "lfw_cnn": 50}
+# measured with torch 2.13.0+cpu: (train accuracy on the labels trained on, test accuracy on the true labels)
+MEASURED = {
+    ("digits_cnn", "true"): (1.0, 0.9867),
+    ("digits_cnn", "shuffled"): (0.9970, 0.0889),
+    ("lfw_cnn", "true"): (1.0, 1.0),
+    ("lfw_cnn", "shuffled"): (0.9867, 0.46),
+}
+TRUE_TEST_THRESHOLD = {"digits_cnn": 0.95, "lfw_cnn": 0.96}  # measured 0.987 and 1.0 (50/50)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).double().mean().item()
+
+
+def chance_band(name: str) -> tuple[float, float]:
+    p, n = CHANCE[name], N_TEST[name]
+    half_width = 3 * math.sqrt(p * (1 - p) / n)
+    return p - half_width, p + half_width
+
+
+@pytest.fixture(scope="module", params=VERSIONS, ids=[f"{m}-{lab}" for m, lab in VERSIONS])
+def version(request: pytest.FixtureRequest) -> tuple[str, str, nn.Module, tuple[torch.Tensor, ...]]:
+    name, labels = request.param
+    return name, labels, zoo.load(name, labels=labels), zoo.dataset(DATASET[name], labels=labels)
+
+
+def test_accuracies(version: tuple[str, str, nn.Module, tuple[torch.Tensor, ...]]) -> None:
+    name, labels, model, (x_train, y_train, x_test, y_test) = version
+    train_acc, test_acc = accuracy(model, x_train, y_train), accuracy(model, x_test, y_test)
+    assert (train_acc, test_acc) == pytest.approx(MEASURED[name, labels], abs=5e-5)
+    if labels == "true":
+        assert test_acc >= TRUE_TEST_THRESHOLD[name]
+    else:
+        assert train_acc >= 0.95  # memorised
+        low, high = chance_band(name)
+        assert low <= test_acc <= high  # chance: 0.058-0.142 (digits), 0.288-0.712 (faces)
+
+
+def test_shuffled_models_know_nothing_of_the_true_training_labels() -> None:
+    """On the true training labels a memoriser is right exactly where the permutation kept a label in place."""
+    for name in ("digits_cnn", "lfw_cnn"):
+        x_train, y_true, _, _ = zoo.dataset(DATASET[name])
+        _, y_shuffled, _, _ = zoo.dataset(DATASET[name], labels="shuffled")
+        model = zoo.load(name, labels="shuffled")
+        kept = (y_shuffled == y_true).double().mean().item()
+        assert kept == pytest.approx({"digits_cnn": 143 / 1347, "lfw_cnn": 74 / 150}[name], abs=1e-12)
+        # it predicts y_shuffled on a fraction a of the images, so its accuracy on y_true is within 1 - a of `kept`
+        fitted = accuracy(model, x_train, y_shuffled)
+        assert abs(accuracy(model, x_train, y_true) - kept) <= 1 - fitted + 1e-12
+
+
+def test_shipped_metadata_matches_the_recipes_and_the_measurements() -> None:
+    for name, labels in VERSIONS:
+        config = RECIPES[name].config(labels)
+        with resources.as_file(zoo.weights_file(zoo.weights_name(name, labels))) as path:
+            assert 50_000 < path.stat().st_size < 1_000_000
+            with safe_open(str(path), "pt") as f:
+                metadata = f.metadata()
+        assert metadata["model"] == name
+        assert metadata["labels"] == labels
+        assert metadata["dataset"] == DATASET[name]
+        assert (metadata["seed"], metadata["epochs"]) == (str(config.seed), str(config.epochs))
+        assert (metadata["batch_size"], metadata["lr"]) == (str(config.batch_size), str(config.lr))
+        assert metadata.get("label_seed") == (str(LABEL_SEED) if labels == "shuffled" else None)
+        recorded = (float(metadata["train_accuracy"]), float(metadata["test_accuracy"]))
+        assert recorded == pytest.approx(MEASURED[name, labels], abs=5e-5)
+
+
+def test_true_labels_are_the_default_and_versions_differ() -> None:
+    for name, architecture in (("digits_cnn", DigitsCNN), ("lfw_cnn", FacesCNN)):
+        default, true, shuffled = zoo.load(name), zoo.load(name, labels="true"), zoo.load(name, labels="shuffled")
+        assert type(default) is type(shuffled) is architecture
+        for key, tensor in default.state_dict().items():
+            assert torch.equal(tensor, true.state_dict()[key])
+            assert not torch.equal(tensor, shuffled.state_dict()[key])
+
+
+def test_loaded_models_are_ready_and_leave_the_global_rng_alone() -> None:
+    rng_state = torch.get_rng_state()
+    model = zoo.load("lfw_cnn", labels="shuffled")
+    assert torch.equal(torch.get_rng_state(), rng_state)
+    assert not model.training
+    assert all(p.requires_grad and p.is_leaf and p.device.type == "cpu" for p in model.parameters())
+    assert sum(p.numel() for p in model.parameters()) == 19_778
+    # CAM layers are nameable: the convolutional part is `features`, ending in a 16x6x6 max pool
+    layers = dict(model.named_modules())
+    assert isinstance(layers["features.5"], nn.MaxPool2d)
+    with torch.no_grad():
+        assert model.features(torch.zeros(1, 1, 25, 25)).shape == (1, 16, 6, 6)
+
+
+def test_available_models_by_labels() -> None:
+    assert zoo.available_models(labels="shuffled") == ["digits_cnn", "lfw_cnn"]
+    assert zoo.available_models(labels="true") == zoo.available_models()
+    with pytest.raises(ValueError, match=r"labels='permuted' is not available; use one of: 'true', 'shuffled'"):
+        zoo.available_models(labels="permuted")
+
+
+@pytest.mark.parametrize("labels", ["random", "True", True, None])
+def test_unknown_labels_say_which_are_allowed(labels: object) -> None:
+    message = rf"labels={labels!r} is not available for model 'digits_cnn'; use one of: 'true', 'shuffled'"
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        zoo.load("digits_cnn", labels=labels)
+
+
+def test_models_without_a_shuffled_version_say_so() -> None:
+    for name in ("resnet18_shaped", "vgg16_shaped", "vit_tiny_shaped"):
+        message = rf"labels='shuffled' is not available for model '{name}'; use one of: 'true'$"
+        with pytest.raises(ValueError, match=message):
+            zoo.load(name, labels="shuffled")
+    assert zoo.load("vit_tiny_shaped", labels="true", num_classes=3).head.out_features == 3
+
+
+def test_other_errors() -> None:
+    with pytest.raises(ValueError, match=r"labels='permuted' is not available for dataset 'digits'"):
+        zoo.dataset("digits", labels="permuted")
+    with pytest.raises(ValueError, match=r"unknown model 'lfw'.*lfw_cnn"):
+        zoo.load("lfw", labels="shuffled")  # the name is checked first
+    with pytest.raises(TypeError, match="num_classes"):
+        zoo.load("lfw_cnn", num_classes=3)
+    message = r"no trained zoo model 'resnet18_shaped'; trained models: digits_cnn, lfw_cnn"
+    with pytest.raises(ValueError, match=message):
+        train.train("resnet18_shaped")
+    with pytest.raises(SystemExit):  # argparse: --out names one file, `all` writes four
+        train.main(["all", "--out", "unused.safetensors"])
+
+
+def test_shuffled_labels_are_a_fixed_permutation() -> None:
+    """labels="shuffled" permutes y_train only, with LABEL_SEED: class counts kept, images and test split untouched."""
+    true = zoo.dataset("digits")
+    shuffled = zoo.dataset("digits", labels="shuffled")
+    for index in (0, 2, 3):
+        assert torch.equal(shuffled[index], true[index])
+    assert torch.equal(torch.bincount(shuffled[1]), torch.bincount(true[1]))
+    assert shuffled[1][:12].tolist() == [3, 3, 7, 1, 3, 2, 1, 7, 8, 7, 9, 1]
+    perm = torch.randperm(len(true[1]), generator=torch.Generator().manual_seed(LABEL_SEED))
+    assert torch.equal(shuffled[1], true[1][perm])
+    assert torch.equal(zoo.dataset("digits", labels="shuffled")[1], shuffled[1])
