@@ -1,23 +1,97 @@
-"""The command line: methods and demo."""
+"""The command line: methods, demo, explain (end to end, against sl.explain on the same tensors) and its exit codes."""
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.image
+import numpy as np
+import pytest
+import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 import saliencelab as sl
-from saliencelab.cli import app
+from saliencelab.cli import app, spread_values
+from saliencelab.core import registry
 from saliencelab.demo import DEMO_METHODS
 
 runner = CliRunner()
 
+NET_PY = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
 
-def test_methods_lists_every_method_with_its_source():
+    def build(seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 8 * 8, 3))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+        return net
+
+    class WithGelu(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.head = nn.Conv2d(1, 2, 3, padding=1), nn.Linear(2 * 8 * 8, 3)
+
+        def forward(self, x):
+            return self.head(torch.nn.functional.gelu(self.conv(x)).flatten(1))
+
+    LAYERS = 3
+
+    def broken():
+        raise RuntimeError("no weights here")
+
+    def not_a_model():
+        return 42
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def digits() -> torch.Tensor:
+    return sl.zoo.dataset("digits")[2][:3]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, digits):
+    """An 8x8 grey digit PNG, its 16x16 and RGB versions, a batch .npy, and a module with factories."""
+    folder = tmp_path_factory.mktemp("cli")
+    pixels = (digits[0, 0].numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(folder / "digit.png")
+    Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(folder / "digit_rgb.png")
+    Image.fromarray(np.kron(pixels, np.ones((2, 2), dtype=np.uint8))).save(folder / "digit16.png")
+    np.save(folder / "batch.npy", digits.numpy())
+    (folder / "net.py").write_text(NET_PY)
+    return folder
+
+
+def explain(*args: str):
+    result = runner.invoke(app, ["explain", *map(str, args)])
+    assert "Traceback" not in result.output
+    return result
+
+
+def png_tensor(path) -> torch.Tensor:
+    """What the PNG holds, in [0, 1], as a batch of one."""
+    return torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255.0)[None, None]
+
+
+# --------------------------------------------------------------------------- methods, demo, help
+
+
+def test_methods_lists_every_method_with_a_one_line_description_and_its_source():
     result = runner.invoke(app, ["methods"])
     assert result.exit_code == 0
     lines = result.output.strip().splitlines()
     assert [line.split()[0] for line in lines] == sl.available_methods()
-    assert all("[" in line and "]" in line for line in lines)
+    for line, name in zip(lines, sl.available_methods(), strict=True):
+        cls = registry.get(name)
+        assert cls.description.strip() and "\n" not in cls.description, name
+        assert cls.source.strip() and "\n" not in cls.source, name
+        assert line.endswith(f"{cls.description}  [{cls.source}]")
 
 
 def test_demo_explains_digits_with_every_method_and_writes_the_figure(tmp_path):
@@ -30,7 +104,197 @@ def test_demo_explains_digits_with_every_method_and_writes_the_figure(tmp_path):
     assert figure[..., :3].std() > 0.05  # a real picture, not a blank canvas
 
 
-def test_every_command_has_help():
-    for command in ([], ["demo"], ["methods"]):
-        result = runner.invoke(app, [*command, "--help"])
-        assert result.exit_code == 0 and "Usage" in result.output
+@pytest.mark.parametrize("command", [[], ["demo"], ["methods"], ["explain"]])
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_explain_help_documents_the_options_and_every_exit_code():
+    text = " ".join(runner.invoke(app, ["explain", "--help"]).output.split())
+    for flag in ("--model", "--input", "--method", "--target", "--baseline", "--option", "--size", "--weights"):
+        assert flag in text
+    for code in range(10):
+        assert f"{code} " in text.split("Exit codes:")[1]
+
+
+def test_list_options_take_several_values_after_one_flag():
+    args = ["--input", "a.png", "b.npy", "-m", "gradient", "lrp", "--size", "8", "8", "--target", "3"]
+    assert spread_values(args) == [
+        "--input", "a.png", "--input", "b.npy", "-m", "gradient", "-m", "lrp", "--size", "8", "--size", "8",
+        "--target", "3",
+    ]  # fmt: skip
+    assert spread_values(["--mean", "-0.5", "--", "-x"]) == ["--mean", "-0.5", "--", "-x"]
+
+
+# --------------------------------------------------------------------------- explain: numbers
+
+
+def test_explain_png_saves_what_sl_explain_gives_on_the_same_tensor(files, digits, tmp_path):
+    result = explain(
+        "--model", "zoo:digits_cnn", "--input", files / "digit.png", "--method", "gradient", "integrated_gradients",
+        "--target", 3, "--option", "integrated_gradients.steps=16", "--out", tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    x = png_tensor(files / "digit.png")
+    assert (x - digits[:1]).abs().max() <= 0.5 / 255 + 1e-7  # 8-bit rounding of the digit
+    model = sl.zoo.load("digits_cnn")
+    gradient = sl.explain(model, x, method="gradient", target=3)
+    ig = sl.explain(model, x, method="integrated_gradients", target=3, steps=16)
+    torch.testing.assert_close(torch.from_numpy(np.load(tmp_path / "digit" / "gradient.npy")), gradient.values)
+    torch.testing.assert_close(torch.from_numpy(np.load(tmp_path / "digit" / "integrated_gradients.npy")), ig.values)
+    assert np.load(tmp_path / "digit" / "gradient.npy").std() > 0  # a real map, not zeros
+    row = next(line.split() for line in result.output.splitlines() if line.startswith("integrated_gradients"))
+    assert row[1:3] == ["digit.png", "3"] and row[4] == f"{float(ig.delta.max()):.2e}"
+    overlay = matplotlib.image.imread(tmp_path / "digit" / "gradient.png")
+    assert overlay.shape[0] >= 256 and overlay[..., :3].std() > 0.05
+
+
+def test_explain_npy_batch_with_baseline_and_pt_format(files, digits, tmp_path):
+    result = explain(
+        "--model", "zoo:digits_cnn", "-i", files / "batch.npy", "-m", "integrated_gradients", "--baseline", "0.25",
+        "-o", "steps=8", "--format", "pt", "--out", tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = sl.explain(sl.zoo.load("digits_cnn"), digits, method="integrated_gradients", baseline=0.25, steps=8)
+    saved = torch.from_numpy(np.load(tmp_path / "batch" / "integrated_gradients.npy"))
+    torch.testing.assert_close(saved, expected.values)
+    torch.testing.assert_close(torch.load(tmp_path / "batch" / "integrated_gradients.pt"), expected.values)
+    assert expected.target.tolist() == [int(t) for t in result.output.splitlines()[1].split()[2].split(",")]
+    assert sorted(p.name for p in (tmp_path / "batch").glob("*.png")) == [
+        f"integrated_gradients_{i}.png" for i in range(3)
+    ]
+
+
+def test_explain_normalises_resizes_and_matches_the_model_channels(files, tmp_path):
+    model = sl.zoo.load("digits_cnn")
+    x = png_tensor(files / "digit.png")
+    result = explain(
+        "--model", "zoo:digits_cnn", "-i", files / "digit_rgb.png", "-m", "gradient_x_input",
+        "--mean", 0.2, "--std", 0.5, "--target", 1, "--out", tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output  # the RGB image is read in grey: the model's first conv takes 1
+    expected = sl.explain(model, (x - 0.2) / 0.5, method="gradient_x_input", target=1).values
+    torch.testing.assert_close(torch.from_numpy(np.load(tmp_path / "digit_rgb" / "gradient_x_input.npy")), expected)
+
+    result = explain("--model", "zoo:digits_cnn", "-i", files / "digit16.png", "-m", "gradient", "--size", 8, 8,
+                     "--out", tmp_path)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    big = png_tensor(files / "digit16.png")
+    resized = torch.nn.functional.interpolate(big, size=(8, 8), mode="bilinear", antialias=True)
+    expected = sl.explain(model, resized, method="gradient").values
+    torch.testing.assert_close(torch.from_numpy(np.load(tmp_path / "digit16" / "gradient.npy")), expected)
+
+
+def test_explain_a_factory_from_a_python_file_with_weights(files, tmp_path):
+    namespace: dict = {}
+    exec(NET_PY, namespace)
+    trained = namespace["build"](seed=7)
+    torch.save(trained.state_dict(), tmp_path / "trained.pt")
+    x = torch.from_numpy(np.load(files / "batch.npy"))
+    spec = f"{files / 'net.py'}:build"
+
+    result = explain("--model", spec, "-i", files / "batch.npy", "-m", "gradient", "--target", 2, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    expected = sl.explain(namespace["build"](), x, method="gradient", target=2).values
+    torch.testing.assert_close(torch.from_numpy(np.load(tmp_path / "batch" / "gradient.npy")), expected)
+
+    result = explain("--model", spec, "--weights", tmp_path / "trained.pt", "-i", files / "batch.npy", "-m",
+                     "gradient", "--target", 2, "--out", tmp_path / "w")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected_trained = sl.explain(trained, x, method="gradient", target=2).values
+    assert not torch.allclose(expected, expected_trained)
+    torch.testing.assert_close(torch.from_numpy(np.load(tmp_path / "w" / "batch" / "gradient.npy")), expected_trained)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_explain_torchscript_and_torch_export_files(files, tmp_path):
+    namespace: dict = {}
+    exec(NET_PY, namespace)
+    net = namespace["build"]().eval()
+    x = torch.from_numpy(np.load(files / "batch.npy"))
+    save_compiled(net, x, tmp_path)
+    expected = {
+        "gradient_x_input": sl.explain(net, x, method="gradient_x_input", target=0).values,
+        "integrated_gradients": sl.explain(net, x, method="integrated_gradients", target=0, steps=8).values,
+    }
+    for name in ("net.ts", "net.pt2"):
+        out = tmp_path / name.replace(".", "_")
+        result = explain("--model", tmp_path / name, "-i", files / "batch.npy", "-m", *expected, "--target", 0,
+                         "-o", "steps=8", "--out", out)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        for method, values in expected.items():
+            torch.testing.assert_close(torch.from_numpy(np.load(out / "batch" / f"{method}.npy")), values)
+
+
+def save_compiled(net: torch.nn.Module, x: torch.Tensor, folder) -> None:
+    """``net.ts`` (TorchScript) and ``net.pt2`` (torch.export with a dynamic batch) in ``folder``."""
+    torch.jit.save(torch.jit.script(net), folder / "net.ts")
+    batch = torch.export.Dim("batch")
+    torch.export.save(torch.export.export(net, (x,), dynamic_shapes=({0: batch},)), folder / "net.pt2")
+
+
+# --------------------------------------------------------------------------- explain: errors and exit codes
+
+
+def error_cases(files, tmp_path):
+    """(arguments, exit code, words the message must hold)."""
+    net = files / "net.py"
+    png, npy = files / "digit.png", files / "batch.npy"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "linear.pt")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    (tmp_path / "bad.pt2").write_bytes(b"not an archive")
+    exported = torch.export.export(torch.nn.Flatten(), (torch.zeros(3, 1, 8, 8),))  # a fixed batch of 3
+    torch.export.save(exported, tmp_path / "fixed.pt2")
+    namespace: dict = {}
+    exec(NET_PY, namespace)
+    save_compiled(namespace["build"]().eval(), torch.zeros(2, 1, 8, 8), tmp_path)
+    zoo = ["--model", "zoo:digits_cnn"]
+    compiled = "would silently give other numbers"
+    return [
+        ([*zoo, "-i", tmp_path / "missing.png", "-m", "gradient"], 3, ["missing.png", "does not exist"]),
+        (["--model", tmp_path / "missing.ts", "-i", png, "-m", "gradient"], 3, ["missing.ts", "does not exist"]),
+        ([*zoo, "--weights", tmp_path / "w.pt", "-i", png, "-m", "gradient"], 3, ["w.pt", "does not exist"]),
+        ([*zoo, "-i", png, "-m", "integrated_gradients", "--baseline", tmp_path / "b.npy"], 3, ["b.npy"]),
+        (["--model", "zoo:nope", "-i", png, "-m", "gradient"], 4, ["unknown model 'nope'", "digits_cnn"]),
+        (["--model", "no_such_module_xyz:build", "-i", png, "-m", "gradient"], 4, ["no module named", "PYTHONPATH"]),
+        (["--model", f"{net}:biuld", "-i", png, "-m", "gradient"], 4, ["no attribute 'biuld'", "did you mean build"]),
+        (["--model", f"{net}:LAYERS", "-i", png, "-m", "gradient"], 4, ["is a int, not a callable"]),
+        (["--model", f"{net}:broken", "-i", png, "-m", "gradient"], 4, ["raised RuntimeError: no weights here"]),
+        (["--model", f"{net}:not_a_model", "-i", png, "-m", "gradient"], 4, ["returned a int, not a torch.nn.Module"]),
+        (["--model", tmp_path / "linear.pt", "-i", png, "-m", "gradient"], 4, ["not a TorchScript", "--weights"]),
+        (["--model", tmp_path / "bad.pt2", "-i", png, "-m", "gradient"], 4, ["not a torch.export archive"]),
+        ([*zoo, "--weights", tmp_path / "linear.pt", "-i", png, "-m", "gradient"], 5, ["do not fit", "Missing key"]),
+        ([*zoo, "--weights", tmp_path / "tensor.pt", "-i", png, "-m", "gradient"], 5, ["not a state dict"]),
+        ([*zoo, "-i", files / "digit16.png", "-m", "gradient"], 6, ["(1, 1, 16, 16)", "--size", "--grey / --rgb"]),
+        ([*zoo, "-i", png, "--rgb", "-m", "gradient"], 6, ["(1, 3, 8, 8)", "--grey"]),
+        (["--model", tmp_path / "fixed.pt2", "-i", npy, "-m", "gradient"], 6, ["batch of 3 but not of 6", "dynamic"]),
+        ([*zoo, "-i", png, "-m", "gradiant"], 7, ["unknown method 'gradiant'", "close matches: gradient"]),
+        ([*zoo, "-i", png, "-m", "gradient", "-o", "steps"], 8, ["KEY=VALUE"]),
+        ([*zoo, "-i", png, "-m", "gradient", "-o", "steps=4"], 8, ["no chosen method takes the option 'steps'"]),
+        ([*zoo, "-i", png, "-m", "integrated_gradients", "-o", "steps=-3"], 8, ["steps must be a positive int"]),
+        ([*zoo, "-i", png, "-m", "gradient", "--target", "x"], 8, ["--target takes a class index or 'argmax'"]),
+        ([*zoo, "-i", png, "-m", "gradient", "--target", "12"], 8, ["target 12 is out of range"]),
+        ([*zoo, "-i", png, "-m", "integrated_gradients", "--baseline", "bogus"], 8, ["--baseline takes"]),
+        ([*zoo, "-i", png, "-m", "gradient", "--baseline", "zeros"], 8, ["none of gradient takes a baseline"]),
+        ([*zoo, "-i", png, "-m", "gradient", "--mean", "0.1", "0.2"], 8, ["mean takes 1 or 1 values"]),
+        (["--model", f"{net}:WithGelu", "-i", png, "-m", "guided_backprop"], 9, ["no rule for the operation 'gelu'"]),
+        (["--model", tmp_path / "net.ts", "-i", png, "-m", "guided_backprop"], 9, ["guided_backprop", compiled]),
+        (["--model", tmp_path / "net.pt2", "-i", png, "-m", "lrp"], 9, ["lrp replaces the backward", compiled]),
+        ([*zoo, "-i", png, "-m", "gradient", "--size", "0"], 2, ["--size"]),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_every_user_error_has_its_exit_code_and_a_message_without_traceback(files, tmp_path):
+    for args, code, words in error_cases(files, tmp_path):
+        result = explain(*args, "--out", tmp_path / "out")
+        text = " ".join(result.output.split())
+        assert result.exit_code == code, (args, result.output)
+        for word in words:
+            assert word in text, (args, result.output)
+        if code != 2:  # 2 is typer's own usage message
+            assert result.stderr.startswith("error: "), (args, result.output)
+        if code != 9:  # an operation without a rule shows only while the method runs
+            assert result.stdout == "", (args, result.output)
+    assert not (tmp_path / "out").exists()  # no error leaves a partial result behind

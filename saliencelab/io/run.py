@@ -14,9 +14,34 @@ import saliencelab as sl
 from saliencelab.core import registry
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.guard import preserved
+from saliencelab.core.targets import prepare_target
 from saliencelab.io.errors import BadOptionError, InputShapeError, UnsupportedModelError, first_line
 from saliencelab.io.inputs import IMAGE_SUFFIXES, LoadedInput
+from saliencelab.io.models import is_compiled
 from saliencelab.io.outputs import folder_names, write_attribution
+from saliencelab.methods.base import Method, checked_output
+
+RULE_METHODS = frozenset(
+    {
+        "deconvnet",
+        "guided_backprop",
+        "guided_grad_cam",
+        "deeplift",
+        "deepshap",
+        "lrp",
+        "deep_taylor",
+        "pattern_net",
+        "pattern_attribution",
+    }
+)
+"""Methods that replace the backward of operations as the model calls them in Python.
+
+On a TorchScript model they return other numbers without an error (measured:
+Guided Backprop and DeconvNet give the plain gradient, DeepLIFT and LRP neither
+their own values nor the gradient), and on a ``torch.export`` program Guided
+Backprop and DeconvNet give the plain gradient; so :func:`explain_inputs`
+refuses them on such models (:func:`saliencelab.io.models.is_compiled`).
+"""
 
 
 @dataclass(frozen=True)
@@ -76,43 +101,87 @@ def explain_inputs(
     ('gradient_x_input', [0], ['gradient_x_input.npy', 'gradient_x_input.png'])
     """
     options = options or {}
-    takes_baseline = {m: registry.get(m).takes_baseline for m in methods}
+    check_methods_see_the_model(model, methods, options)
+    explainers = {method: _build(model, method, options.get(method, {})) for method in methods}
+    takes_baseline = {method: explainer.takes_baseline for method, explainer in explainers.items()}
     if baseline is not None and not any(takes_baseline.values()):
         raise BadOptionError(f"--baseline was given but none of {', '.join(methods)} takes a baseline")
     for loaded in inputs:
-        check_model_takes(model, loaded)
+        check_model_takes(model, loaded, target)
     names = folder_names([loaded.path for loaded in inputs])
     jobs = [(loaded, Path(out) / name, m) for loaded, name in zip(inputs, names, strict=True) for m in methods]
     return (
-        _run(model, loaded, m, folder, target, baseline if takes_baseline[m] else None, options.get(m, {}), formats)
+        _run(explainers[m], loaded, folder, target, baseline if takes_baseline[m] else None, formats)
         for loaded, folder, m in jobs
     )
 
 
+def _build(model: torch.nn.Module, method: str, options: dict[str, Any]) -> Method:
+    cls = registry.get(method)
+    try:
+        registry.check_options(cls, options)
+        return cls(model, **options)
+    except (ValueError, TypeError) as error:
+        raise BadOptionError(f"{method}: {error}") from None
+
+
 def _run(
-    model: torch.nn.Module,
+    explainer: Method,
     loaded: LoadedInput,
-    method: str,
     folder: Path,
     target: int | None,
     baseline: BaselineSpec,
-    options: dict[str, Any],
     formats: Sequence[str],
 ) -> Row:
     if isinstance(baseline, torch.Tensor):
         baseline = baseline.to(loaded.inputs.dtype)
     start = time.perf_counter()
-    result = _explain(model, loaded, method, target, baseline, options)
+    try:
+        result = explainer(loaded.inputs, target=target, baseline=baseline)
+    except sl.UnsupportedOperationError as error:
+        raise UnsupportedModelError(f"{explainer.name} cannot explain this model: {error}") from None
+    except (ValueError, TypeError) as error:
+        raise BadOptionError(f"{explainer.name} on {loaded.path.name}: {error}") from None
     seconds = time.perf_counter() - start
-    files = write_attribution(folder, method, result.values, loaded.display, formats)
-    return Row(method, loaded.path.name, _targets(result.target), seconds, _largest(result.delta), files)
+    files = write_attribution(folder, explainer.name, result.values, loaded.display, formats)
+    return Row(explainer.name, loaded.path.name, _targets(result.target), seconds, _largest(result.delta), files)
 
 
-def check_model_takes(model: torch.nn.Module, loaded: LoadedInput) -> None:
+def check_methods_see_the_model(
+    model: torch.nn.Module, methods: Sequence[str], options: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """An :class:`UnsupportedModelError` for a :data:`RULE_METHODS` method (or SmoothGrad over one) on a compiled model.
+
+    Example
+    -------
+    >>> scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+    >>> check_methods_see_the_model(scripted, ["gradient", "integrated_gradients"])
+    >>> check_methods_see_the_model(scripted, ["smoothgrad"], {"smoothgrad": {"base": "guided_backprop"}})
+    Traceback (most recent call last):
+    ...
+    saliencelab.io.errors.UnsupportedModelError: smoothgrad (base guided_backprop) replaces the backward ...
+    """
+    if not is_compiled(model):
+        return
+    options = options or {}
+    for method in methods:
+        base = options.get(method, {}).get("base") if method == "smoothgrad" else None
+        if method in RULE_METHODS or base in RULE_METHODS:
+            name = f"{method} (base {base})" if base else method
+            raise UnsupportedModelError(
+                f"{name} replaces the backward of operations that it sees called from Python, and this TorchScript "
+                "or torch.export model runs them out of its sight (it would silently give other numbers). Give the "
+                "model as module:factory (with --weights), or use a method without rules (gradient, "
+                "integrated_gradients, occlusion, ...)"
+            )
+
+
+def check_model_takes(model: torch.nn.Module, loaded: LoadedInput, target: int | None = None) -> None:
     """An :class:`InputShapeError` saying the input's shape and what to change, if the model cannot take it.
 
     The model also runs on the batch twice over, since methods feed it batches of
-    many sizes (an exported program with a fixed batch size fails there).
+    many sizes (an exported program with a fixed batch size fails there). A
+    ``target`` that the model's output has no class for is a :class:`BadOptionError`.
 
     Example
     -------
@@ -130,7 +199,7 @@ def check_model_takes(model: torch.nn.Module, loaded: LoadedInput) -> None:
     )
     with preserved(model), torch.no_grad():
         try:
-            model(x)
+            output = model(x)
         except Exception as error:  # whatever the model raises, the user needs the input's shape, not a traceback
             raise InputShapeError(
                 f"the model cannot take {loaded.path.name} as a batch of shape {tuple(x.shape)}: "
@@ -143,22 +212,10 @@ def check_model_takes(model: torch.nn.Module, loaded: LoadedInput) -> None:
                 f"the model takes a batch of {x.shape[0]} but not of {2 * x.shape[0]} ({first_line(error)}); "
                 "methods run batches of many sizes: export it with a dynamic batch dimension (torch.export.Dim)"
             ) from None
-
-
-def _explain(
-    model: torch.nn.Module,
-    loaded: LoadedInput,
-    method: str,
-    target: int | None,
-    baseline: BaselineSpec,
-    options: dict[str, Any],
-) -> sl.Attribution:
     try:
-        return sl.explain(model, loaded.inputs, method=method, target=target, baseline=baseline, **options)
-    except sl.UnsupportedOperationError as error:
-        raise UnsupportedModelError(f"{method} cannot explain this model: {error}") from None
-    except (ValueError, TypeError) as error:
-        raise BadOptionError(f"{method} on {loaded.path.name}: {error}") from None
+        prepare_target(target, x.shape[0]).bind(checked_output(output, x.shape[0]))
+    except ValueError as error:
+        raise BadOptionError(f"--target {target} on {loaded.path.name}: {error}") from None
 
 
 def _targets(target: Any) -> list[int] | None:
