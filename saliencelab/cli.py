@@ -1,4 +1,4 @@
-"""The command line: ``saliencelab explain``, ``saliencelab methods``, ``saliencelab demo``.
+"""The command line: ``saliencelab explain``, ``sanity``, ``axioms``, ``methods``, ``demo``.
 
 Thin: it parses arguments, calls the library (:mod:`saliencelab.io` for files)
 and prints. A user's mistake ends with one ``error: ...`` line on stderr, no
@@ -10,7 +10,8 @@ operation; 2 is a malformed command line), and so does ``saliencelab explain --h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from enum import Enum
 from pathlib import Path
 
@@ -75,23 +76,44 @@ class Format(str, Enum):
 
 _EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in sorted(EXIT_CODES.items())) + "."
 
+_MODEL = typer.Option(
+    ...,
+    "--model",
+    metavar="SPEC",
+    help="zoo:NAME, module:factory, path/to/file.py:factory, a TorchScript file, or a torch.export .pt2 file "
+    "(export it with a dynamic batch dimension).",
+)
+_INPUTS = typer.Option(
+    ..., "--input", "-i", metavar="FILE...", help="Images (png, jpg, ...) or .npy/.pt tensors (C,H,W) or (N,C,H,W)."
+)
+_METHODS = typer.Option(
+    ..., "--method", "-m", metavar="NAME...", help="Methods (see `saliencelab methods`); a,b also works."
+)
+_TARGET = typer.Option("argmax", "--target", metavar="INT|argmax", help="Class to explain.")
+_OPTIONS = typer.Option(
+    [],
+    "--option",
+    "-o",
+    metavar="KEY=VALUE...",
+    help="Method options (int, float, bool, JSON or text), e.g. steps=64; METHOD.KEY=VALUE for one method only.",
+)
+_SIZE = typer.Option(
+    [], "--size", metavar="H W | N", help="Resize images to H x W (N: N x N). Tensor files are used as they are."
+)
+_MEAN = typer.Option([], "--mean", metavar="M...", help="Normalise images: subtract (1 or C values).")
+_STD = typer.Option([], "--std", metavar="S...", help="Normalise images: divide (1 or C values).")
+_GREY = typer.Option(
+    None, "--grey/--rgb", help="Read images in grey or RGB (default: what the model's first convolution takes)."
+)
+_WEIGHTS = typer.Option(None, "--weights", help="A state dict (torch.save or .safetensors) for the model.")
+
 
 @app.command(cls=_SpreadCommand, epilog=_EXIT_HELP)
 def explain(
-    model: str = typer.Option(
-        ...,
-        "--model",
-        metavar="SPEC",
-        help="zoo:NAME, module:factory, path/to/file.py:factory, a TorchScript file, or a torch.export .pt2 file "
-        "(export it with a dynamic batch dimension).",
-    ),
-    inputs: list[Path] = typer.Option(
-        ..., "--input", "-i", metavar="FILE...", help="Images (png, jpg, ...) or .npy/.pt tensors (C,H,W) or (N,C,H,W)."
-    ),
-    methods: list[str] = typer.Option(
-        ..., "--method", "-m", metavar="NAME...", help="Methods (see `saliencelab methods`); a,b also works."
-    ),
-    target: str = typer.Option("argmax", "--target", metavar="INT|argmax", help="Class to explain."),
+    model: str = _MODEL,
+    inputs: list[Path] = _INPUTS,
+    methods: list[str] = _METHODS,
+    target: str = _TARGET,
     baseline: str = typer.Option(
         None,
         "--baseline",
@@ -99,23 +121,13 @@ def explain(
         help="Reference input for the chosen methods that take one: zeros, min, mean, blur, uniform, a number, "
         "or a .npy/.pt file.",
     ),
-    option: list[str] = typer.Option(
-        [],
-        "--option",
-        "-o",
-        metavar="KEY=VALUE...",
-        help="Method options (int, float, bool, JSON or text), e.g. steps=64; METHOD.KEY=VALUE for one method only.",
-    ),
+    option: list[str] = _OPTIONS,
     out: Path = typer.Option(Path("saliencelab-out"), "--out", help="Folder for the results: OUT/<input>/<method>.*"),
-    size: list[int] = typer.Option(
-        [], "--size", metavar="H W | N", help="Resize images to H x W (N: N x N). Tensor files are used as they are."
-    ),
-    mean: list[float] = typer.Option([], "--mean", metavar="M...", help="Normalise images: subtract (1 or C values)."),
-    std: list[float] = typer.Option([], "--std", metavar="S...", help="Normalise images: divide (1 or C values)."),
-    grey: bool = typer.Option(
-        None, "--grey/--rgb", help="Read images in grey or RGB (default: what the model's first convolution takes)."
-    ),
-    weights: Path = typer.Option(None, "--weights", help="A state dict (torch.save or .safetensors) for the model."),
+    size: list[int] = _SIZE,
+    mean: list[float] = _MEAN,
+    std: list[float] = _STD,
+    grey: bool = _GREY,
+    weights: Path = _WEIGHTS,
     fmt: Format = typer.Option(Format.npy, "--format", help="Raw attributions as .npy, or .npy and .pt."),
 ) -> None:
     """Explain the model's predictions on image or tensor files with one or more methods.
@@ -127,45 +139,111 @@ def explain(
     """
     from saliencelab import io
 
-    if len(size) not in (0, 1, 2) or any(s < 1 for s in size):
-        raise typer.BadParameter(f"takes one or two positive sizes (H W or N); got {size}", param_hint="--size")
-    try:
+    with _user_errors():
         chosen = io.check_methods(methods)
         options = io.method_options(option, chosen)
         the_target, the_baseline = io.parse_target(target), io.parse_baseline(baseline)
         net = io.load_model(model, weights)
-        channels = {True: 1, False: 3}.get(grey, io.input_channels(net))
-        dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), None)
-        loaded = [
-            io.load_input(
-                path,
-                channels=channels if channels in (1, 3) else None,
-                size=(size[0], size[-1]) if size else None,
-                mean=mean or None,
-                std=std or None,
-                **({"dtype": dtype} if dtype is not None else {}),
-            )
-            for path in inputs
-        ]
+        loaded = io.load_inputs(inputs, net, grey=grey, size=_size(size), mean=mean or None, std=std or None)
+        formats = ("npy", "pt") if fmt is Format.pt else ("npy",)
         rows = io.explain_inputs(
-            net,
-            loaded,
-            chosen,
-            out,
-            target=the_target,
-            baseline=the_baseline,
-            options=options,
-            formats=("npy", "pt") if fmt is Format.pt else ("npy",),
+            net, loaded, chosen, out, target=the_target, baseline=the_baseline, options=options, formats=formats
         )
         typer.echo(f"{'method':<24}{'input':<24}{'target':>8}{'seconds':>10}{'delta':>11}")
         for row in rows:
             typer.echo(
                 f"{row.method:<24}{row.input:<24}{_targets(row.target):>8}{row.seconds:>10.3f}{_delta(row.delta):>11}"
             )
+    typer.echo(f"results: {out}")
+
+
+@app.command(cls=_SpreadCommand, epilog=_EXIT_HELP)
+def sanity(
+    model: str = _MODEL,
+    inputs: list[Path] = _INPUTS,
+    methods: list[str] = _METHODS,
+    target: str = _TARGET,
+    option: list[str] = _OPTIONS,
+    mode: str = typer.Option("cascading", "--mode", help="cascading (top k layers) or independent (k-th layer)."),
+    similarity: str = typer.Option(
+        "spearman_abs", "--similarity", help="spearman_abs, spearman, pearson, ssim or hog (saliencelab.evaluate)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the re-initialised weights."),
+    shuffled: str = typer.Option(
+        None, "--shuffled", metavar="SPEC", help="The same model trained on shuffled labels: adds data randomisation."
+    ),
+    out: Path = typer.Option(None, "--out", help="Also write the table to this CSV file."),
+    size: list[int] = _SIZE,
+    mean: list[float] = _MEAN,
+    std: list[float] = _STD,
+    grey: bool = _GREY,
+    weights: Path = _WEIGHTS,
+) -> None:
+    """Sanity checks (Adebayo et al. 2018): how similar each method's maps stay as the model's layers are randomised.
+
+    Layers are re-initialised from the output down; a method that explains the
+    model gives maps whose similarity to the trained model's falls (gradients and
+    Grad-CAM do, Guided Backprop does not). Prints one row per step.
+    """
+    from saliencelab import io
+
+    with _user_errors():
+        chosen = io.check_methods(methods)
+        options = io.method_options(option, chosen)
+        the_target = io.parse_target(target)
+        net = io.load_model(model, weights)
+        twin = io.load_model(shuffled) if shuffled is not None else None
+        loaded = io.load_inputs(inputs, net, grey=grey, size=_size(size), mean=mean or None, std=std or None)
+        table = io.sanity_table(
+            net, loaded, chosen, target=the_target, options=options, mode=mode, similarity=similarity, seed=seed,
+            shuffled=twin,
+        )  # fmt: skip
+    typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if out is not None:
+        table.to_csv(out, index=False)
+        typer.echo(f"table: {out}")
+
+
+@app.command(cls=_SpreadCommand, epilog=_EXIT_HELP)
+def axioms(
+    methods: list[str] = _METHODS,
+    option: list[str] = _OPTIONS,
+    seed: int = typer.Option(0, "--seed", help="Seed of the random witness networks and inputs."),
+    out: Path = typer.Option(None, "--out", help="Also write the measured values to this CSV file."),
+) -> None:
+    """Check each method's properties (sensitivity, completeness, implementation invariance, ...) on witness networks.
+
+    Prints pass, FAIL, or n/a (the method cannot run on that witness) for every
+    property and method; the measured value of each check goes to --out.
+    """
+    from saliencelab import evaluate, io
+
+    with _user_errors():
+        chosen = io.check_methods(methods)
+        options = io.method_options(option, chosen)
+        with io.method_errors(", ".join(chosen)):
+            table = evaluate.axiom_table([(method, options[method]) for method in chosen], seed=seed)
+    cells = table.map(lambda passed: "n/a" if passed is None else ("pass" if passed else "FAIL"))
+    typer.echo(cells.to_string())
+    if out is not None:
+        table.attrs["measured"].to_csv(out)
+        typer.echo(f"measured: {out}")
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """A user's mistake: one ``error:`` line on stderr and its exit code, no traceback."""
+    try:
+        yield
     except UserError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(error.exit_code) from None
-    typer.echo(f"results: {out}")
+
+
+def _size(size: list[int]) -> tuple[int, int] | None:
+    if len(size) > 2 or any(s < 1 for s in size):
+        raise typer.BadParameter(f"takes one or two positive sizes (H W or N); got {size}", param_hint="--size")
+    return (size[0], size[-1]) if size else None
 
 
 def _targets(target: list[int] | None) -> str:

@@ -6,6 +6,7 @@ import textwrap
 
 import matplotlib.image
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -14,7 +15,6 @@ from typer.testing import CliRunner
 import saliencelab as sl
 from saliencelab.cli import app, spread_values
 from saliencelab.core import registry
-from saliencelab.demo import DEMO_METHODS
 
 runner = CliRunner()
 
@@ -95,6 +95,8 @@ def test_methods_lists_every_method_with_a_one_line_description_and_its_source()
 
 
 def test_demo_explains_digits_with_every_method_and_writes_the_figure(tmp_path):
+    from saliencelab.demo import DEMO_METHODS
+
     result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--digits", "3"])
     assert result.exit_code == 0, result.output
     for method in DEMO_METHODS:
@@ -104,15 +106,18 @@ def test_demo_explains_digits_with_every_method_and_writes_the_figure(tmp_path):
     assert figure[..., :3].std() > 0.05  # a real picture, not a blank canvas
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["methods"], ["explain"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["methods"], ["explain"], ["sanity"], ["axioms"]])
 def test_every_command_has_help(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
 
 
-def test_explain_help_documents_the_options_and_every_exit_code():
-    text = " ".join(runner.invoke(app, ["explain", "--help"]).output.split())
-    for flag in ("--model", "--input", "--method", "--target", "--baseline", "--option", "--size", "--weights"):
+@pytest.mark.parametrize("command", ["explain", "sanity", "axioms"])
+def test_help_documents_the_options_and_every_exit_code(command):
+    text = " ".join(runner.invoke(app, [command, "--help"]).output.split())
+    for flag in ("--method", "--option") + (
+        ("--model", "--input", "--target", "--size") if command != "axioms" else ()
+    ):
         assert flag in text
     for code in range(10):
         assert f"{code} " in text.split("Exit codes:")[1]
@@ -298,3 +303,59 @@ def test_every_user_error_has_its_exit_code_and_a_message_without_traceback(file
         if code != 9:  # an operation without a rule shows only while the method runs
             assert result.stdout == "", (args, result.output)
     assert not (tmp_path / "out").exists()  # no error leaves a partial result behind
+
+
+# --------------------------------------------------------------------------- sanity and axioms
+
+
+def test_sanity_prints_and_saves_the_randomisation_table_of_the_library(files, digits, tmp_path):
+    result = runner.invoke(app, [
+        "sanity", "--model", "zoo:digits_cnn", "-i", str(files / "batch.npy"), "-m", "gradient", "guided_backprop",
+        "--shuffled", "zoo:digits_cnn,labels=shuffled", "--out", str(tmp_path / "sanity.csv"),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "sanity.csv")
+    model, shuffled = sl.zoo.load("digits_cnn"), sl.zoo.load("digits_cnn", labels="shuffled")
+    for method in ("gradient", "guided_backprop"):
+        expected = sl.evaluate.model_randomization(model, digits, method=method, progress=False)
+        rows = table[(table.method == method) & (table.step != "data")]
+        assert (
+            rows.layer.tolist()
+            == expected.layer.tolist()
+            == ["classifier.3", "classifier.1", "features.2", "features.0"]
+        )
+        np.testing.assert_allclose(rows.similarity, expected.similarity, rtol=1e-12)
+        data = sl.evaluate.data_randomization(model, shuffled, digits, method=method)
+        np.testing.assert_allclose(table[(table.method == method) & (table.step == "data")].similarity, data.mean())
+    # seed 000: gradients pass the check, Guided Backprop barely reacts to the top layers
+    last = table[table.step == "1"].set_index("method").similarity
+    assert last["gradient"] < 0.6 < last["guided_backprop"]
+    assert f"{expected.similarity.iloc[0]:.3f}" in result.output
+
+
+def test_axioms_prints_the_axiom_table_of_the_library(tmp_path):
+    result = runner.invoke(app, ["axioms", "-m", "gradient", "integrated_gradients", "-o", "steps=16",
+                                 "--out", str(tmp_path / "axioms.csv")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = sl.evaluate.axiom_table([("gradient", {}), ("integrated_gradients", {"steps": 16})])
+    lines = {
+        line.split()[0]: line.split()[1:] for line in result.output.splitlines()[1:] if not line.startswith("measured")
+    }
+    for prop in expected.index:
+        assert lines[prop] == ["pass" if passed else "FAIL" for passed in expected.loc[prop]], prop
+    assert lines["completeness"] == ["FAIL", "pass"]  # seed 002's table: IG is complete, the gradient is not
+    measured = pd.read_csv(tmp_path / "axioms.csv", index_col=0)
+    np.testing.assert_allclose(measured.to_numpy(), expected.attrs["measured"].to_numpy(dtype=float), rtol=1e-9)
+
+
+def test_sanity_and_axioms_errors_have_their_exit_codes(files):
+    cases = [
+        (["sanity", "--model", "zoo:digits_cnn", "-i", files / "batch.npy", "-m", "gradient", "--mode", "x"], 8,
+         "unknown mode 'x'"),
+        (["sanity", "--model", "zoo:nope", "-i", files / "batch.npy", "-m", "gradient"], 4, "unknown model"),
+        (["axioms", "-m", "gradint"], 7, "close matches: gradient"),
+        (["axioms", "-m", "gradient", "-o", "steps=3"], 8, "no chosen method takes the option 'steps'"),
+    ]  # fmt: skip
+    for args, code, message in cases:
+        result = runner.invoke(app, list(map(str, args)))
+        assert result.exit_code == code and message in " ".join(result.stderr.split()), (args, result.output)

@@ -5,6 +5,7 @@
   optional weights;
 - :func:`load_input`: an image or a ``.npy``/``.pt`` tensor as a batch;
 - :func:`explain_inputs`: every method on every input, results written to disk;
+- :func:`sanity_table`: model (and data) randomisation of every method on every input;
 - :mod:`saliencelab.io.errors`: the errors a user can fix, each with the exit
   code of the command line.
 
@@ -21,11 +22,12 @@ Example
 ('gradient', None)
 """
 
+from saliencelab.io.checks import sanity_table
 from saliencelab.io.errors import EXIT_CODES, UserError
-from saliencelab.io.inputs import LoadedInput, load_input
+from saliencelab.io.inputs import LoadedInput, load_input, load_inputs
 from saliencelab.io.models import input_channels, load_model, load_weights
 from saliencelab.io.options import check_methods, method_options, parse_baseline, parse_target, parse_value
-from saliencelab.io.run import Row, explain_inputs
+from saliencelab.io.run import Row, explain_inputs, method_errors
 
 __all__ = [
     "EXIT_CODES",
@@ -36,10 +38,13 @@ __all__ = [
     "explain_inputs",
     "input_channels",
     "load_input",
+    "load_inputs",
     "load_model",
     "load_weights",
+    "method_errors",
     "method_options",
     "parse_baseline",
     "parse_target",
     "parse_value",
+    "sanity_table",
 ]

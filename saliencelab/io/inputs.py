@@ -203,3 +203,37 @@ def _min_max(batch: torch.Tensor) -> torch.Tensor:
     low, high = flat.min(1).values, flat.max(1).values
     span = torch.where(high > low, high - low, torch.ones_like(high))
     return ((flat - low[:, None]) / span[:, None]).reshape(batch.shape)
+
+
+def load_inputs(
+    paths: Sequence[str | Path],
+    model: torch.nn.Module,
+    *,
+    grey: bool | None = None,
+    size: tuple[int, int] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> list[LoadedInput]:
+    """Read every file for ``model``: images in grey or RGB as its first convolution takes them, in its dtype.
+
+    ``grey`` True or False overrides the model's channels; a model whose first
+    convolution takes neither 1 nor 3 channels gets each image in its own kind.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> path = Path(tempfile.mkdtemp()) / "red.png"
+    >>> Image.new("RGB", (8, 8), (255, 0, 0)).save(path)
+    >>> x = load_inputs([path], torch.nn.Conv2d(1, 2, 3).double())[0].inputs
+    >>> x.shape, x.dtype
+    (torch.Size([1, 1, 8, 8]), torch.float64)
+    """
+    from saliencelab.io.models import input_channels
+
+    channels = input_channels(model) if grey is None else (1 if grey else 3)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    return [
+        load_input(path, channels=channels if channels in (1, 3) else None, size=size, mean=mean, std=std, dtype=dtype)
+        for path in paths
+    ]

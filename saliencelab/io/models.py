@@ -2,7 +2,9 @@
 
 A SPEC is one of
 
-- ``zoo:NAME``: a model of :mod:`saliencelab.zoo` (``zoo:digits_cnn``);
+- ``zoo:NAME``: a model of :mod:`saliencelab.zoo` (``zoo:digits_cnn``), with
+  keyword arguments after commas (``zoo:digits_cnn,labels=shuffled``,
+  ``zoo:resnet18_shaped,num_classes=10``);
 - ``module:factory`` or ``path/to/file.py:factory``: an importable callable that
   takes no arguments and returns a ``torch.nn.Module`` (a dotted attribute such
   as ``module:Builder.build`` works too; an ``nn.Module`` instance is taken as it
@@ -60,6 +62,8 @@ def load_model(spec: str, weights: str | Path | None = None) -> nn.Module:
     ('DigitsCNN', False)
     >>> load_model("torch.nn:Identity")
     Identity()
+    >>> load_model("zoo:resnet18_shaped,num_classes=10,in_channels=1").fc.out_features
+    10
     """
     if spec.startswith("zoo:"):
         model = _from_zoo(spec[len("zoo:") :])
@@ -148,13 +152,16 @@ def _is_factory(spec: str) -> bool:
     return bool(colon and module) and all(part.isidentifier() for part in attribute.split("."))
 
 
-def _from_zoo(name: str) -> nn.Module:
+def _from_zoo(spec: str) -> nn.Module:
     from saliencelab import zoo
+    from saliencelab.io.options import parse_value
 
+    name, *pairs = spec.split(",")
+    keywords = dict(pair.partition("=")[::2] for pair in pairs)
     try:
-        return zoo.load(name)
-    except ValueError as error:
-        raise ModelSpecError(f"zoo:{name}: {error}") from None
+        return zoo.load(name, **{key: parse_value(value) for key, value in keywords.items()})
+    except (ValueError, TypeError) as error:
+        raise ModelSpecError(f"zoo:{spec}: {error}") from None
 
 
 def _from_factory(spec: str) -> nn.Module:

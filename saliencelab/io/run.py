@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -118,11 +119,33 @@ def explain_inputs(
 
 def _build(model: torch.nn.Module, method: str, options: dict[str, Any]) -> Method:
     cls = registry.get(method)
-    try:
+    with method_errors(method):
         registry.check_options(cls, options)
         return cls(model, **options)
+
+
+@contextlib.contextmanager
+def method_errors(method: str, where: str = "") -> Iterator[None]:
+    """Turn a method's errors into the user errors of :mod:`saliencelab.io.errors`.
+
+    An operation without a rule is an :class:`UnsupportedModelError`; a
+    ``ValueError`` or ``TypeError`` (an option, a target, a baseline the method
+    rejects) a :class:`BadOptionError` that names the method and ``where``.
+
+    Example
+    -------
+    >>> with method_errors("occlusion", "cat.png"):
+    ...     raise ValueError("window must be positive")
+    Traceback (most recent call last):
+    ...
+    saliencelab.io.errors.BadOptionError: occlusion on cat.png: window must be positive
+    """
+    try:
+        yield
+    except sl.UnsupportedOperationError as error:
+        raise UnsupportedModelError(f"{method} cannot explain this model: {error}") from None
     except (ValueError, TypeError) as error:
-        raise BadOptionError(f"{method}: {error}") from None
+        raise BadOptionError(f"{method}{f' on {where}' if where else ''}: {error}") from None
 
 
 def _run(
@@ -136,12 +159,8 @@ def _run(
     if isinstance(baseline, torch.Tensor):
         baseline = baseline.to(loaded.inputs.dtype)
     start = time.perf_counter()
-    try:
+    with method_errors(explainer.name, loaded.path.name):
         result = explainer(loaded.inputs, target=target, baseline=baseline)
-    except sl.UnsupportedOperationError as error:
-        raise UnsupportedModelError(f"{explainer.name} cannot explain this model: {error}") from None
-    except (ValueError, TypeError) as error:
-        raise BadOptionError(f"{explainer.name} on {loaded.path.name}: {error}") from None
     seconds = time.perf_counter() - start
     files = write_attribution(folder, explainer.name, result.values, loaded.display, formats)
     return Row(explainer.name, loaded.path.name, _targets(result.target), seconds, _largest(result.delta), files)

@@ -15,6 +15,7 @@ def small() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8, 2))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_every_spec_form_loads_the_same_numbers(tmp_path, monkeypatch):
     (tmp_path / "mynet.py").write_text(
         "import torch\n"
