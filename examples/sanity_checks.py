@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 import saliencelab as sl
 from saliencelab.evaluate import data_randomization, model_randomization, similarity
+from saliencelab.zoo.recipes import recipe
 
 SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
@@ -42,7 +43,7 @@ def methods(cam_layer: str | None) -> dict[str, tuple[object, dict]]:
     return {
         "gradient": ("gradient", {}),
         "guided_backprop": ("guided_backprop", {}),
-        "integrated_gradients": ("integrated_gradients", {"steps": 32}),
+        "integrated_gradients": ("integrated_gradients", {"baseline": "zeros", "steps": 32}),
         "grad_cam": ("grad_cam", cam),
         "guided_grad_cam": ("guided_grad_cam", cam),
         "edge_map": (edge_map, {}),
@@ -73,11 +74,11 @@ def shuffled_pair(name: str) -> tuple[torch.nn.Module, torch.nn.Module] | None:
 def data_randomization_table(samples: int) -> pd.DataFrame | None:
     """Mean similarity per method (rows) for each zoo model (columns) with a shuffled-label twin."""
     columns = {}
-    for name, dataset, cam_layer in (("digits_cnn", "digits", "features.3"), ("lfw_cnn", "lfw", None)):
+    for name, cam_layer in (("digits_cnn", "features.3"), ("lfw_cnn", "features.4")):
         pair = shuffled_pair(name)
         if pair is None:
             continue
-        inputs = sl.zoo.dataset(dataset)[2][:samples]
+        inputs = sl.zoo.dataset(recipe(name).dataset)[2][:samples]
         trained, shuffled = pair
         columns[name] = {
             method_label: {
@@ -114,7 +115,8 @@ def main() -> None:
     for metric, table in model_randomization_tables(model, inputs, args.seed).items():
         print(f"\n{metric}\n{table}")
 
-    print("\nData randomisation (maps of the true-label model against the shuffled-label model's)")
+    print("\nData randomisation: maps of the true-label model against the shuffled-label model's")
+    print(f"(first {args.samples} test images of each model's data set; Grad-CAM at the last convolution's ReLU)")
     table = data_randomization_table(args.samples)
     if table is not None:
         print(table)
