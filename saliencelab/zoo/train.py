@@ -6,7 +6,12 @@ Usage::
     python -m saliencelab.zoo.train all   # every shipped file, in saliencelab/zoo/weights/
 
 Training is deterministic (fixed seed, deterministic algorithms, one
-thread), so rerunning it on the same torch version rewrites the same file.
+thread), so rerunning it on the same torch version rewrites the same tensors
+and metadata. The file's bytes may still differ: safetensors keeps the
+metadata in a hash map, so the order of its keys in the header varies from
+run to run.
+
+Rebuilding all four files (``all``) takes about 45 s on one thread.
 """
 
 from __future__ import annotations

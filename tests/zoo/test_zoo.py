@@ -319,6 +319,7 @@ def test_training_script_reproduces_the_shipped_weights(tmp_path, model: str, la
     import subprocess
     import sys
 
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     out = tmp_path / "weights.safetensors"
@@ -327,6 +328,8 @@ def test_training_script_reproduces_the_shipped_weights(tmp_path, model: str, la
     rebuilt = load_file(out)
     with resources.as_file(zoo.weights_file(zoo.weights_name(model, labels))) as shipped_path:
         shipped = load_file(shipped_path)
+        with safe_open(str(shipped_path), "pt") as f, safe_open(str(out), "pt") as g:
+            assert g.metadata() == f.metadata()  # the accuracies, hyper-parameters and torch version
     assert rebuilt.keys() == shipped.keys()
     for name, tensor in shipped.items():
         assert torch.equal(rebuilt[name], tensor), name
