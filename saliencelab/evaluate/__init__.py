@@ -30,3 +30,11 @@ from .invariance import input_invariance, shifted_model  # noqa: E402
 __all__ += ["PROPERTIES", "CheckResult", "axiom_table", "input_invariance", "shifted_model"]
 
 # faithfulness, robustness and complexity
+from .complexity import entropy, sparseness  # noqa: E402
+from .faithfulness import Curve, PixelFlippingCurve, deletion, insertion, pixel_flipping  # noqa: E402
+from .road import RoadResult, noisy_linear_imputation, road  # noqa: E402
+from .roar import roar  # noqa: E402
+from .robustness import local_lipschitz, max_sensitivity  # noqa: E402
+
+__all__ += ["Curve", "PixelFlippingCurve", "RoadResult", "deletion", "entropy", "insertion", "local_lipschitz"]
+__all__ += ["max_sensitivity", "noisy_linear_imputation", "pixel_flipping", "road", "roar", "sparseness"]
