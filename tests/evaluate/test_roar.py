@@ -41,7 +41,6 @@ def test_fit_is_the_zoo_recipe_without_its_global_side_effects():
     assert accuracy(ours, x_test, y_test) == zoo_accuracy
 
 
-@pytest.mark.slow
 def test_roar_table_with_a_random_control():
     table = roar("gradient_x_input", fractions=(0.5, 1.0), epochs=2, seed=0)
     _, _, _, y_test = dataset("digits")
