@@ -129,6 +129,9 @@ def explain(
     grey: bool = _GREY,
     weights: Path = _WEIGHTS,
     fmt: Format = typer.Option(Format.npy, "--format", help="Raw attributions as .npy, or .npy and .pt."),
+    report: Path = typer.Option(
+        None, "--report", metavar="DIR", help="Also write an HTML report (maps, checks, curves) for these inputs."
+    ),
 ) -> None:
     """Explain the model's predictions on image or tensor files with one or more methods.
 
@@ -154,7 +157,11 @@ def explain(
             typer.echo(
                 f"{row.method:<24}{row.input:<24}{_targets(row.target):>8}{row.seconds:>10.3f}{_delta(row.delta):>11}"
             )
+        if report is not None:
+            page = io.write_input_report(net, loaded, chosen, report, target=the_target, options=options)
     typer.echo(f"results: {out}")
+    if report is not None:
+        typer.echo(f"report: {page}")
 
 
 @app.command(cls=_SpreadCommand, epilog=_EXIT_HELP)
@@ -258,18 +265,29 @@ def _delta(delta: float | None) -> str:
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("saliencelab-demo"), "--out", help="Folder for the figure."),
-    digits: int = typer.Option(6, "--digits", min=1, max=10, help="How many test digits to explain."),
+    out: Path = typer.Option(Path("saliencelab-demo"), "--out", help="Folder for the report (index.html)."),
+    inputs: int = typer.Option(6, "--inputs", min=1, max=20, help="Test images per data set (digits, faces)."),
+    method: list[str] = typer.Option(
+        [], "--method", "-m", metavar="NAME", help="Only these methods (repeat the flag); default: every method."
+    ),
 ) -> None:
-    """Explain test digits of the embedded digits CNN with every gradient method."""
+    """Explain test digits and faces with every method, run every check, write an HTML report.
+
+    Uses the embedded digits CNN and LFW faces CNN with their shuffled-label
+    twins (nothing is trained or downloaded), prints one row per data set and
+    method and writes OUT/index.html.
+    """
+    from saliencelab import io
     from saliencelab.demo import run_demo
 
-    rows = run_demo(out, n_digits=digits)
-    typer.echo(f"{'method':<22}{'seconds':>9}  {'max completeness error':>24}")
+    with _user_errors():
+        chosen = io.check_methods(method) if method else None
+    rows = run_demo(out, inputs=inputs, methods=chosen)
+    typer.echo(f"{'data set':<10}{'method':<25}{'seconds':>9}{'deletion AUC':>14}  checks")
     for row in rows:
-        delta = "—" if row["delta"] is None else f"{row['delta']:.2e}"
-        typer.echo(f"{row['method']:<22}{row['seconds']:>9.3f}  {delta:>24}")
-    typer.echo(f"figure: {Path(out) / 'gradient_methods.png'}")
+        timing = f"{row['seconds']:>9.3f}{row['deletion AUC']:>14.3f}"
+        typer.echo(f"{row['data set']:<10}{row['method']:<25}{timing}  {row['checks']}")
+    typer.echo(f"report: {Path(out) / 'index.html'}")
 
 
 @app.command()

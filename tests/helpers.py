@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -107,3 +113,31 @@ def assert_unchanged(model: nn.Module, before: dict) -> None:
     assert before["hooks"] == after["hooks"]
     assert before["requires_grad"] == after["requires_grad"]
     assert all(a is b for a, b in zip(before["grads"], after["grads"], strict=True))
+
+
+needs_chromium = pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it"
+)
+
+
+def image_widths_in_chromium(page: Path) -> dict[str, int]:
+    """Open ``page`` in headless Chromium and return each image's ``src`` with its loaded width (0: broken).
+
+    A copy of the page beside it gets a script that lists ``naturalWidth`` once
+    the page has loaded; Chromium prints the resulting DOM.
+    """
+    probe = page.parent / "probe.html"
+    script = (
+        "<script>window.addEventListener('load', () => { const out = document.createElement('pre');"
+        " out.id = 'probe'; out.textContent = Array.from(document.images).map("
+        " i => i.getAttribute('src') + '=' + (i.complete ? i.naturalWidth : 0)).join(' ');"
+        " document.body.appendChild(out); });</script></body>"
+    )
+    probe.write_text(page.read_text().replace("</body>", script))
+    command = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--dump-dom"]
+    try:
+        dom = subprocess.run([*command, probe.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+    finally:
+        probe.unlink()
+    listed = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1).split()
+    return {source: int(width) for source, width in (item.rsplit("=", 1) for item in listed)}

@@ -94,16 +94,34 @@ def test_methods_lists_every_method_with_a_one_line_description_and_its_source()
         assert line.endswith(f"{cls.description}  [{cls.source}]")
 
 
-def test_demo_explains_digits_with_every_method_and_writes_the_figure(tmp_path):
-    from saliencelab.demo import DEMO_METHODS
-
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--digits", "3"])
+def test_demo_explains_digits_and_faces_and_writes_the_report(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--inputs", "2", "-m", "gradient", "-m", "grad_cam"])
     assert result.exit_code == 0, result.output
-    for method in DEMO_METHODS:
-        assert method in result.output
-    figure = matplotlib.image.imread(tmp_path / "gradient_methods.png")
-    assert figure.shape[0] > 100 and figure.shape[1] > 500
-    assert figure[..., :3].std() > 0.05  # a real picture, not a blank canvas
+    rows = [line.split() for line in result.output.splitlines() if line.startswith(("Digits ", "Faces "))]
+    assert [row[:2] for row in rows] == [
+        ["Digits", "gradient"], ["Digits", "grad_cam"], ["Faces", "gradient"], ["Faces", "grad_cam"]
+    ]  # fmt: skip
+    assert all(row[4] == "passes:" for row in rows)  # the gradient and Grad-CAM pass checks here (seed 000)
+    html = (tmp_path / "index.html").read_text()
+    assert "Digits" in html and "Faces" in html and f"report: {tmp_path / 'index.html'}" in result.output
+    grid = matplotlib.image.imread(tmp_path / "images" / "digits-grid.png")
+    assert grid[..., :3].std() > 0.05  # a real picture, not a blank canvas
+
+
+def test_demo_with_an_unknown_method_is_a_user_error(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "-m", "gradiant"])
+    assert result.exit_code == 7 and "gradient" in result.output
+
+
+def test_explain_report_writes_one_section_per_input(files, tmp_path):
+    result = explain(
+        "--model", "zoo:digits_cnn", "--input", files / "digit.png", "--method", "gradient", "--out", tmp_path / "o",
+        "--report", tmp_path / "report",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "digit.png" in html and "<td>gradient</td>" in html
+    assert f"report: {tmp_path / 'report' / 'index.html'}" in result.output
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["methods"], ["explain"], ["sanity"], ["axioms"]])

@@ -27,6 +27,7 @@ from saliencelab.io.errors import EXIT_CODES, UserError
 from saliencelab.io.inputs import LoadedInput, load_input, load_inputs
 from saliencelab.io.models import input_channels, load_model, load_weights
 from saliencelab.io.options import check_methods, method_options, parse_baseline, parse_target, parse_value
+from saliencelab.io.report import write_input_report
 from saliencelab.io.run import Row, explain_inputs, method_errors
 
 __all__ = [
@@ -46,5 +47,6 @@ __all__ = [
     "parse_baseline",
     "parse_target",
     "parse_value",
+    "write_input_report",
     "sanity_table",
 ]

@@ -1,0 +1,42 @@
+"""The demo: every method on digits and faces, the report it writes, opened in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import image_widths_in_chromium, needs_chromium
+
+import saliencelab as sl
+from saliencelab.demo import run_demo
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, run_demo(out, inputs=3, progress=False)
+
+
+@pytest.mark.slow
+def test_every_method_runs_on_both_data_sets_with_its_checks(demo):
+    _, rows = demo
+    assert [(row["data set"], row["method"]) for row in rows] == [
+        (data, method) for data in ("Digits", "Faces") for method in sl.available_methods()
+    ]
+    by_method = {(row["data set"], row["method"]): row["checks"] for row in rows}
+    for data in ("Digits", "Faces"):  # seed 000: the gradient and Grad-CAM pass both randomisation tests
+        for method in ("gradient", "grad_cam"):
+            assert "fails: model randomisation" not in by_method[data, method]
+            assert re.search(r"passes: model randomisation, data randomisation", by_method[data, method])
+    # seed 000 and Adebayo et al.: Guided Backprop's maps barely change as the top layers are randomised
+    assert "model randomisation" in by_method["Digits", "guided_backprop"].split("fails:")[-1]
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_report_opens_in_chromium_with_every_image_loaded(demo):
+    out, _ = demo
+    page = out / "index.html"
+    widths = image_widths_in_chromium(page)
+    assert len(widths) == page.read_text().count("<img ") == 6  # per data set: grid, randomisation, curves
+    assert all(width > 100 for width in widths.values()), widths
