@@ -91,15 +91,16 @@ __all__ = [
     "genomics",
     "lrp",
     "references",
+    "report",
     "viz",
     "zoo",
 ]
 
 
 def __getattr__(name: str):
-    """Import ``saliencelab.viz`` (matplotlib) on first use, so ``import saliencelab`` stays light."""
-    if name == "viz":
+    """Import ``saliencelab.viz`` and ``saliencelab.report`` (matplotlib) on first use, keeping the import light."""
+    if name in ("viz", "report"):
         import importlib
 
-        return importlib.import_module("saliencelab.viz")
+        return importlib.import_module(f"saliencelab.{name}")
     raise AttributeError(f"module 'saliencelab' has no attribute {name!r}")

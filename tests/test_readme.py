@@ -23,3 +23,15 @@ def test_quick_start_runs_and_reaches_its_tolerance():
         )
     assert float((result.delta / difference.abs()).max()) <= 1e-3
     assert namespace["shap"].values.shape == x.shape
+
+
+def test_the_evaluation_and_picture_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the picture example writes maps.png and report/
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    evaluation = next(block for block in blocks if "evaluate.axiom_table" in block)
+    pictures = next(block for block in blocks if "write_report" in block)
+    namespace: dict = {}
+    exec(compile(evaluation, str(README), "exec"), namespace)
+    assert namespace["table"]["similarity"].iloc[-1] < 0.3  # the gradient decorrelates (seed 000)
+    exec(compile(pictures, str(README), "exec"), namespace)
+    assert (tmp_path / "maps.png").is_file() and (tmp_path / "report" / "index.html").is_file()
