@@ -4,12 +4,19 @@
 ``"relu"``; inside a ``TorchFunctionMode`` the operators arrive as methods and
 dunders (``a - b`` as ``Tensor.sub``, ``1 - a`` as ``Tensor.__rsub__``,
 ``a += b`` as ``Tensor.add_``), which map to ``"sub"``, ``"rsub"``, ``"add"``.
+A ``torch.export`` graph calls ATen overloads (``torch.ops.aten.relu_.default``,
+``aten.add.Tensor``): they are named by their ATen name (``"relu"`` in place,
+``"add"``), which is the functional name for every operation the engine has a
+rule for; operators of other namespaces keep their qualified name
+(``"mylib::gelu"``), so that no rule matches them by accident.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
+
+import torch
 
 _DUNDERS = {
     "__add__": ("add", False),
@@ -85,6 +92,8 @@ def op_name(func: Any) -> tuple[str, bool]:
     >>> import torch, torch.nn.functional as F
     >>> op_name(F.relu), op_name(torch.Tensor.relu_), op_name(torch.Tensor.__rsub__)
     (('relu', False), ('relu', True), ('rsub', False))
+    >>> op_name(torch.ops.aten.relu_.default), op_name(torch.ops.aten.add.Tensor), op_name(torch.ops.aten.conv2d)
+    (('relu', True), ('add', False), ('conv2d', False))
     """
     try:
         return _cached_op_name(func)
@@ -93,7 +102,12 @@ def op_name(func: Any) -> tuple[str, bool]:
 
 
 def _op_name(func: Any) -> tuple[str, bool]:
-    name = getattr(func, "__name__", None) or repr(func)
+    if isinstance(func, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+        namespace, _, name = _qualified_name(func).partition("::")
+        if namespace != "aten":
+            return f"{namespace}::{name}", False
+    else:
+        name = getattr(func, "__name__", None) or repr(func)
     if name in _DUNDERS:
         return _DUNDERS[name]
     inplace = name.endswith("_") and not name.startswith("_")
@@ -103,3 +117,33 @@ def _op_name(func: Any) -> tuple[str, bool]:
 
 
 _cached_op_name = cache(_op_name)
+
+
+def _qualified_name(op: torch._ops.OpOverload | torch._ops.OpOverloadPacket) -> str:
+    """``"aten::relu_"`` for ``torch.ops.aten.relu_.default`` and for ``torch.ops.aten.relu_``."""
+    return op._schema.name if isinstance(op, torch._ops.OpOverload) else op._qualified_op_name
+
+
+def out_of_place(func: Any) -> Any:
+    """The out-of-place form of an in-place operation; others are returned as they are.
+
+    Example
+    -------
+    >>> out_of_place(torch.Tensor.relu_) is torch.Tensor.relu
+    True
+    >>> out_of_place(torch.Tensor.__iadd__) is torch.Tensor.__add__
+    True
+    >>> out_of_place(torch.ops.aten.add_.Tensor) is torch.ops.aten.add.Tensor
+    True
+    """
+    if isinstance(func, torch._ops.OpOverload):
+        name = _qualified_name(func).partition("::")[2]
+        if not name.endswith("_"):
+            return func
+        return getattr(getattr(torch.ops.aten, name[:-1]), func._overloadname)
+    name = func.__name__
+    if name.startswith("__i"):
+        return getattr(torch.Tensor, "__" + name[3:])
+    if name.endswith("_"):
+        return getattr(torch.Tensor, name[:-1])
+    return func

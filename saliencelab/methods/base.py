@@ -13,7 +13,7 @@ from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.guard import preserved
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
-from saliencelab.engine import Rule, RuleMode
+from saliencelab.engine import Rule, RuleMode, require_sight
 
 
 class Method:
@@ -58,11 +58,16 @@ class Method:
         target: TargetSpec = None,
         baseline: BaselineSpec = None,
     ) -> Attribution:
-        """Attribute the model's ``target`` score for each sample of ``inputs``."""
+        """Attribute the model's ``target`` score for each sample of ``inputs``.
+
+        A TorchScript model, or the layers of a ``torch.export`` graph, that the
+        method would need to see inside raise
+        :class:`~saliencelab.engine.OpaqueModelError` (:func:`~saliencelab.engine.require_sight`).
+        """
         check_inputs(inputs)
         if baseline is not None and not self.takes_baseline:
             raise ValueError(f"{self.name} takes no baseline; drop baseline= or use integrated_gradients")
-        with preserved(self.model):
+        with preserved(self.model), require_sight(self.name):
             return self._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:

@@ -10,7 +10,7 @@ from torch.overrides import TorchFunctionMode
 from saliencelab.engine.difference.call import Call, tensors_in
 from saliencelab.engine.difference.difference import Settings, attach, difference_of
 from saliencelab.engine.difference.table import RULES
-from saliencelab.engine.ops import op_name
+from saliencelab.engine.ops import op_name, out_of_place
 from saliencelab.errors import UnsupportedOperationError
 
 _INPLACE_POSITION = {
@@ -105,18 +105,8 @@ class DifferenceMode(TorchFunctionMode):
         if "inplace" in kwargs:
             kwargs = {**kwargs, "inplace": False}
         else:
-            func = _out_of_place(func)
+            func = out_of_place(func)
         result = rule(Call(func, name, args, kwargs, self.settings, self.method))
         with torch.no_grad():
             target.copy_(result)
         return attach(target, difference_of(result))
-
-
-def _out_of_place(func):
-    """``Tensor.relu_`` -> ``Tensor.relu``, ``Tensor.__iadd__`` -> ``Tensor.__add__``."""
-    name = func.__name__
-    if name.startswith("__i"):
-        return getattr(torch.Tensor, "__" + name[3:])
-    if name.endswith("_"):
-        return getattr(torch.Tensor, name[:-1])
-    return func
