@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import torch
 from torch.overrides import TorchFunctionMode
 
-from saliencelab.engine.ops import op_name
+from saliencelab.engine.ops import functional_call, op_name
 from saliencelab.errors import UnsupportedOperationError
 
 
@@ -55,7 +55,7 @@ class RuleMode(TorchFunctionMode):
         self.hint = hint
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+        func, args, kwargs = functional_call(func, args, kwargs or {})
         name, inplace = op_name(func)
         rule = self.rules.get(name)
         if rule is not None:

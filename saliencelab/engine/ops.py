@@ -6,9 +6,12 @@ dunders (``a - b`` as ``Tensor.sub``, ``1 - a`` as ``Tensor.__rsub__``,
 ``a += b`` as ``Tensor.add_``), which map to ``"sub"``, ``"rsub"``, ``"add"``.
 A ``torch.export`` graph calls ATen overloads (``torch.ops.aten.relu_.default``,
 ``aten.add.Tensor``): they are named by their ATen name (``"relu"`` in place,
-``"add"``), which is the functional name for every operation the engine has a
-rule for; operators of other namespaces keep their qualified name
-(``"mylib::gelu"``), so that no rule matches them by accident.
+``"add"``), the functional name, where their arguments come in the functional
+op's order. Those whose arguments come in another order (``aten.batch_norm``
+has the weight second, ``F.batch_norm`` the running mean) keep their qualified
+name (``"aten::batch_norm"``), as do operators of other namespaces
+(``"mylib::gelu"``), so that no rule reads their arguments wrongly;
+:func:`functional_call` rewrites the former as the functional call.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from functools import cache
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 _DUNDERS = {
     "__add__": ("add", False),
@@ -94,6 +98,8 @@ def op_name(func: Any) -> tuple[str, bool]:
     (('relu', False), ('relu', True), ('rsub', False))
     >>> op_name(torch.ops.aten.relu_.default), op_name(torch.ops.aten.add.Tensor), op_name(torch.ops.aten.conv2d)
     (('relu', True), ('add', False), ('conv2d', False))
+    >>> op_name(torch.ops.aten.batch_norm.default)  # its arguments differ from F.batch_norm's: see functional_call
+    ('aten::batch_norm', False)
     """
     try:
         return _cached_op_name(func)
@@ -103,9 +109,10 @@ def op_name(func: Any) -> tuple[str, bool]:
 
 def _op_name(func: Any) -> tuple[str, bool]:
     if isinstance(func, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
-        namespace, _, name = _qualified_name(func).partition("::")
-        if namespace != "aten":
-            return f"{namespace}::{name}", False
+        qualified = _qualified_name(func)
+        namespace, _, name = qualified.partition("::")
+        if namespace != "aten" or name in _REORDERED:
+            return qualified, False
     else:
         name = getattr(func, "__name__", None) or repr(func)
     if name in _DUNDERS:
@@ -117,6 +124,54 @@ def _op_name(func: Any) -> tuple[str, bool]:
 
 
 _cached_op_name = cache(_op_name)
+
+
+def _batch_norm(args: tuple, kwargs: dict) -> tuple[Any, tuple, dict]:
+    """``aten.batch_norm(input, weight, bias, mean, var, training, momentum, eps, cudnn)`` as ``F.batch_norm``."""
+    names = ("input", "weight", "bias", "running_mean", "running_var", "training", "momentum", "eps", "cudnn_enabled")
+    bound = dict(zip(names, args, strict=False)) | kwargs
+    bound.pop("cudnn_enabled", None)
+    order = ("input", "running_mean", "running_var")
+    return F.batch_norm, tuple(bound.pop(name) for name in order), bound
+
+
+def _softmax_like(functional: Any):
+    """``aten.softmax.int(self, dim, dtype)`` as ``F.softmax(input, dim, dtype=dtype)``: dtype is a keyword there."""
+
+    def rewrite(args: tuple, kwargs: dict) -> tuple[Any, tuple, dict]:
+        names = ("input", "dim", "dtype")
+        bound = dict(zip(names, args, strict=False)) | kwargs
+        return functional, (bound.pop("input"), bound.pop("dim")), bound
+
+    return rewrite
+
+
+_REORDERED = {
+    "batch_norm": _batch_norm,
+    "softmax": _softmax_like(F.softmax),
+    "log_softmax": _softmax_like(F.log_softmax),
+}
+"""ATen operations whose functional form takes its arguments in another order, and the rewrite to it."""
+
+
+def functional_call(func: Any, args: tuple, kwargs: dict) -> tuple[Any, tuple, dict]:
+    """The call as the functional op the engine's rules read, for ATen overloads whose arguments differ.
+
+    Every other call is returned as it is.
+
+    Example
+    -------
+    >>> x, mean, var, w, b = torch.ones(1, 2, 1, 1), torch.zeros(2), torch.ones(2), torch.ones(2), torch.zeros(2)
+    >>> aten_args = (x, w, b, mean, var, False, 0.1, 1e-5, True)
+    >>> func, args, kwargs = functional_call(torch.ops.aten.batch_norm.default, aten_args, {})
+    >>> func is F.batch_norm, op_name(func), args[1] is mean, kwargs["weight"] is w
+    (True, ('batch_norm', False), True, True)
+    """
+    if isinstance(func, torch._ops.OpOverload):
+        namespace, _, name = _qualified_name(func).partition("::")
+        if namespace == "aten" and name in _REORDERED:
+            return _REORDERED[name](args, kwargs)
+    return func, args, kwargs
 
 
 def _qualified_name(op: torch._ops.OpOverload | torch._ops.OpOverloadPacket) -> str:

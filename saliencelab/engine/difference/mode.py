@@ -10,7 +10,7 @@ from torch.overrides import TorchFunctionMode
 from saliencelab.engine.difference.call import Call, tensors_in
 from saliencelab.engine.difference.difference import Settings, attach, difference_of
 from saliencelab.engine.difference.table import RULES
-from saliencelab.engine.ops import op_name, out_of_place
+from saliencelab.engine.ops import functional_call, op_name, out_of_place
 from saliencelab.errors import UnsupportedOperationError
 
 _INPLACE_POSITION = {
@@ -58,7 +58,7 @@ class DifferenceMode(TorchFunctionMode):
         self.method = method
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+        func, args, kwargs = functional_call(func, args, kwargs or {})
         if not any(difference_of(t) is not None for t in tensors_in((args, kwargs))):
             return func(*args, **kwargs)
         name, inplace = op_name(func)

@@ -20,7 +20,7 @@ STRUCTURAL = (
     "squeeze unsqueeze expand expand_as broadcast_to repeat tile repeat_interleave contiguous clone detach getitem "
     "narrow select index_select gather take_along_dim chunk split tensor_split unbind cat concat concatenate stack "
     "hstack vstack flip fliplr flipud roll rot90 diagonal to float double half bfloat16 type type_as pixel_shuffle "
-    "pixel_unshuffle channel_shuffle unfold pad masked_fill where T mT identity"
+    "pixel_unshuffle channel_shuffle unfold pad masked_fill where T mT identity slice"
 ).split()
 
 ELEMENTWISE = (
