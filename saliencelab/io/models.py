@@ -128,25 +128,6 @@ def input_channels(model: nn.Module) -> int | None:
     return next((p.shape[1] for p in model.parameters() if p.ndim == 4), None)
 
 
-def is_compiled(model: nn.Module) -> bool:
-    """True for a TorchScript module or a ``torch.export`` program: its operations run as ATen calls or in C++.
-
-    Methods that replace the backward of operations (Guided Backprop, DeepLIFT,
-    LRP, ...) see them in Python only; on such a model they would give other numbers.
-
-    Example
-    -------
-    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
-    >>> is_compiled(net), is_compiled(torch.jit.script(net))
-    (False, True)
-    """
-    if isinstance(model, torch.jit.ScriptModule):
-        return True
-    return isinstance(model, torch.fx.GraphModule) and any(
-        isinstance(node.target, torch._ops.OpOverload) for node in model.graph.nodes
-    )
-
-
 def _is_factory(spec: str) -> bool:
     module, colon, attribute = spec.rpartition(":")
     return bool(colon and module) and all(part.isidentifier() for part in attribute.split("."))

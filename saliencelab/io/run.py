@@ -18,31 +18,8 @@ from saliencelab.core.guard import preserved
 from saliencelab.core.targets import prepare_target
 from saliencelab.io.errors import BadOptionError, InputShapeError, UnsupportedModelError, first_line
 from saliencelab.io.inputs import IMAGE_SUFFIXES, LoadedInput
-from saliencelab.io.models import is_compiled
 from saliencelab.io.outputs import folder_names, write_attribution
 from saliencelab.methods.base import Method, checked_output
-
-RULE_METHODS = frozenset(
-    {
-        "deconvnet",
-        "guided_backprop",
-        "guided_grad_cam",
-        "deeplift",
-        "deepshap",
-        "lrp",
-        "deep_taylor",
-        "pattern_net",
-        "pattern_attribution",
-    }
-)
-"""Methods that replace the backward of operations as the model calls them in Python.
-
-On a TorchScript model they return other numbers without an error (measured:
-Guided Backprop and DeconvNet give the plain gradient, DeepLIFT and LRP neither
-their own values nor the gradient), and on a ``torch.export`` program Guided
-Backprop and DeconvNet give the plain gradient; so :func:`explain_inputs`
-refuses them on such models (:func:`saliencelab.io.models.is_compiled`).
-"""
 
 
 @dataclass(frozen=True)
@@ -102,7 +79,6 @@ def explain_inputs(
     ('gradient_x_input', [0], ['gradient_x_input.npy', 'gradient_x_input.png'])
     """
     options = options or {}
-    check_methods_see_the_model(model, methods, options)
     explainers = {method: _build(model, method, options.get(method, {})) for method in methods}
     takes_baseline = {method: explainer.takes_baseline for method, explainer in explainers.items()}
     if baseline is not None and not any(takes_baseline.values()):
@@ -164,35 +140,6 @@ def _run(
     seconds = time.perf_counter() - start
     files = write_attribution(folder, explainer.name, result.values, loaded.display, formats)
     return Row(explainer.name, loaded.path.name, _targets(result.target), seconds, _largest(result.delta), files)
-
-
-def check_methods_see_the_model(
-    model: torch.nn.Module, methods: Sequence[str], options: dict[str, dict[str, Any]] | None = None
-) -> None:
-    """An :class:`UnsupportedModelError` for a :data:`RULE_METHODS` method (or SmoothGrad over one) on a compiled model.
-
-    Example
-    -------
-    >>> scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
-    >>> check_methods_see_the_model(scripted, ["gradient", "integrated_gradients"])
-    >>> check_methods_see_the_model(scripted, ["smoothgrad"], {"smoothgrad": {"base": "guided_backprop"}})
-    Traceback (most recent call last):
-    ...
-    saliencelab.io.errors.UnsupportedModelError: smoothgrad (base guided_backprop) replaces the backward ...
-    """
-    if not is_compiled(model):
-        return
-    options = options or {}
-    for method in methods:
-        base = options.get(method, {}).get("base") if method == "smoothgrad" else None
-        if method in RULE_METHODS or base in RULE_METHODS:
-            name = f"{method} (base {base})" if base else method
-            raise UnsupportedModelError(
-                f"{name} replaces the backward of operations that it sees called from Python, and this TorchScript "
-                "or torch.export model runs them out of its sight (it would silently give other numbers). Give the "
-                "model as module:factory (with --weights), or use a method without rules (gradient, "
-                "integrated_gradients, occlusion, ...)"
-            )
 
 
 def check_model_takes(model: torch.nn.Module, loaded: LoadedInput, target: int | None = None) -> None:

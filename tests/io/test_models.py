@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 import saliencelab as sl
 from saliencelab.io.errors import MissingFileError, ModelSpecError, WeightsError
-from saliencelab.io.models import input_channels, is_compiled, load_model, load_weights
+from saliencelab.io.models import input_channels, load_model, load_weights
 
 
 def small() -> torch.nn.Module:
@@ -34,8 +34,7 @@ def test_every_spec_form_loads_the_same_numbers(tmp_path, monkeypatch):
     expected = by_name(x)
     for spec in (f"{tmp_path / 'mynet.py'}:build", str(tmp_path / "net.ts"), str(tmp_path / "net.pt2")):
         torch.testing.assert_close(load_model(spec)(x), expected, rtol=0, atol=1e-6)
-    assert [is_compiled(load_model(s)) for s in ("mynet:build", str(tmp_path / "net.ts"), str(tmp_path / "net.pt2"))] \
-        == [False, True, True]  # fmt: skip
+    assert isinstance(load_model(str(tmp_path / "net.ts")), torch.jit.ScriptModule)
     assert torch.equal(load_model("zoo:digits_cnn").features[0].weight, sl.zoo.load("digits_cnn").features[0].weight)
 
 
