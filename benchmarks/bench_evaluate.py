@@ -75,8 +75,8 @@ ROAD_PERCENTAGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Our ROAD default fractions; Quantus gets percentages that remove the same pixel counts."""
 QUANTUS_MPRT_SEED = 42
 """Quantus ``MPRT``'s default seed."""
-FLOOR_CHUNK = {"digits": 512, "rgb": 8}
-"""Rows per forward of the floor (bare inference forwards of as many rows as ours evaluates)."""
+FLOOR_CHUNKS = {"digits": (64, 256, 1024, 4096), "rgb": (2, 8, 32, 64)}
+"""Chunk sizes (rows per forward) tried for the floor; the fastest per row is used."""
 
 Tensor = torch.Tensor
 Call = Callable[[], Tensor]
@@ -97,7 +97,7 @@ class Settings:
     rgb_n: int
     rgb_steps: int
     rgb_patch: int
-    extrapolate: tuple[int, int]
+    extrapolate: int
     mprt_check_steps: int
     seed: int
     max_repeats: int
@@ -123,7 +123,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--rgb-steps", type=int, help="RGB pixel-flipping steps, a divisor of size² (default 28, quick 16)")
     p.add_argument("--rgb-patch", type=int, help="region perturbation patch on RGB (default 28, quick 16)")
     p.add_argument(
-        "--extrapolate", nargs=2, type=int, help="Quantus default pixel-flipping steps timed, K1 K2 (default 10 40)"
+        "--extrapolate", type=int, help="Quantus default pixel-flipping steps timed (default 40, quick 10)"
     )
     p.add_argument("--mprt-check-steps", type=int, default=6, help="RGB MPRT steps re-checked on Quantus' models")
     p.add_argument("--seed", type=int, default=0)
@@ -148,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         rgb_n=a.rgb_n or (1 if a.quick else 2),
         rgb_steps=a.rgb_steps or (16 if a.quick else 28),
         rgb_patch=a.rgb_patch or (16 if a.quick else 28),
-        extrapolate=tuple(a.extrapolate or ((3, 9) if a.quick else (10, 40))),
+        extrapolate=a.extrapolate or (10 if a.quick else 40),
         mprt_check_steps=a.mprt_check_steps,
         seed=a.seed,
         max_repeats=a.repeats or (2 if a.quick else 5),
@@ -163,8 +163,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         p.error(f"--rgb-steps {s.rgb_steps} must divide the {s.rgb_size**2} pixels (Quantus' features_in_step)")
     if s.rgb_size % s.rgb_patch or 8 % s.digits_patch:
         p.error("the patch sides must divide the image sides (Quantus pads, ours has smaller edge patches)")
-    if not 0 < s.extrapolate[0] < s.extrapolate[1]:
-        p.error("--extrapolate takes two step counts K1 < K2")
+    if s.extrapolate < 3:
+        p.error("--extrapolate needs at least 3 steps (the per-step time is the median interval between model calls)")
     return s
 
 
@@ -200,6 +200,13 @@ class Case:
     """Seconds of one inference forward of the whole batch (for the cost estimates)."""
     t_row: float
     """Seconds per row of an inference forward in chunks of 64 rows."""
+    chunk_ms: dict[int, float]
+    """Milliseconds per row of a bare inference forward by chunk size (the floor's chunk search)."""
+
+    @property
+    def chunk(self) -> int:
+        """The floor's chunk size: the fastest per row."""
+        return min(self.chunk_ms, key=self.chunk_ms.get)
 
     @property
     def numpy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -232,6 +239,18 @@ def forward_seconds(model: nn.Module, x: Tensor) -> tuple[float, float]:
     return statistics.median(batch), statistics.median(chunk)
 
 
+def chunk_search(model: nn.Module, x: Tensor, chunks: tuple[int, ...]) -> dict[int, float]:
+    """Milliseconds per row of ``forward_rows`` at each chunk size: median of 2 alternating passes after a warm-up."""
+    times: dict[int, list[float]] = {c: [] for c in chunks}
+    for index in range(3):
+        for c in chunks:
+            start = time.perf_counter()
+            forward_rows(model, x, c, c)
+            if index:
+                times[c].append((time.perf_counter() - start) / c * 1e3)
+    return {c: statistics.median(t) for c, t in times.items()}
+
+
 def make_case(name: str, s: Settings) -> Case:
     """The digits CNN on test digits, or the random-weight ResNet-18 on random RGB images."""
     if name == "digits":
@@ -253,7 +272,8 @@ def make_case(name: str, s: Settings) -> Case:
         )
     maps = summed_gradient(model, x, y)
     low = x.amin(dim=(1, 2, 3), keepdim=True)
-    return Case(name, description, model, x, y, maps, low, *forward_seconds(model, x))
+    chunks = chunk_search(model, x, FLOOR_CHUNKS[name])
+    return Case(name, description, model, x, y, maps, low, *forward_seconds(model, x), chunks)
 
 
 def ties(maps: Tensor) -> int:
@@ -289,9 +309,8 @@ class Plan:
 
 
 def floor(case: Case, rows: int) -> Contender:
-    """The floor of a perturbation curve: ``rows`` bare inference forwards, :data:`FLOOR_CHUNK` rows at a time."""
-    chunk = FLOOR_CHUNK[case.name]
-    return Contender("floor", lambda: forward_rows(case.model, case.x, rows, chunk), rows * case.t_row)
+    """The floor of a perturbation curve: ``rows`` bare inference forwards at the fastest chunk size."""
+    return Contender("floor", lambda: forward_rows(case.model, case.x, rows, case.chunk), rows * case.t_row)
 
 
 def relative(ours: Tensor, theirs: Tensor) -> str:
@@ -352,8 +371,8 @@ def pixel_flipping_plan(q: ModuleType, case: Case, steps: int) -> Plan:
         if channels > 1:
             notes.append(
                 f"Quantus returned {theirs_.shape[1]} points per sample, {channels} per step of ours (it flips"
-                f" channel values, {per_step} at a time); every {channels}-th point, with whole pixels flipped, is"
-                " compared."
+                f" channel values, {per_step} at a time); the last of every {channels} points, with whole pixels"
+                " flipped, is compared."
             )
         return Check(
             relative(mine[:, 1:], shared),
@@ -661,47 +680,44 @@ class _Enough(Exception):
 
 
 class CallLimit(nn.Module):
-    """The model, raising :class:`_Enough` at call ``limit + 1``: times the first ``limit`` steps of a metric."""
+    """The model, noting the time of every call and raising :class:`_Enough` at call ``limit + 1``."""
 
     def __init__(self, model: nn.Module, limit: int) -> None:
         super().__init__()
-        self.model, self.limit, self.calls = model, limit, 0
+        self.model, self.limit, self.stamps = model, limit, []
 
     def forward(self, x: Tensor) -> Tensor:
-        self.calls += 1
-        if self.calls > self.limit:
+        self.stamps.append(time.perf_counter())
+        if len(self.stamps) > self.limit:
             raise _Enough
         return self.model(x)
 
 
 def quantus_default_pixel_flipping(q: ModuleType, case: Case, s: Settings) -> dict:
-    """Time Quantus' default ``PixelFlipping`` (``features_in_step=1``) for K1 and K2 steps and extrapolate.
+    """Time the first steps of Quantus' default ``PixelFlipping`` (``features_in_step=1``) and extrapolate.
 
-    ``estimate = t(K2) + (total − K2) · (t(K2) − t(K1)) / (K2 − K1)``: every step does the
-    same work (copy the batch, replace one value per sample, check each sample for change,
-    one forward of the batch), so the time is linear in the steps.
+    Every step does the same work (copy the batch, replace one value per sample, check each
+    sample for change, one forward of the batch), so the time is linear in the steps:
+    ``estimate = setup + steps × per_step``, with ``setup`` the time to its first model
+    call and ``per_step`` the median interval between its model calls (after a warm-up run).
     """
     n, channels, height, width = case.x.shape
     total = channels * height * width
     xb, yb, ab = case.numpy
-    times: dict[int, list[float]] = {k: [] for k in s.extrapolate}
-    for _ in range(max(1, s.min_repeats)):
-        for k in s.extrapolate:
-            limited = CallLimit(case.model, k).eval()
-            metric = q.PixelFlipping(features_in_step=1, perturb_baseline="black", disable_warnings=True)
-            start = time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    metric(limited, xb, yb, ab, channel_first=True, softmax=False, batch_size=n)
-            except _Enough:
-                pass
-            times[k].append(time.perf_counter() - start)
-    k1, k2 = s.extrapolate
-    t1, t2 = statistics.median(times[k1]), statistics.median(times[k2])
-    per_step = (t2 - t1) / (k2 - k1)
-    return {"total": total, "k1": k1, "k2": k2, "t1": t1, "t2": t2, "per_step": per_step,
-            "estimate": t2 + (total - k2) * per_step}  # fmt: skip
+    for limit in (2, s.extrapolate):  # a warm-up run, then the measured one
+        limited = CallLimit(case.model, limit).eval()
+        metric = q.PixelFlipping(features_in_step=1, perturb_baseline="black", disable_warnings=True)
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                metric(limited, xb, yb, ab, channel_first=True, softmax=False, batch_size=n)
+        except _Enough:
+            pass
+    intervals = np.diff(limited.stamps)
+    setup, per_step = limited.stamps[0] - start, float(np.median(intervals))
+    return {"total": total, "steps": s.extrapolate, "setup": setup, "per_step": per_step,
+            "mean_step": float(intervals.mean()), "estimate": setup + total * per_step}  # fmt: skip
 
 
 def defaults_plan(case: Case) -> Plan:
@@ -859,8 +875,9 @@ def reading(rows: list[Row]) -> list[str]:
             e = row.plan.extrapolated
             lines.append(
                 f"- Quantus' default pixel flipping on {row.plan.case.name} (one channel value per step,"
-                f" {e['total']:,} model calls of the batch) was timed for its first {e['k1']} and {e['k2']} steps"
-                f" ({e['t1']:.2f} s and {e['t2']:.2f} s, {e['per_step'] * 1e3:.0f} ms per step) and extrapolated"
+                f" {e['total']:,} model calls of the batch) was timed for its first {e['steps']} steps after a"
+                f" warm-up run: {e['setup']:.2f} s to its first model call, then a median"
+                f" {e['per_step'] * 1e3:.0f} ms between model calls (mean {e['mean_step'] * 1e3:.0f} ms), extrapolated"
                 f" linearly to ~{e['estimate'] / 3600:.1f} h; ours at its default 100 steps takes"
                 f" {_median(row.results['ours']):.1f} s ({speedup(row):,.0f}×). That ratio compares defaults, not"
                 " equal output: it is the cost of Quantus' per-channel-value granularity."
@@ -932,6 +949,13 @@ def section(s: Settings, rows: list[Row], cases: dict[str, Case], elapsed: float
                                            else ""),
         f"- Command: `{command_line()}`",
         *[f"- Case `{c.name}`: {c.description}" for c in cases.values()],
+        "- Floor: bare inference forwards (`torch.inference_mode()`) of as many rows as ours evaluates, at the"
+        " fastest chunk size of a search (ms per row by chunk size: "
+        + "; ".join(
+            f"{c.name} " + ", ".join(f"{k}: {v:.2f}" for k, v in c.chunk_ms.items()) + f", **{c.chunk}** used"
+            for c in cases.values()
+        )
+        + ").",
         "- Attributions, the same array for both libraries: saliencelab's signed gradient of the target, summed"
         " over channels, `(N, 1, H, W)`"
         + "".join(f"; {c.name}: at most {ties(c.maps)} tied values in a sample" for c in cases.values())
@@ -1000,7 +1024,7 @@ def main(argv: list[str] | None = None) -> int:
     at_start = machine()
     cases = {name: make_case(name, s) for name in s.cases}
     for c in cases.values():
-        print(f"{c.name}: x {tuple(c.x.shape)}, forward {c.t_batch * 1e3:.1f} ms/batch, {c.t_row * 1e3:.2f} ms/row")
+        print(f"{c.name}: x {tuple(c.x.shape)}, forward {c.t_batch * 1e3:.1f} ms/batch, floor chunk {c.chunk}")
     todo = plans(q, cases, s)
     rows: list[Row] = []
     for index, p in enumerate(todo, start=1):
