@@ -37,6 +37,17 @@ class Composite:
     first: Rule | None = None
     default: Rule = field(default_factory=lambda: rule("epsilon"))
 
+    @property
+    def names_layers(self) -> bool:
+        """True when a key is a module class or a dotted name: choosing a rule then needs the calling module.
+
+        Example
+        -------
+        >>> Composite({"dense": rule("epsilon")}).names_layers, Composite({nn.Conv2d: rule("zplus")}).names_layers
+        (False, True)
+        """
+        return any(key not in ("dense", "conv") for key in self.layers)
+
     def rule_for(self, op: str, module_name: str | None, module: nn.Module | None, position: int) -> Rule:
         """The rule of the ``position``-th linear operation ``op``, called inside ``module``."""
         if position == 0 and self.first is not None:

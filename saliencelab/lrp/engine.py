@@ -21,6 +21,7 @@ from torch.overrides import TorchFunctionMode
 from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, Propagate, modified_backward, op_name
 from saliencelab.engine.difference.call import tensors_in
 from saliencelab.engine.difference.table import DROPOUT, SHAPE_ONLY, STRUCTURAL
+from saliencelab.engine.ops import functional_call
 from saliencelab.errors import UnsupportedOperationError
 from saliencelab.lrp.composites import CONVOLUTIONS, Composite
 from saliencelab.lrp.rules import STABILIZER, relevance
@@ -118,7 +119,7 @@ class RelevanceMode(TorchFunctionMode):
         self.position = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+        func, args, kwargs = functional_call(func, args, kwargs or {})  # an exported graph's ATen overloads
         if not any(t.requires_grad for t in tensors_in((args, kwargs))):
             return func(*args, **kwargs)
         name, inplace = op_name(func)

@@ -15,6 +15,8 @@ conserving rules, the bias's share otherwise.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from saliencelab.core.attribution import Attribution
@@ -155,7 +157,8 @@ class LRP(Method):
                 merge_batch_norm=self.merge_batch_norm,
             )
             with torch.enable_grad():
-                with tracking_modules(mode), mode:
+                modules = tracking_modules(mode) if self.composite.names_layers else contextlib.nullcontext()
+                with modules, mode:
                     output = self.forward(x)
                 bound = target.rows(torch.arange(rows.start, rows.stop)).bind(output)
                 seed = output_relevance(output, bound.scores(output))

@@ -171,6 +171,9 @@ EXPORT_EXACT = [
     ("pattern_attribution", {}),
     ("smoothgrad", {"base": "guided_backprop"}),
     ("occlusion", {"incremental": True}),
+    ("lrp", {"composite": "epsilon_alpha2_beta1_flat"}),
+    ("lrp", {"rule": "epsilon"}),
+    ("deep_taylor", {}),
 ]
 
 
@@ -188,11 +191,17 @@ def test_exported_rules_are_not_the_plain_gradient(models, data):
         assert (_explain(models["export"], method, data) - gradient).abs().max() > 0.1 * scale
 
 
-@pytest.mark.parametrize("method", ["lrp", "deep_taylor", "grad_cam", "guided_grad_cam", "score_cam", "eigen_cam"])
+@pytest.mark.parametrize("method", ["grad_cam", "guided_grad_cam", "score_cam", "eigen_cam"])
 def test_exported_graph_is_refused_by_layer_hooks(models, data, method):
     with pytest.raises(sl.UnsupportedOperationError, match=f"^{method} cannot see inside this torch.export") as error:
         _explain(models["export"], method, data)
     assert "watches the model's layers with module hooks" in str(error.value)
+
+
+def test_lrp_composites_that_name_layers_are_refused_on_exported_graphs(models, data):
+    by_class = sl.lrp.Composite({torch.nn.Conv2d: sl.lrp.rule("zplus")})
+    with pytest.raises(sl.UnsupportedOperationError, match="^lrp cannot see inside this torch.export"):
+        _explain(models["export"], "lrp", data, composite=by_class)
 
 
 # ------------------------------------------------------------------------------------------------ outputs only
