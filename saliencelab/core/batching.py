@@ -22,7 +22,8 @@ import weakref
 from collections.abc import Callable, Hashable
 
 import torch
-from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 DEFAULT_MEMORY_BUDGET = 1 << 30
 """Default ``memory_budget``: 1 GiB for a method's activations and gradients."""
@@ -36,8 +37,12 @@ _BYTES_PER_ROW: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 """model -> {(kind of pass, row shape, dtype, device): bytes one row allocates}."""
 
 
-class ActivationMeter(TorchFunctionMode):
-    """Counts the bytes of every tensor that torch operations return while active.
+class ActivationMeter(TorchDispatchMode):
+    """Counts the bytes of every new tensor that torch operations return while active.
+
+    It watches the dispatcher, so it also sees the operations of TorchScript and
+    exported models; views and in-place results (storage shared with an
+    argument) allocate nothing and are not counted.
 
     Example
     -------
@@ -52,10 +57,15 @@ class ActivationMeter(TorchFunctionMode):
         super().__init__()
         self.bytes = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         result = func(*args, **(kwargs or {}))
-        for leaf in result if isinstance(result, (tuple, list)) else (result,):
-            if isinstance(leaf, torch.Tensor) and leaf.layout == torch.strided:
+        shared = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for leaf in tree_leaves(result):
+            if (
+                isinstance(leaf, torch.Tensor)
+                and leaf.layout == torch.strided
+                and leaf.untyped_storage().data_ptr() not in shared
+            ):
                 self.bytes += leaf.numel() * leaf.element_size()
         return result
 

@@ -29,14 +29,10 @@ import torch
 from torch import nn
 from torch.nn.modules import module as module_globals
 
-from saliencelab.core.batching import ActivationMeter
 from saliencelab.errors import UnsupportedOperationError
 
 TORCHSCRIPT = "TorchScript (torch.jit.script, torch.jit.trace or torch.jit.load)"
 EXPORTED = "torch.export graph (torch.export.load(...).module())"
-
-_MEASURING_ONLY = (ActivationMeter,)
-"""saliencelab modes that only measure memory: they never change or read a result."""
 
 _ALTERNATIVES = (
     "Pass the eager nn.Module the model was made from (load the same weights into it), or use a method that "
@@ -138,7 +134,7 @@ def _what_intercepts(args: tuple, hooks_only: bool) -> str:
     if hooks_only:
         return ""
     modes = torch.overrides._get_current_function_mode_stack()
-    if any(_ours(type(mode)) and not isinstance(mode, _MEASURING_ONLY) for mode in modes):
+    if any(_ours(type(mode)) for mode in modes):
         return "replaces or records the model's operations as the model calls them"
     if any(_ours(type(arg)) and hasattr(arg, "__torch_function__") for arg in args):
         return "runs the model on patched activations that compute only what changed"

@@ -14,7 +14,20 @@ def test_meter_counts_the_bytes_that_operations_return():
     with ActivationMeter() as meter:
         hidden = a @ b  # 30 floats
         hidden.relu()  # 30 more
+        hidden.relu_()  # in place: nothing new
+        hidden.t()  # a view: nothing new
     assert meter.bytes == 60 * 4
+
+
+def test_meter_sees_inside_torchscript_models():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten())
+    x = torch.ones(1, 1, 5, 5)
+    counts = []
+    for net in (model, torch.jit.trace(model, x), torch.jit.script(model)):
+        with ActivationMeter() as meter, torch.no_grad():
+            net(x)
+        counts.append(meter.bytes)
+    assert counts[0] == counts[1] == counts[2] == 2 * 4 * 25 * 4  # conv and ReLU outputs; flatten is a view
 
 
 def test_chunks_cover_every_row_once_and_follow_the_budget():

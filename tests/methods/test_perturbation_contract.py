@@ -78,7 +78,7 @@ def test_evaluations_run_in_chunks_that_fit_the_memory_budget(images):
     from saliencelab.core.batching import ActivationMeter
 
     model = conv_net("module", seed=34)
-    with ActivationMeter() as meter, torch.no_grad():
+    with ActivationMeter() as meter, torch.inference_mode():  # as the method measures a row
         model(images[:1])
     seen = []
     model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
