@@ -555,7 +555,7 @@ def reading(
         lines.append(f"- **{part.capitalize()}**, ms per row, ours / floor / Captum: {per_row}.")
     size_cells = sweeps.get("sizes", [])
     ratios = [bg._ratio(c.results["ours"], c.results["floor"]) for c in size_cells]
-    if len(size_cells) > 1 and None not in ratios and ratios[0] > ratios[-1] + 0.05:
+    if len(size_cells) > 1 and None not in ratios and ratios[0] > max(bg.FLOOR_TARGET, ratios[-1] + 0.05):
         lines.append(
             f"- **Small images.** ours/floor {ratios[0]:.2f} at {size_cells[0].size}² against {ratios[-1]:.2f} at"
             f" {size_cells[-1].size}²: a call's fixed cost (target and baseline resolution, the forwards for `.delta`,"

@@ -120,13 +120,20 @@ def tables(text: str) -> list[Table]:
         if line.startswith("|") and i + 1 < len(lines) and re.fullmatch(r"\|[\s:|-]+\|?", lines[i + 1].strip()):
             header, rows, i = _cells(line), [], i + 2
             while i < len(lines) and lines[i].startswith("|"):
-                rows.append(dict(zip(header, _cells(lines[i]), strict=False)))
+                cells = _cells(lines[i])
+                row = dict(zip(header, cells, strict=False))
+                if len(cells) != len(header):
+                    row[MALFORMED] = f"{len(cells)} cells for {len(header)} columns (an unescaped | in a cell?)"
+                rows.append(row)
                 i += 1
             found.append(Table(heading, header, rows))
             continue
         i += 1
     return found
 
+
+MALFORMED = "_malformed"
+"""Key :func:`tables` adds to a row whose number of cells differs from the header's."""
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -446,6 +453,7 @@ def passes_targets(f: Found, target: str) -> None:
             verdict = f.verdict(name, met)
         else:
             verdict = default[col("target")]  # Captum did not reach it on the grid: the script's bound decides
+            verdict += " (quick run)" if meta(f.sections[name]).quick else ""
         best = min(rows, key=lambda r: (number(r[col("ours max rel")]) > tolerance, number(r[col("ours passes")])))
         rule = re.search(r'integration="(\w+)"', best[col("ours call")]).group(1)
         measured = (
@@ -456,7 +464,7 @@ def passes_targets(f: Found, target: str) -> None:
         )
         f.targets.append(Target(target, measured, verdict, f.source(name, "passes table")))
         if not verdict.startswith("met"):
-            f.slow.append(Slow(name, f"IG passes to 1e-3, {model}: ratio {default[col('ours / Captum')]}", ["Passes"]))
+            f.slow.append(Slow(name, f"IG passes to 1e-3, {model}: ratio {default[col('ours / Captum')]}", [model]))
 
 
 def memory_targets(f: Found, target: str) -> None:
@@ -496,7 +504,8 @@ def sweep_targets(f: Found, target: str) -> None:
             label = f"{t.heading.replace('Time against ', '')}: {vary} = {row[vary]}"
             points.append((label, r_floor, r_captum))
             if _over(r_floor, bg.FLOOR_TARGET) or _over(r_captum, bg.CAPTUM_TARGET):
-                f.slow.append(Slow(name, f"IG, {label}: {_x(r_floor)} floor, {_x(r_captum)} Captum", ["Time", "size"]))
+                what = f"IG, {label}: {_x(r_floor)} floor, {_x(r_captum)} Captum"
+                f.slow.append(Slow(name, what, ["Time", "Small images"]))
     if not points:
         f.missing(name, target, "no timing tables")
         return
@@ -532,7 +541,8 @@ def evaluate_targets(f: Found) -> None:
         for row in t.rows:
             label = ": ".join(row[c] for c in ("case", "row") if c in row) or row[t.header[0]]
             note = re.sub(r"^(PASS|MISS)\s*\((.*)\)$|^(PASS|MISS)$", r"\2", row.get(check, "").strip()) if check else ""
-            speedup = _speedup(t, row)
+            speedup = _speedup(t, row) if MALFORMED not in row else None
+            note = row.get(MALFORMED, note)
             target = f"`{label}` ≥ {EVALUATE_TARGET:.0f}× faster than Quantus"
             if speedup is None:
                 if note:
