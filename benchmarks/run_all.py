@@ -482,7 +482,7 @@ def memory_targets(f: Found, target: str) -> None:
     others = "; ".join(
         f"{r[table.column('contender')].split(',')[0]} {r[table.column('peak MB above')]} MB"
         for r in table.rows
-        if r is not ours and number(r[table.column("peak MB above")]) is not None
+        if r is not ours and re.match(r"[≤\d]", r[table.column("peak MB above")])
     )
     measured = f"{where}: ours {ours[table.column('peak MB above')]} MB peak above the level before (budget {limit:.0f}"
     measured += f" MiB); {others}" if others else " MiB)"
