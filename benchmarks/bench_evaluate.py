@@ -492,7 +492,7 @@ def mprt_plan(q: ModuleType, case: Case, s: Settings) -> Plan:
         {},
     )
     title = (
-        f"model randomisation, cascading, Spearman of |maps| (ours {len(ours_layers)} layers;"
+        f"model randomisation, cascading, Spearman of absolute maps (ours {len(ours_layers)} layers;"
         f" Quantus `MPRT` {len(quantus_layers)} layers)"
     )
 
