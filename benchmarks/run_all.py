@@ -135,7 +135,8 @@ def tables(text: str) -> list[Table]:
 MALFORMED = "_malformed"
 """Key :func:`tables` adds to a row whose number of cells differs from the header's."""
 
-NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+"""A number as the sections write it, thousands separators included (``1,172.5×``)."""
 
 
 def number(cell: str | None) -> float | None:
@@ -143,16 +144,16 @@ def number(cell: str | None) -> float | None:
 
     Example
     -------
-    >>> number("3.23×"), number("≤ 52"), number("1.5e-05 / 1.4e-05"), number("—")
-    (3.23, 52.0, 1.5e-05, None)
+    >>> number("3.23×"), number("≤ 52"), number("1.5e-05 / 1.4e-05"), number("—"), number("1,172.5×")
+    (3.23, 52.0, 1.5e-05, None, 1172.5)
     """
     m = NUMBER.search(cell or "")
-    return float(m.group()) if m else None
+    return float(m.group().replace(",", "")) if m else None
 
 
 def numbers(cell: str | None) -> list[float]:
     """Every number in a cell (``"1.5e-05 / 1.4e-05"`` -> both)."""
-    return [float(x) for x in NUMBER.findall(cell or "")]
+    return [float(x.replace(",", "")) for x in NUMBER.findall(cell or "")]
 
 
 def read_sections(text: str) -> dict[str, str]:

@@ -303,7 +303,7 @@ def error_cases(files, tmp_path):
         ([*zoo, "-i", png, "-m", "gradient", "--mean", "0.1", "0.2"], 8, ["mean takes 1 or 1 values"]),
         (["--model", f"{net}:WithGelu", "-i", png, "-m", "guided_backprop"], 9, ["no rule for the operation 'gelu'"]),
         (["--model", tmp_path / "net.ts", "-i", png, "-m", "guided_backprop"], 9, ["guided_backprop", compiled]),
-        (["--model", tmp_path / "net.pt2", "-i", png, "-m", "lrp"], 9, ["lrp cannot see inside", compiled]),
+        (["--model", tmp_path / "net.pt2", "-i", png, "-m", "grad_cam"], 9, ["grad_cam cannot see inside", compiled]),
         ([*zoo, "-i", png, "-m", "gradient", "--size", "0"], 2, ["--size"]),
     ]
 
