@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import os
 import statistics
 import sys
@@ -169,7 +170,16 @@ def parse_args(argv: list[str] | None = None) -> Settings:
 
 
 def import_quantus() -> ModuleType:
-    """Quantus, or a message saying how to get the environment that has it."""
+    """Quantus, or a message saying how to get the environment that has it.
+
+    Quantus imports Zennit when it is installed (the benchmark environment has it for
+    ``bench_lrp.py``), and Zennit imports torchvision: Zennit is imported first through
+    ``bench_lrp.py``'s torchvision shim.
+    """
+    if importlib.util.find_spec("zennit") is not None:
+        from bench_lrp import import_zennit
+
+        import_zennit()
     try:
         import quantus
     except ImportError as error:
