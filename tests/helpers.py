@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from saliencelab.evaluate.witnesses import InvarianceF, InvarianceG  # noqa: F401  (the IG paper's networks, for the method tests)
+
 
 class ConvNet(nn.Module):
     """Conv-ReLU-Conv-ReLU-MaxPool-Linear-ReLU-Linear with the ReLU written as ``relu``.
@@ -70,20 +72,6 @@ class TrainingModeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.drop(self.norm(x)))
-
-
-class InvarianceF(nn.Module):
-    """f(x1, x2) = ReLU(ReLU(x1) − 1 − ReLU(x2)) (the IG paper's first network, seed 001)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(F.relu(x[:, 0]) - 1 - F.relu(x[:, 1]))
-
-
-class InvarianceG(nn.Module):
-    """g(x1, x2) = ReLU(ReLU(x1 − 1) − ReLU(x2)): the same function, implemented differently."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(F.relu(x[:, 0] - 1) - F.relu(x[:, 1]))
 
 
 def snapshot(model: nn.Module) -> dict:
