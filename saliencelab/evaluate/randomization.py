@@ -77,6 +77,7 @@ def model_randomization(
     aggregate: str = "sum",
     seed: int = 0,
     layers: Sequence[str | nn.Module] | None = None,
+    reference: torch.Tensor | None = None,
     progress: bool = True,
     **options: Any,
 ) -> pd.DataFrame:
@@ -108,6 +109,9 @@ def model_randomization(
         weights; a normalisation layer named itself is reset). ``None``: every
         module owning parameters, normalisation layers excepted. Rows always follow
         the forward order, from the output down.
+    reference:
+        The trained model's maps for ``inputs`` and the same target, when the
+        caller has them already (they are not computed again).
     progress:
         Show a progress bar over the steps.
 
@@ -149,7 +153,7 @@ def model_randomization(
     order, output = _forward_order(work, inputs)
     resolved = resolve_target(target, output).public()
     units = _units(work, order, _names(model, layers))
-    reference = explain_fn(work, inputs, resolved)
+    reference = explain_fn(work, inputs, resolved) if reference is None else _given(reference, inputs)
 
     rows, maps, label = [], [], method_name(method)
     for step, (name, unit, modules) in enumerate(tqdm(units, desc="model randomisation", disable=not progress), 1):
@@ -187,6 +191,7 @@ def data_randomization(
     target: TargetSpec = None,
     similarity: str = "spearman_abs",
     aggregate: str = "sum",
+    reference: torch.Tensor | None = None,
     **options: Any,
 ) -> torch.Tensor:
     """Per-sample similarity of the maps of a model trained on true labels and one trained on shuffled labels.
@@ -204,8 +209,8 @@ def data_randomization(
     method:
         A method name (with ``**options``) or a callable ``(model, inputs, target) -> tensor``;
         a ``layer=`` module of ``model`` is passed on by name, so it names the same layer in both.
-    target, similarity, aggregate:
-        As in :func:`model_randomization`.
+    target, similarity, aggregate, reference:
+        As in :func:`model_randomization` (``reference``: the true-label model's maps, if already computed).
 
     Returns
     -------
@@ -228,9 +233,17 @@ def data_randomization(
     explain_fn = as_explainer(method, **options)
     with preserved(model), torch.no_grad():
         resolved = resolve_target(target, model(inputs)).public()
-    trained_maps = explain_fn(model, inputs, resolved)
+    trained_maps = explain_fn(model, inputs, resolved) if reference is None else _given(reference, inputs)
     shuffled_maps = explain_fn(shuffled_model, inputs, resolved)
     return compare(trained_maps, shuffled_maps, similarity, aggregate=aggregate)
+
+
+def _given(reference: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """The caller's reference maps, checked to hold one map per input."""
+    if not isinstance(reference, torch.Tensor) or reference.ndim == 0 or reference.shape[0] != inputs.shape[0]:
+        shape = tuple(reference.shape) if isinstance(reference, torch.Tensor) else type(reference).__name__
+        raise ValueError(f"reference must hold one map per input ({inputs.shape[0]}); got {shape}")
+    return reference.detach()
 
 
 def _check_metric(metric: str) -> None:

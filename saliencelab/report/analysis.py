@@ -28,8 +28,9 @@ import torch
 from tqdm.auto import tqdm
 
 from saliencelab.api import explain
+from saliencelab.core import registry
 from saliencelab.core.sampling import generator
-from saliencelab.core.targets import TargetSpec
+from saliencelab.core.targets import TargetSpec, resolve_target
 from saliencelab.evaluate.axioms import axiom_table
 from saliencelab.evaluate.explainers import as_explainer
 from saliencelab.evaluate.faithfulness import Curve, deletion, insertion
@@ -136,86 +137,67 @@ def analyse(
     >>> result.methods["gradient"].deletion.curve.shape
     torch.Size([2, 17])
     """
-    targets = _resolved_targets(model, inputs, target)
+    with torch.inference_mode():
+        output = model(inputs)
+    bound = resolve_target(target, output)
+    if bound.classes is None:
+        raise ValueError("the report explains classes: give an int, one int per input, or None (the argmax)")
+    targets = bound.classes
     labels = list(row_labels) if row_labels is not None else [f"target {int(t)}" for t in targets]
     if len(labels) != len(inputs):
         raise ValueError(f"row_labels has {len(labels)} labels for {len(inputs)} inputs; give one per input")
     result = Analysis(title, description, inputs, targets, labels)
+    checks = _Checks(
+        targets, float(bound.scores(output).abs().max()), shuffled_model, randomization, faithfulness, steps, seed
+    )
     if faithfulness:
         noise = torch.rand(inputs.shape, generator=generator(seed, inputs.device), device=inputs.device)
-        result.random_deletion, result.random_insertion = _faithfulness(model, inputs, noise, targets, steps)
+        result.random_deletion, result.random_insertion = _faithfulness(model, inputs, noise, checks)
     bar = tqdm(methods.items(), desc=f"{title}: methods", disable=not progress, leave=False)
     for name, options in bar:
         bar.set_postfix_str(name)
-        result.methods[name] = _run_method(
-            model, inputs, targets, name, dict(options), shuffled_model, randomization, faithfulness, steps, seed
-        )
+        result.methods[name] = _run_method(model, inputs, name, dict(options), checks)
     if axioms:
         result.axioms = axiom_table(list(methods), seed=seed, progress=progress)
     return result
 
 
-def _run_method(
-    model: Any,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    name: str,
-    options: dict[str, Any],
-    shuffled_model: Any,
-    randomization: bool,
-    faithfulness: bool,
-    steps: int,
-    seed: int,
-) -> MethodResult:
-    if "seed" in _option_names(name):
-        options.setdefault("seed", seed)
+@dataclass(frozen=True)
+class _Checks:
+    """What every method of one analysis shares: the resolved targets, the largest |score|, the checks to run."""
+
+    targets: torch.Tensor
+    scale: float
+    shuffled_model: Any
+    randomization: bool
+    faithfulness: bool
+    steps: int
+    seed: int
+
+
+def _run_method(model: Any, inputs: torch.Tensor, name: str, options: dict[str, Any], checks: _Checks) -> MethodResult:
+    if "seed" in registry.option_names(registry.get(name)):
+        options.setdefault("seed", checks.seed)
     began = time.perf_counter()
-    attribution = explain(model, inputs, method=name, target=targets, **options)
+    attribution = explain(model, inputs, method=name, target=checks.targets, **options)
     seconds = time.perf_counter() - began
     maps = attribution.values.detach()
-    outcome = MethodResult(maps, seconds, delta=_relative_delta(model, inputs, targets, attribution.delta))
+    delta = None if attribution.delta is None else float(attribution.delta.max()) / max(checks.scale, 1e-12)
+    outcome = MethodResult(maps, seconds, delta=delta)
     explain_fn = as_explainer(name, **options)  # the method's own seed stays bound; seed= below re-initialises layers
-    if randomization:
+    if checks.randomization:
         outcome.randomization = model_randomization(
-            model, inputs, method=explain_fn, target=targets, seed=seed, progress=False
+            model, inputs, method=explain_fn, target=checks.targets, seed=checks.seed, reference=maps, progress=False
         )
-    if shuffled_model is not None:
+    if checks.shuffled_model is not None:
         outcome.data_randomization = data_randomization(
-            model, shuffled_model, inputs, method=explain_fn, target=targets
+            model, checks.shuffled_model, inputs, method=explain_fn, target=checks.targets, reference=maps
         )
-    if faithfulness:
-        outcome.deletion, outcome.insertion = _faithfulness(model, inputs, maps, targets, steps)
+    if checks.faithfulness:
+        outcome.deletion, outcome.insertion = _faithfulness(model, inputs, maps, checks)
     return outcome
 
 
-def _faithfulness(model: Any, inputs: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, steps: int):
-    shared = {"target": targets, "steps": steps, "aggregate": "sum_abs", "progress": False}
-    return (
-        deletion(model, inputs, maps, **shared),
-        insertion(model, inputs, maps, **shared),
-    )
-
-
-def _resolved_targets(model: Any, inputs: torch.Tensor, target: TargetSpec) -> torch.Tensor:
-    if callable(target):
-        raise ValueError("the report explains classes: give an int, one int per input, or None (the argmax)")
-    with torch.inference_mode():
-        output = model(inputs)
-    if target is None:
-        return output.argmax(dim=1)
-    resolved = torch.as_tensor(target, device=inputs.device).long().reshape(-1)
-    return resolved.expand(len(inputs)).clone() if resolved.numel() == 1 else resolved
-
-
-def _relative_delta(model: Any, inputs: torch.Tensor, targets: torch.Tensor, delta: torch.Tensor | None):
-    if delta is None:
-        return None
-    with torch.inference_mode():
-        scores = model(inputs).gather(1, targets[:, None]).abs().max()
-    return float(delta.max() / scores.clamp_min(1e-12))
-
-
-def _option_names(name: str) -> list[str]:
-    from saliencelab.core import registry
-
-    return registry.option_names(registry.get(name))
+def _faithfulness(model: Any, inputs: torch.Tensor, maps: torch.Tensor, checks: _Checks) -> tuple[Curve, Curve]:
+    shared = {"target": checks.targets, "steps": checks.steps, "aggregate": "sum_abs", "progress": False}
+    return deletion(model, inputs, maps, **shared), insertion(model, inputs, maps, **shared)

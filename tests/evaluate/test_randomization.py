@@ -258,3 +258,30 @@ def test_data_randomization_on_the_digits_cnn(digits):
         assert cam.mean().abs() < 0.15
     assert data_randomization(model, shuffled, x, method="guided_backprop", similarity="ssim").mean() > 0.5
     assert data_randomization(model, shuffled, x, method=_edges, similarity="ssim").tolist() == [1.0] * 16
+
+
+def test_given_reference_maps_are_used_instead_of_computed_again(digits):
+    model, x = digits
+    y = 3
+    calls = []
+
+    def gradient(net, inputs, target):
+        calls.append(net)
+        return sl.explain(net, inputs, method="gradient", target=target).values
+
+    computed = model_randomization(model, x, method=gradient, target=y, progress=False)
+    steps = len(calls) - 1
+    reference = computed.attrs["reference"]
+    calls.clear()
+    given = model_randomization(model, x, method=gradient, target=y, reference=reference, progress=False)
+    assert len(calls) == steps  # one explanation per step, none for the reference
+    assert given["per_sample"].tolist() == computed["per_sample"].tolist()
+    shuffled = sl.zoo.load("digits_cnn", labels="shuffled")
+    torch.testing.assert_close(
+        data_randomization(model, shuffled, x, method="gradient", target=y, reference=reference),
+        data_randomization(model, shuffled, x, method="gradient", target=y),
+        rtol=0,
+        atol=0,
+    )
+    with pytest.raises(ValueError, match="one map per input"):
+        model_randomization(model, x, method="gradient", target=y, reference=reference[:1], progress=False)
