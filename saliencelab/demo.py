@@ -18,6 +18,7 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +112,10 @@ def run_demo(
     One row per data set and method: its seconds, deletion AUC and a summary of
     the checks it passed and failed.
     """
-    digits = _digits(inputs, methods, progress)
-    faces = _faces(inputs, methods, progress)
-    report.write_report([digits, faces], out, title="saliencelab demo: digits and faces")
+    analyses = [_analysis(data, inputs, methods, progress) for data in DATA]
+    report.write_report(analyses, out, title="saliencelab demo: digits and faces")
     rows = []
-    for analysis in (digits, faces):
+    for analysis in analyses:
         for name, result in analysis.methods.items():
             rows.append(
                 {
@@ -129,49 +129,67 @@ def run_demo(
     return rows
 
 
-def _digits(count: int, methods: Sequence[str] | None, progress: bool) -> report.Analysis:
-    model = sl.zoo.load("digits_cnn")
-    shuffled = sl.zoo.load("digits_cnn", labels="shuffled")
-    x_train, _, x_test, y_test = sl.zoo.dataset("digits")
-    picks = torch.stack([(y_test == digit % 10).nonzero()[digit // 10, 0] for digit in range(count)])
-    x, y = x_test[picks], y_test[picks]
-    with torch.inference_mode():
-        predicted = model(x).argmax(dim=1)
-    return report.analyse(
-        model,
-        x,
-        methods=_chosen(demo_methods(x_train, cam_layer="features.3"), methods),
-        target=y,
-        title="Digits",
-        description="The zoo's digits_cnn on test images of scikit-learn's 8×8 digits; "
-        "CAM methods read its last convolution (features.3, 8×8). The target is the true class.",
-        row_labels=[f"true {int(t)}, predicted {int(p)}" for t, p in zip(y, predicted, strict=True)],
-        shuffled_model=shuffled,
+@dataclass(frozen=True)
+class DemoData:
+    """One section of the demo: a zoo model with its shuffled-label twin, its data set and how to show it."""
+
+    title: str
+    model: str
+    dataset: str
+    class_names: tuple[str, ...]
+    class_order: tuple[int, ...]
+    """Inputs are picked cycling through these classes: the first test image of each, then the second, ..."""
+    description: str
+    options: dict[str, Any] = field(default_factory=dict)
+    """Arguments of :func:`demo_methods` for this data set."""
+    axioms: bool = False
+
+
+DATA = (
+    DemoData(
+        "Digits",
+        "digits_cnn",
+        "digits",
+        tuple(str(digit) for digit in range(10)),
+        tuple(range(10)),
+        "The zoo's digits_cnn on test images of scikit-learn's 8×8 digits; CAM methods read its last convolution "
+        "(features.3, 8×8). The target is the true class.",
+        {"cam_layer": "features.3"},
         axioms=True,
-        progress=progress,
-    )
+    ),
+    DemoData(
+        "Faces",
+        "lfw_cnn",
+        "lfw_faces",
+        ("not a face", "face"),
+        (1, 0),
+        "The zoo's lfw_cnn (face or not) on test images of scikit-image's 25×25 LFW subset; CAM methods read its "
+        "last spatial layer. The target is the true class.",
+        {"feature_mask": "grid", "overrides": FACES_OPTIONS},
+    ),
+)
+"""The demo's two sections."""
 
 
-def _faces(count: int, methods: Sequence[str] | None, progress: bool) -> report.Analysis:
-    model = sl.zoo.load("lfw_cnn")
-    shuffled = sl.zoo.load("lfw_cnn", labels="shuffled")
-    x_train, _, x_test, y_test = sl.zoo.dataset("lfw_faces")
-    faces, others = (y_test == 1).nonzero()[:, 0], (y_test == 0).nonzero()[:, 0]
-    picks = torch.stack([(faces if i % 2 == 0 else others)[i // 2] for i in range(count)])
+def _analysis(data: DemoData, count: int, methods: Sequence[str] | None, progress: bool) -> report.Analysis:
+    model = sl.zoo.load(data.model)
+    x_train, _, x_test, y_test = sl.zoo.dataset(data.dataset)
+    by_class = [(y_test == label).nonzero()[:, 0] for label in data.class_order]
+    picks = torch.stack([by_class[i % len(by_class)][i // len(by_class)] for i in range(count)])
     x, y = x_test[picks], y_test[picks]
     with torch.inference_mode():
         predicted = model(x).argmax(dim=1)
-    names = ("not a face", "face")
+    names = data.class_names
     return report.analyse(
         model,
         x,
-        methods=_chosen(demo_methods(x_train, feature_mask="grid", overrides=FACES_OPTIONS), methods),
+        methods=_chosen(demo_methods(x_train, **data.options), methods),
         target=y,
-        title="Faces",
-        description="The zoo's lfw_cnn (face or not) on test images of scikit-image's 25×25 LFW subset; "
-        "CAM methods read its last spatial layer. The target is the true class.",
-        row_labels=[f"{names[int(t)]}, predicted {names[int(p)]}" for t, p in zip(y, predicted, strict=True)],
-        shuffled_model=shuffled,
+        title=data.title,
+        description=data.description,
+        row_labels=[f"true {names[int(t)]}, predicted {names[int(p)]}" for t, p in zip(y, predicted, strict=True)],
+        shuffled_model=sl.zoo.load(data.model, labels="shuffled"),
+        axioms=data.axioms,
         progress=progress,
     )
 
