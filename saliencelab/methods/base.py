@@ -144,6 +144,11 @@ class Method:
 
         Returns the gradient (shape of ``x``) and the target bound to the output.
         """
+        grad, bound, _ = self.gradients_and_scores(x, target)
+        return grad, bound
+
+    def gradients_and_scores(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target, torch.Tensor]:
+        """:meth:`input_gradients` plus each row's target score from the same forward pass, ``(rows,)``."""
         x = x.detach().requires_grad_(True)
         mode = (
             RuleMode(self.rules, method=self.name, unsupported=self.unsupported, hint=self.unsupported_hint)
@@ -156,9 +161,9 @@ class Method:
             bound = target.bind(output)
             scores = bound.scores(output)
             if not scores.requires_grad:
-                return torch.zeros_like(x), bound
+                return torch.zeros_like(x), bound, scores.detach()
             (grad,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
-        return (torch.zeros_like(x) if grad is None else grad), bound
+        return (torch.zeros_like(x) if grad is None else grad), bound, scores.detach()
 
 
 def checked_output(output: object, rows: int) -> torch.Tensor:

@@ -25,8 +25,9 @@ from saliencelab.core.baselines import BaselineSpec, ReferenceSet, resolve_basel
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, noise_scale
 from saliencelab.core.targets import Target
+from saliencelab.methods.adaptive import adaptive_trapezoid
 from saliencelab.methods.base import Method
-from saliencelab.methods.quadrature import quadrature, refinement
+from saliencelab.methods.quadrature import INTEGRATIONS, quadrature, refinement
 
 
 def _feature_view(values: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -65,19 +66,30 @@ class IntegratedGradients(_ReferenceMethod):
     model:
         The model to explain.
     steps:
-        Quadrature points on the path (the starting number when ``tolerance`` is set).
+        Quadrature points on the path (the starting number of the fixed rules
+        when ``tolerance`` is set; the number of points of ``adaptive`` without it).
     integration:
         One of ``riemann_left``, ``riemann_right``, ``riemann_middle``,
-        ``riemann_trapezoid``, ``gauss_legendre`` (default; exact for polynomials
-        of degree < 2·steps, so few steps suffice on smooth paths).
+        ``riemann_trapezoid``, ``gauss_legendre`` (exact for polynomials of
+        degree < 2·steps, so few steps suffice on smooth paths) or ``adaptive``
+        (a trapezoid rule that bisects the intervals whose error, measured from
+        the scores at their ends, is largest; see
+        :mod:`saliencelab.methods.adaptive`). Default: ``gauss_legendre``, or
+        ``adaptive`` when ``tolerance`` is set. ``adaptive`` keeps every point's
+        gradient until the end (points × the input's size per sample) and takes
+        one reference per sample.
     tolerance:
         If set, each sample's quadrature is refined until its relative
         completeness error ``delta / |f(x) − f(x')|`` is within it (or the next
-        refinement would pass ``max_steps``, with a warning). The Riemann rules
-        keep every gradient already computed (left, right and trapezoid double
-        their intervals, the midpoint rule triples them); Gauss-Legendre starts
-        again with twice the points. ``info["steps"]`` reports the points used
-        per sample.
+        refinement would pass ``max_steps``, with a warning). ``adaptive``
+        starts from 5 points and adds points where the error is; the fixed
+        Riemann rules keep every gradient already computed (left, right and
+        trapezoid double their intervals, the midpoint rule triples them);
+        Gauss-Legendre starts again with twice the points. ``info["steps"]``
+        reports the points used per sample, and ``adaptive`` adds
+        ``info["error_bound"]``, the sum of its intervals' absolute errors
+        relative to ``|f(x) − f(x')|`` (an upper bound of the relative
+        completeness error that cancellation between intervals cannot hide).
     max_steps:
         Upper limit for ``tolerance``.
     seed:
@@ -106,17 +118,20 @@ class IntegratedGradients(_ReferenceMethod):
         model,
         *,
         steps: int = 50,
-        integration: str = "gauss_legendre",
+        integration: str | None = None,
         tolerance: float | None = None,
         max_steps: int = 1024,
         seed: int = 0,
         memory_budget: int | None = None,
     ) -> None:
         super().__init__(model, memory_budget=memory_budget)
-        quadrature(steps, integration)
+        integration = integration or ("gauss_legendre" if tolerance is None else "adaptive")
+        if integration not in (*INTEGRATIONS, "adaptive"):
+            raise ValueError(f"unknown integration {integration!r}; choose one of {', '.join(INTEGRATIONS)}, adaptive")
+        quadrature(steps, integration if integration != "adaptive" else "riemann_trapezoid")  # checks steps
         if tolerance is not None and not tolerance > 0:
             raise ValueError(f"tolerance must be a positive relative error; got {tolerance}")
-        if tolerance is not None and max_steps < steps:
+        if tolerance is not None and integration != "adaptive" and max_steps < steps:
             raise ValueError(f"max_steps ({max_steps}) must be at least steps ({steps})")
         self.steps = steps
         self.integration = integration
@@ -129,6 +144,8 @@ class IntegratedGradients(_ReferenceMethod):
         refs = resolve_baseline(baseline, inputs, seed=self.seed)
         f_x, target = self.scores(inputs, target)
         difference = f_x - self.reference_scores(refs, target, n).mean(dim=1)
+        if self.integration == "adaptive":
+            return self._adaptive(inputs, target, refs, f_x, difference)
         values = self._integrate(inputs, target, refs, *quadrature(self.steps, self.integration))
         delta = (_sum_features(values) - difference).abs()
         steps_used = torch.full((n,), self.steps)
@@ -153,6 +170,47 @@ class IntegratedGradients(_ReferenceMethod):
                 stacklevel=3,
             )
         return Attribution(values, delta, self.name, target.public(), {"steps": steps_used})
+
+    def _adaptive(
+        self, inputs: torch.Tensor, target: Target, refs: ReferenceSet, f_x: torch.Tensor, difference: torch.Tensor
+    ) -> Attribution:
+        """Integrated Gradients with :func:`adaptive_trapezoid`, one path per sample."""
+        if refs.k != 1:
+            raise ValueError(
+                f"integration='adaptive' refines one path per sample; got {refs.k} references per sample. "
+                "Use a fixed rule (integration='gauss_legendre') with several references."
+            )
+        everyone = torch.zeros(1, dtype=torch.long)
+        starts = refs.rows(torch.arange(inputs.shape[0]), everyone.expand(inputs.shape[0]))
+        directions = inputs - starts
+
+        def evaluate(sample: torch.Tensor, alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            alpha = _feature_view(alphas.to(inputs.device, inputs.dtype), inputs.ndim)
+            points = starts[sample] + alpha * directions[sample]
+            grads, scores = torch.empty_like(points), torch.empty(len(sample), dtype=inputs.dtype, device=inputs.device)
+
+            def run(rows: slice) -> None:
+                grad, _, score = self.gradients_and_scores(points[rows], target.rows(sample[rows]))
+                grads[rows], scores[rows] = grad, score
+
+            self.run_chunked(points, run)
+            return grads, scores
+
+        scale = _error_scale(difference, f_x)
+        allowed = None if self.tolerance is None else self.tolerance * scale
+        limit = self.steps if self.tolerance is None else self.max_steps
+        result = adaptive_trapezoid(evaluate, directions, limit, allowed)
+        values = directions * result.integrals
+        delta = (_sum_features(values) - difference).abs()
+        if allowed is not None and bool((delta > allowed).any()):
+            todo = (delta > allowed).nonzero().flatten().tolist()
+            warnings.warn(
+                f"integrated_gradients reached max_steps={self.max_steps} without the relative "
+                f"completeness error {self.tolerance} for samples {todo}; raise max_steps",
+                stacklevel=4,
+            )
+        info = {"steps": result.points, "error_bound": result.error_bound.to(values.dtype) / scale}
+        return Attribution(values, delta, self.name, target.public(), info)
 
     def _integrate(
         self, inputs: torch.Tensor, target: Target, refs: ReferenceSet, alphas: torch.Tensor, weights: torch.Tensor
