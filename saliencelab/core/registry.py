@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from typing import TYPE_CHECKING, TypeVar
 
@@ -59,8 +60,13 @@ def option_names(cls: type[Method]) -> list[str]:
     >>> option_names(get("gradient"))
     ['memory_budget']
     """
-    parameters = inspect.signature(cls.__init__).parameters.values()
-    return [p.name for p in parameters if p.kind == p.KEYWORD_ONLY]
+    return [p.name for p in _parameters(cls) if p.kind == p.KEYWORD_ONLY]
+
+
+@functools.cache
+def _parameters(cls: type[Method]) -> tuple[inspect.Parameter, ...]:
+    """The parameters of ``cls.__init__``, read once per class (explain checks them on every call)."""
+    return tuple(inspect.signature(cls.__init__).parameters.values())
 
 
 def check_options(cls: type[Method], options: dict) -> None:
@@ -68,8 +74,7 @@ def check_options(cls: type[Method], options: dict) -> None:
 
     A method whose constructor takes ``**options`` passes them on and checks them there.
     """
-    parameters = inspect.signature(cls.__init__).parameters.values()
-    if any(p.kind == p.VAR_KEYWORD for p in parameters):
+    if any(p.kind == p.VAR_KEYWORD for p in _parameters(cls)):
         return
     known = option_names(cls)
     unknown = sorted(set(options) - set(known))
