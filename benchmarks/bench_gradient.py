@@ -1,7 +1,9 @@
 """Time saliencelab's gradient-family methods against their floor and against Captum.
 
-For every method and batch size the script times three contenders on the same
-ResNet-18-shaped network, inputs, target and baseline:
+For every model, method and batch size the script times three contenders on the
+same network, inputs, target and baseline (models: the zoo's ResNet-18-shaped and
+VGG-16-shaped nets at 224², its tiny vision transformer at 32² and the trained
+digits CNN at 8²):
 
 - ``ours``: ``saliencelab.explain(...)`` as a user calls it;
 - ``floor``: the bare forward/backward passes the method needs, in plain torch,
@@ -18,7 +20,8 @@ between ``<!-- NAME: begin -->`` and ``<!-- NAME: end -->`` markers (see
 
 Usage::
 
-    python benchmarks/bench_gradient.py                 # full run, 224x224, batches 1 and 8
+    python benchmarks/bench_gradient.py                 # full run: every model, batches 1 and 8
+    python benchmarks/bench_gradient.py --models resnet18_shaped digits_cnn
     python benchmarks/bench_gradient.py --quick --out /tmp/quick.md
     python benchmarks/bench_gradient.py --methods gradient integrated_gradients --batch 1
 """
@@ -41,7 +44,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +79,49 @@ DISAGREEMENT = 1e-4
 """Relative max |diff| above which values are flagged as disagreeing (with Captum, or with the floor)."""
 SAME_AS_FLOOR = set(METHODS) - {"deconvnet", "guided_backprop"}
 """Methods whose floor computes our exact values (same quadrature, same seeded draws)."""
+CAPTUM_DEFAULT_STEPS = 50
+"""Captum's ``IntegratedGradients.attribute`` default ``n_steps``."""
+MIN_TIMED_SECONDS = 0.05
+"""A call estimated below this is repeated back to back inside one timed call (and timed per call)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A benchmarked network and the inputs it takes."""
+
+    title: str
+    load: Callable[[], torch.nn.Module]
+    channels: int
+    size: int | None
+    """Fixed image side, or None for ``--size`` (224, quick 64)."""
+    reduced: bool = False
+    """Multi-pass methods use ``--reduced-passes`` steps and samples (a large net on a 2-core machine)."""
+    chunks: tuple[int, ...] = ()
+    """Floor chunk sizes tried besides ``--chunks`` (small nets batch well past 32 rows)."""
+    max_chunk: int | None = None
+    """Largest floor chunk size tried (VGG's 32-row pass alone takes half a minute here)."""
+
+
+MODELS = {
+    "resnet18_shaped": ModelSpec(
+        "ResNet-18-shaped", lambda: sl.zoo.load("resnet18_shaped", num_classes=1000, seed=0), 3, None
+    ),
+    "vgg16_shaped": ModelSpec(
+        "VGG-16-shaped",
+        lambda: sl.zoo.load("vgg16_shaped", num_classes=1000, seed=0),
+        3,
+        None,
+        reduced=True,
+        max_chunk=16,
+    ),
+    "vit_tiny_shaped": ModelSpec(
+        "ViT-tiny-shaped", lambda: sl.zoo.load("vit_tiny_shaped", num_classes=10, seed=0), 3, 32, chunks=(64, 128)
+    ),
+    "digits_cnn": ModelSpec(
+        "digits CNN (trained)", lambda: sl.zoo.load("digits_cnn"), 1, 8, chunks=(64, 128, 256, 512)
+    ),
+}
+"""The benchmarked networks, by zoo name (random weights except the digits CNN), in run order."""
 
 Tensor = torch.Tensor
 Call = Callable[[], Tensor]
@@ -111,6 +157,10 @@ class Settings:
     quick: bool
     plan_only: bool
     analysis_only: bool
+    models: list[str] = field(default_factory=lambda: ["resnet18_shaped"])
+    reduced_passes: int = 4
+    channels: int = 3
+    """Input channels of the model being timed (set per model by :func:`model_settings`)."""
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -119,6 +169,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--quick", action="store_true", help="smoke run: 64x64 images, fewer repeats")
     p.add_argument("--methods", nargs="+", default=list(METHODS), help="subset of methods (space or comma separated)")
     p.add_argument("--batch", nargs="+", type=int, default=[1, 8], help="batch sizes (default: 1 8)")
+    p.add_argument("--models", nargs="+", default=list(MODELS), help=f"subset of {', '.join(MODELS)}")
+    p.add_argument(
+        "--reduced-passes", type=int, default=4, help="steps and samples of the multi-pass methods on VGG (default 4)"
+    )
     p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="Markdown report path")
     p.add_argument("--size", type=int, help="image side in pixels (default 224, quick 64)")
     p.add_argument("--steps", type=int, default=50, help="IG steps S (default 50)")
@@ -136,7 +190,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--cell-seconds", type=float, help="rounds per method and batch fit in this (default 45, quick 8)")
     p.add_argument("--warmup-max-seconds", type=float, default=10.0, help="warm up only calls estimated below this")
     p.add_argument(
-        "--captum-default-max-rows", type=int, default=64, help="skip Captum-default IG above this many rows"
+        "--captum-default-max-rows",
+        type=int,
+        default=64,
+        help="skip Captum-default IG above this many rows at 224² (scaled by the image area; default 64)",
     )
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--plan", action="store_true", help="run the chunk search, print the plan and its time, stop")
@@ -150,6 +207,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    models = [m for item in a.models for m in item.split(",") if m]
+    if sorted(set(models) - set(MODELS)):
+        p.error(f"unknown models {sorted(set(models) - set(MODELS))}; choose from {', '.join(MODELS)}")
     return Settings(
         size=a.size or (64 if a.quick else 224),
         batches=a.batch,
@@ -174,16 +234,30 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         quick=a.quick,
         plan_only=a.plan,
         analysis_only=a.analysis_only,
+        models=[m for m in MODELS if m in models],
+        reduced_passes=a.reduced_passes,
+    )
+
+
+def model_settings(s: Settings, spec: ModelSpec) -> Settings:
+    """``s`` for one model: its image side and channels, fewer passes where it is ``reduced``, more chunk sizes."""
+    passes = {"steps": s.reduced_passes, "sg_samples": s.reduced_passes, "eg_samples": s.reduced_passes}
+    return replace(
+        s,
+        size=spec.size or s.size,
+        channels=spec.channels,
+        chunks=sorted(c for c in {*s.chunks, *spec.chunks} if spec.max_chunk is None or c <= spec.max_chunk),
+        **({k: min(v, getattr(s, k)) for k, v in passes.items()} if spec.reduced else {}),
     )
 
 
 # --------------------------------------------------------------------------- data
 
 
-def make_images(n: int, size: int, seed: int) -> Tensor:
-    """``n`` random images ``(n, 3, size, size)``, each rescaled to exactly :data:`VALUE_RANGE`."""
+def make_images(n: int, size: int, seed: int, channels: int = 3) -> Tensor:
+    """``n`` random images ``(n, channels, size, size)``, each rescaled to exactly :data:`VALUE_RANGE`."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 3, size, size, generator=g)
+    x = torch.randn(n, channels, size, size, generator=g)
     flat = x.reshape(n, -1)
     low, high = flat.amin(dim=1, keepdim=True), flat.amax(dim=1, keepdim=True)
     lo, hi = VALUE_RANGE
@@ -290,9 +364,9 @@ def floor_expected_gradients(
 # --------------------------------------------------------------------------- best chunk size
 
 
-def find_best_chunk(model, s: Settings) -> dict[int, float]:
+def find_best_chunk(model, s: Settings, channels: int = 3) -> dict[int, float]:
     """Seconds per row of a plain forward+backward at each chunk size, median of alternating passes."""
-    images = {c: make_images(c, s.size, s.seed + 100) for c in s.chunks}
+    images = {c: make_images(c, s.size, s.seed + 100, channels) for c in s.chunks}
     print(f"chunk-size search at {s.size}x{s.size}: sizes {s.chunks}, 1 warm-up + {s.chunk_repeats} passes")
     times: dict[int, list[float]] = {c: [] for c in s.chunks}
     for pass_index in range(s.chunk_repeats + 1):
@@ -323,8 +397,10 @@ class Contender:
     label: str
     call: Call
     seconds: float
-    """Estimated seconds per call (decides warm-up and repeats)."""
+    """Estimated seconds per timed call, loops included (decides warm-up and repeats)."""
     skipped: str | None = None
+    loops: int = 1
+    """Calls per timed call; the time recorded is per call."""
 
 
 @dataclass
@@ -337,6 +413,8 @@ class Cell:
     captum_rows: dict[str, str]
     """Captum contender label -> row title in the report."""
     info: dict = field(default_factory=dict)
+    model: str = "ResNet-18-shaped"
+    """The model's title with its input side, as in the report's headings."""
 
 
 def quiet(call: Call) -> Call:
@@ -449,25 +527,30 @@ def method_rows(method: str, n: int, s: Settings) -> int:
     return n
 
 
-def build_cell(model, method: str, n: int, s: Settings, per_row_s: dict[int, float], chunk: int) -> Cell:
-    """The contenders of ``method`` at batch ``n``, with cost estimates."""
-    x = make_images(n, s.size, s.seed)
-    refs = make_images(s.references, s.size, s.seed + 1)
+def build_cell(
+    model, method: str, n: int, s: Settings, per_row_s: dict[int, float], chunk: int, title: str = "ResNet-18-shaped"
+) -> Cell:
+    """The contenders of ``method`` at batch ``n``, with cost estimates; cheap calls are looped."""
+    x = make_images(n, s.size, s.seed, s.channels)
+    refs = make_images(s.references, s.size, s.seed + 1, s.channels)
     rows = method_rows(method, n, s)
     cost = estimate(per_row_s, rows, chunk if rows > n else n)
+    loops = max(1, round(MIN_TIMED_SECONDS / cost))
     contenders = [
-        Contender("ours", ours_call(model, x, method, s, refs), cost),
-        Contender("floor", floor_call(model, x, method, s, refs, chunk), cost),
+        Contender("ours", ours_call(model, x, method, s, refs), cost * loops, loops=loops),
+        Contender("floor", floor_call(model, x, method, s, refs, chunk), cost * loops, loops=loops),
     ]
     captum_rows = {"captum": method}
     for label, call in captum_calls(model, x, method, s, refs, chunk).items():
         skipped = None
         if label == "captum_default":
             captum_rows[label] = f"{method} vs Captum defaults"
-            if rows > s.captum_default_max_rows:
+            if s.steps != CAPTUM_DEFAULT_STEPS:
+                skipped = f"Captum's default n_steps={CAPTUM_DEFAULT_STEPS} differs from this model's S={s.steps}"
+            elif n * CAPTUM_DEFAULT_STEPS > s.captum_default_max_rows * (224 / s.size) ** 2:
                 skipped = f"Captum's default internal_batch_size runs all {rows} rows in one batch"
-        contenders.append(Contender(label, call, cost, skipped))
-    return Cell(method, n, contenders, captum_rows, {"x": x, "refs": refs, "model": model})
+        contenders.append(Contender(label, call, cost * loops, skipped, loops))
+    return Cell(method, n, contenders, captum_rows, {"x": x, "refs": refs, "model": model}, title)
 
 
 # --------------------------------------------------------------------------- memory
@@ -576,8 +659,9 @@ def _attempt(c: Contender, m: Measured, timed: bool, first: bool = False) -> Non
         _malloc_trim()
         with PeakRSS() if first else nullcontext() as sampler:
             start = time.perf_counter()
-            values = c.call()
-            m.times.append(time.perf_counter() - start)
+            for _ in range(c.loops):
+                values = c.call()
+            m.times.append((time.perf_counter() - start) / c.loops)
         if first:
             m.peak_mb, m.values = sampler.peak_mb, values.detach()
     except Exception as error:  # a failing contender becomes a row, not a crash
@@ -627,7 +711,9 @@ def floor_disagreement(cell: Cell, ours: Measured, floor: Measured) -> str | Non
     rel = float((ours.values - floor.values).abs().max() / (ours.values.abs().max() or 1.0))
     if rel <= DISAGREEMENT:
         return None
-    return f"batch {cell.batch}, {cell.method}: the floor's values differ from ours by {rel:.1e} relative."
+    return (
+        f"{cell.model}, batch {cell.batch}, {cell.method}: the floor's values differ from ours by {rel:.1e} relative."
+    )
 
 
 # --------------------------------------------------------------------------- rows and report
@@ -706,15 +792,15 @@ def cell_rows(cell: Cell, results: dict[str, Measured], repeats: int, s: Setting
             )
         )
         if flagged:
-            notes.append(f"batch {cell.batch}, {title}: our values differ from Captum's by {diff}.")
+            notes.append(f"{cell.model}, batch {cell.batch}, {title}: our values differ from Captum's by {diff}.")
         if theirs.skipped:
-            notes.append(f"batch {cell.batch}, {title}: Captum skipped — {theirs.skipped}.")
+            notes.append(f"{cell.model}, batch {cell.batch}, {title}: Captum skipped — {theirs.skipped}.")
     floor_note = floor_disagreement(cell, ours, floor)
     if floor_note:
         notes.append(floor_note)
     for label, m in results.items():
         if m.error:
-            notes.append(f"batch {cell.batch}, {cell.method}: {label} raised {m.error}")
+            notes.append(f"{cell.model}, batch {cell.batch}, {cell.method}: {label} raised {m.error}")
     return rows, notes
 
 
@@ -776,13 +862,35 @@ def command_line() -> str:
     return "python " + " ".join(shlex.quote(a) for a in [script, *sys.argv[1:]])
 
 
-def report(
-    s: Settings, tables: dict[int, list[Row]], notes: list[str], per_row_s: dict[int, float], chunk: int, elapsed: float
-) -> str:
+@dataclass
+class ModelRun:
+    """One model's part of the run: its settings, floor chunk search and tables by batch."""
+
+    name: str
+    title: str
+    settings: Settings
+    per_row_s: dict[int, float]
+    chunk: int
+    tables: dict[int, list[Row]] = field(default_factory=dict)
+
+
+def model_line(run: ModelRun) -> str:
+    """The setup bullet of one model: inputs, passes and its floor chunk search."""
+    ms, spec = run.settings, MODELS[run.name]
+    search = ", ".join(f"{c}: {t * 1e3:.2g}" for c, t in run.per_row_s.items())
+    passes = f"S={ms.steps}, SmoothGrad n={ms.sg_samples}, EG/GradientSHAP n={ms.eg_samples}" + (
+        " (reduced to fit the run; a ratio to the floor does not depend on it)" if spec.reduced else ""
+    )
+    return (
+        f"- **{run.title}**: `{run.name}`; inputs `(N, {ms.channels}, {ms.size}, {ms.size})`; {passes}; floor chunk"
+        f" search (ms per forward+backward row, by chunk size): {search}; **best chunk = {run.chunk} rows**"
+    )
+
+
+def report(s: Settings, runs: list[ModelRun], notes: list[str], elapsed: float) -> str:
     """The whole BENCHMARKS.md."""
     m = machine()
     span = VALUE_RANGE[1] - VALUE_RANGE[0]
-    search = ", ".join(f"{c}: {t * 1e3:.0f}" for c, t in per_row_s.items())
     lines = [
         "# Benchmarks: gradient-family methods",
         "",
@@ -800,21 +908,21 @@ def report(
         f"- Software: {m['Software']}",
         f"- Date: {m['Date']}; run time {elapsed / 60:.1f} min",
         f"- Command: `{command_line()}`",
-        f'- Model: `sl.zoo.load("resnet18_shaped", num_classes=1000, seed=0)` (random weights, eval mode);'
-        f" inputs `(N, 3, {s.size}, {s.size})`, seed {s.seed}, each sample rescaled to [{VALUE_RANGE[0]},"
-        f" {VALUE_RANGE[1]}]; target class {s.target}",
-        f"- Integrated Gradients: S={s.steps} Gauss-Legendre steps, zero baseline; Captum tuned with"
-        f" `internal_batch_size` = best chunk; a second row uses Captum's defaults",
-        f"- SmoothGrad: n={s.sg_samples}, noise {s.sg_noise} × value range (Captum `stdevs` ="
+        "- Models (eval mode; the zoo's random weights with seed 0, except the trained digits CNN); random inputs"
+        f" with seed {s.seed}, each sample rescaled to [{VALUE_RANGE[0]}, {VALUE_RANGE[1]}]; target class {s.target}:",
+        *[f"  {model_line(run)}" for run in runs],
+        f"- Integrated Gradients: S Gauss-Legendre steps, zero baseline; Captum tuned with"
+        f" `internal_batch_size` = best chunk; a second row uses Captum's defaults where S = {CAPTUM_DEFAULT_STEPS}",
+        f"- SmoothGrad: n samples, noise {s.sg_noise} × value range (Captum `stdevs` ="
         f" {s.sg_noise * span:.4f}, `nt_samples_batch_size` = best chunk / N)",
-        f"- Expected Gradients: n={s.eg_samples} draws from K={s.references} random references, no noise;"
+        f"- Expected Gradients: n draws from K={s.references} random references, no noise;"
         f" GradientSHAP: the same with noise {s.gs_noise} × value range (Captum `stdevs` = {s.gs_noise * span:.4f})",
-        f"- Floor chunk-size search (ms per forward+backward row, by chunk size): {search};"
-        f" **best chunk = {chunk} rows**",
         "- Timing: each call warmed up once if it is estimated under"
         f" {s.warmup_max_seconds:.0f} s; then R rounds of (ours, floor, Captum...) alternating; times are medians,"
         " ratios are medians of the per-round ratios. R is as many rounds as fit"
-        f" {s.cell_seconds:.0f} s per method and batch, between {s.min_repeats} and {s.max_repeats}.",
+        f" {s.cell_seconds:.0f} s per method and batch, between {s.min_repeats} and {s.max_repeats}. A call"
+        f" estimated under {MIN_TIMED_SECONDS * 1e3:.0f} ms (the small models) is repeated back to back inside"
+        " each timed call, the same number of times for every contender, and its time is per call.",
         "- Peak MB: peak resident memory above the level just before the call (after `malloc_trim`), sampled every"
         " 2 ms from `/proc/self/statm` during the first timed round; ours / floor / Captum.",
         "",
@@ -823,8 +931,9 @@ def report(
         " MISS per row. With R = 1 or 2 a ratio is one or two noisy measurements.",
         "",
     ]
-    for batch, rows in tables.items():
-        lines += [f"## Batch {batch}", "", table(rows), ""]
+    for run in runs:
+        for batch, rows in run.tables.items():
+            lines += [f"## {run.title}, batch {batch}", "", table(rows), ""]
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     lines += [ANALYSIS_HEADER, "", analysis_text(), ""]
@@ -904,35 +1013,47 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(s.threads)
     torch.manual_seed(s.seed)  # Captum's GradientShap draws from the global generator
     began = time.perf_counter()
-    model = sl.zoo.load("resnet18_shaped", num_classes=1000, seed=0)
-    per_row_s = find_best_chunk(model, s)
-    chunk = min(per_row_s, key=per_row_s.get)
-    print(f"best floor chunk: {chunk} rows")
-
-    cells = [build_cell(model, method, n, s, per_row_s, chunk) for n in s.batches for method in s.methods]
-    plan = [(cell, plan_repeats(cell, s)) for cell in cells]
-    total = sum(cell_estimate(cell, r, s) for cell, r in plan)
-    print(f"{len(plan)} method/batch cells; estimated {total / 60:.1f} min from the chunk search", flush=True)
+    runs, plan = [], []
+    for name in s.models:
+        spec = MODELS[name]
+        ms = model_settings(s, spec)
+        model = spec.load()
+        print(f"{spec.title}:", end=" ")
+        per_row_s = find_best_chunk(model, ms, ms.channels)
+        run = ModelRun(name, f"{spec.title} {ms.size}²", ms, per_row_s, min(per_row_s, key=per_row_s.get))
+        print(f"best floor chunk: {run.chunk} rows")
+        runs.append(run)
+        for n in s.batches:
+            run.tables[n] = []
+            for method in s.methods:
+                cell = build_cell(model, method, n, ms, per_row_s, run.chunk, run.title)
+                plan.append((run, cell, plan_repeats(cell, ms)))
+    total = sum(cell_estimate(cell, r, run.settings) for run, cell, r in plan)
+    print(f"{len(plan)} model/method/batch cells; estimated {total / 60:.1f} min from the chunk searches", flush=True)
     if s.plan_only:
-        for cell, r in plan:
-            print(f"  batch {cell.batch} {cell.method}: R={r}, ~{cell_estimate(cell, r, s):.0f} s")
+        for run, cell, r in plan:
+            print(
+                f"  {run.title} batch {cell.batch} {cell.method}: R={r}, ~{cell_estimate(cell, r, run.settings):.0f} s"
+            )
         return 0
 
-    tables: dict[int, list[Row]] = {n: [] for n in s.batches}
     notes: list[str] = []
-    for index, (cell, repeats) in enumerate(plan, start=1):
+    for index, (run, cell, repeats) in enumerate(plan, start=1):
         round_s = sum(c.seconds for c in cell.contenders if not c.skipped)
-        print(f"[{index}/{len(plan)}] batch {cell.batch} {cell.method}: R={repeats}, ~{round_s:.1f} s/round")
-        results = run_cell(cell, repeats, s)
-        rows, cell_notes = cell_rows(cell, results, repeats, s)
-        tables[cell.batch] += rows
+        print(
+            f"[{index}/{len(plan)}] {run.title} batch {cell.batch} {cell.method}: R={repeats}, ~{round_s:.1f} s/round"
+        )
+        results = run_cell(cell, repeats, run.settings)
+        rows, cell_notes = cell_rows(cell, results, repeats, run.settings)
+        run.tables[cell.batch] += rows
         notes += cell_notes
 
     elapsed = time.perf_counter() - began
-    text = report(s, tables, notes, per_row_s, chunk, elapsed)
+    text = report(s, runs, notes, elapsed)
     write_report(s.out, text)
-    for batch, rows in tables.items():
-        print(f"\nbatch {batch}\n{table(rows)}")
+    for run in runs:
+        for batch, rows in run.tables.items():
+            print(f"\n{run.title}, batch {batch}\n{table(rows)}")
     for note in notes:
         print(f"note: {note}")
     print(f"\nwrote {s.out} in {elapsed / 60:.1f} min")

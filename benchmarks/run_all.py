@@ -284,7 +284,7 @@ def gradient_targets(f: Found) -> None:
         floor, captum = t.column("ours/floor"), t.column("ours/Captum")
         if not (floor and captum and t.column("method")):
             continue
-        batch = t.heading.replace("Batch ", "N=")
+        batch = re.sub(r"^(?:(.+), )?[Bb]atch (\d+)$", lambda m: f"{m[1] + ' ' if m[1] else ''}N={m[2]}", t.heading)
         for row in t.rows:
             method = row[t.column("method")]
             r_floor, r_captum = number(row[floor]), number(row[captum])
