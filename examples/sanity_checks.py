@@ -54,7 +54,7 @@ def model_randomization_tables(model: torch.nn.Module, inputs: torch.Tensor, see
     """Mean similarity per method (rows) and cascading step (columns, named by the layer randomised last)."""
     tables: dict[str, dict[str, pd.Series]] = {"spearman_abs": {}, "ssim": {}}
     for name, (method, options) in methods("features.3").items():
-        df = model_randomization(model, inputs, method=method, seed=seed, progress=False, **options)
+        df = model_randomization(model, inputs, method=method, seed=seed, progress=False, method_options=options)
         reference = df.attrs["reference"]
         ssim = [similarity(reference, maps, "ssim").mean().item() for maps in df.attrs["maps"]]
         tables["spearman_abs"][name] = pd.Series(df["similarity"].to_numpy(), index=df["layer"])
@@ -82,7 +82,9 @@ def data_randomization_table(samples: int) -> pd.DataFrame | None:
         trained, shuffled = pair
         columns[name] = {
             method_label: {
-                metric: data_randomization(trained, shuffled, inputs, method=method, similarity=metric, **options)
+                metric: data_randomization(
+                    trained, shuffled, inputs, method=method, similarity=metric, method_options=options
+                )
                 .mean()
                 .item()
                 for metric in ("spearman_abs", "ssim")

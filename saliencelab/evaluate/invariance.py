@@ -26,7 +26,7 @@ True
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -127,7 +127,7 @@ def input_invariance(
     method: str | Callable,
     target: TargetSpec = None,
     shift: float | torch.Tensor,
-    **options: Any,
+    method_options: Mapping[str, Any] | None = None,
 ) -> torch.Tensor:
     """Per sample, the largest |attribution of f at x − attribution of g at x + shift|, shape (N,).
 
@@ -142,7 +142,9 @@ def input_invariance(
         As for :func:`saliencelab.explain`; ``model`` must be an ``nn.Module``
         whose first operation is a linear or convolution layer.
     method:
-        A method name (with ``**options``) or a callable ``(model, inputs, target) -> tensor``.
+        A method name or a callable ``(model, inputs, target) -> tensor``.
+    method_options:
+        The method's options, the same for both models.
     shift:
         A number or one value per channel; see :func:`shifted_model`.
 
@@ -156,7 +158,7 @@ def input_invariance(
     >>> bool(input_invariance(f, x, method="gradient_x_input", target=0, shift=-1.0).min() > 1e-3)
     True
     """
-    original, shifted = attribution_pair(model, inputs, as_explainer(method, **options), target, shift)
+    original, shifted = attribution_pair(model, inputs, as_explainer(method, **(method_options or {})), target, shift)
     return (original - shifted).abs().flatten(1).amax(dim=1)
 
 

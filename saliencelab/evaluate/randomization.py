@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -79,7 +79,7 @@ def model_randomization(
     layers: Sequence[str | nn.Module] | None = None,
     reference: torch.Tensor | None = None,
     progress: bool = True,
-    **options: Any,
+    method_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Compare the trained model's maps with those of copies whose layers are re-initialised.
 
@@ -90,8 +90,11 @@ def model_randomization(
     inputs:
         A batch of inputs.
     method:
-        A method name (with ``**options``) or a callable ``(model, inputs, target) -> tensor``.
-        A ``layer=`` option may be a module of ``model``; it is passed on by name.
+        A method name or a callable ``(model, inputs, target) -> tensor``.
+    method_options:
+        The method's options, e.g. ``{"layer": "features.3"}`` or ``{"seed": 1}``
+        (kept apart from this function's own ``seed``). A ``layer`` option may be a
+        module of ``model``; it is passed on by name.
     target:
         Resolved once on the trained model and used unchanged at every step.
     mode:
@@ -148,7 +151,7 @@ def model_randomization(
         raise ValueError(f"unknown mode {mode!r}; use 'cascading' or 'independent'")
     _check_metric(similarity)
     generator(seed, torch.device("cpu"))  # checks the seed
-    explain_fn = as_explainer(method, **_layer_by_name(model, options))
+    explain_fn = as_explainer(method, **_layer_by_name(model, dict(method_options or {})))
     work = copy.deepcopy(model)
     order, output = _forward_order(work, inputs)
     resolved = resolve_target(target, output).public()
@@ -192,7 +195,7 @@ def data_randomization(
     similarity: str = "spearman_abs",
     aggregate: str = "sum",
     reference: torch.Tensor | None = None,
-    **options: Any,
+    method_options: Mapping[str, Any] | None = None,
 ) -> torch.Tensor:
     """Per-sample similarity of the maps of a model trained on true labels and one trained on shuffled labels.
 
@@ -207,8 +210,10 @@ def data_randomization(
     inputs:
         A batch of inputs.
     method:
-        A method name (with ``**options``) or a callable ``(model, inputs, target) -> tensor``;
-        a ``layer=`` module of ``model`` is passed on by name, so it names the same layer in both.
+        A method name or a callable ``(model, inputs, target) -> tensor``.
+    method_options:
+        The method's options; a ``layer`` module of ``model`` is passed on by name,
+        so it names the same layer in both.
     target, similarity, aggregate, reference:
         As in :func:`model_randomization` (``reference``: the true-label model's maps, if already computed).
 
@@ -228,6 +233,7 @@ def data_randomization(
     tensor([-1., -1.])
     """
     _check_metric(similarity)
+    options = dict(method_options or {})
     if isinstance(model, nn.Module):
         options = _layer_by_name(model, options)
     explain_fn = as_explainer(method, **options)

@@ -64,14 +64,14 @@ def sanity_table(
             with method_errors(method, loaded.path.name):
                 steps = evaluate.model_randomization(
                     model, loaded.inputs, method=method, target=target, mode=mode, similarity=similarity,
-                    seed=seed, progress=False, **options.get(method, {}),
+                    seed=seed, progress=False, method_options=options.get(method),
                 )  # fmt: skip
                 where = {"input": loaded.path.name, "method": method}
                 rows += [{**where, **step} for step in steps[["step", "layer", "similarity"]].to_dict("records")]
                 if shuffled is not None:
                     score = evaluate.data_randomization(
                         model, shuffled, loaded.inputs, method=method, target=target, similarity=similarity,
-                        **options.get(method, {}),
+                        method_options=options.get(method),
                     )  # fmt: skip
                     rows.append({**where, "step": "data", "layer": "", "similarity": float(score.mean())})
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -110,7 +110,7 @@ def test_integrated_gradients_with_a_zero_baseline_is_not_input_invariant():
     model = nn.Linear(4, 2).double()
     x = torch.rand(3, 4, dtype=torch.float64)
     difference = input_invariance(
-        model, x, method="integrated_gradients", target=0, shift=0.5, baseline="zeros", steps=8
+        model, x, method="integrated_gradients", target=0, shift=0.5, method_options={"baseline": "zeros", "steps": 8}
     )
     expected = (model.weight[0].abs().max() * 0.5).detach().expand(3)
     torch.testing.assert_close(difference, expected, atol=1e-12, rtol=0)

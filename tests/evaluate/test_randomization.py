@@ -151,10 +151,12 @@ def test_gradient_and_grad_cam_decorrelate_on_the_digits_cnn(digits):
     assert (gradient["similarity"] < 0.45).all()
     assert (gradient["similarity"].iloc[2:] < 0.2).all()
     assert gradient["similarity"].iloc[-1] < gradient["similarity"].iloc[0] - 0.15
-    cam = model_randomization(model, x, method="grad_cam", layer="features.3", progress=False)
+    cam = model_randomization(model, x, method="grad_cam", method_options={"layer": "features.3"}, progress=False)
     assert (cam["similarity"] < 0.3).all()
     assert (cam["similarity"].iloc[1:].abs() < 0.15).all()
-    by_module = model_randomization(model, x, method="grad_cam", layer=model.features[3], progress=False)
+    by_module = model_randomization(
+        model, x, method="grad_cam", method_options={"layer": model.features[3]}, progress=False
+    )
     assert by_module["similarity"].tolist() == cam["similarity"].tolist()
 
 
@@ -218,7 +220,7 @@ def test_bad_input(digits):
     with pytest.raises(TypeError, match="seed must be an int"):
         model_randomization(model, x, method="gradient", seed=0.5)
     with pytest.raises(ValueError, match="not a module of the model"):
-        model_randomization(model, x, method="grad_cam", layer=nn.ReLU())
+        model_randomization(model, x, method="grad_cam", method_options={"layer": nn.ReLU()})
 
 
 class Unusual(nn.Module):
@@ -254,7 +256,9 @@ def test_data_randomization_on_the_digits_cnn(digits):
     shuffled = sl.zoo.load("digits_cnn", labels="shuffled")
     assert data_randomization(model, shuffled, x, method="gradient").mean() < 0.3
     for metric in ("spearman_abs", "ssim"):
-        cam = data_randomization(model, shuffled, x, method="grad_cam", layer="features.3", similarity=metric)
+        cam = data_randomization(
+            model, shuffled, x, method="grad_cam", method_options={"layer": "features.3"}, similarity=metric
+        )
         assert cam.mean().abs() < 0.15
     assert data_randomization(model, shuffled, x, method="guided_backprop", similarity="ssim").mean() > 0.5
     assert data_randomization(model, shuffled, x, method=_edges, similarity="ssim").tolist() == [1.0] * 16
@@ -285,3 +289,21 @@ def test_given_reference_maps_are_used_instead_of_computed_again(digits):
     )
     with pytest.raises(ValueError, match="one map per input"):
         model_randomization(model, x, method="gradient", target=y, reference=reference[:1], progress=False)
+
+
+def test_method_options_stay_apart_from_the_randomisation_seed(digits):
+    # SmoothGrad's own seed goes in method_options; seed= re-initialises the layers
+    model, x = digits
+    runs = [
+        model_randomization(
+            model,
+            x[:4],
+            method="smoothgrad",
+            method_options={"seed": seed, "samples": 4},
+            layers=["classifier.3"],
+            progress=False,
+        )
+        for seed in (1, 2)
+    ]
+    assert not torch.equal(runs[0].attrs["reference"], runs[1].attrs["reference"])
+    assert runs[0].attrs["seed"] == runs[1].attrs["seed"] == 0
