@@ -104,12 +104,14 @@ def adaptive_trapezoid(
         sample = torch.cat([torch.full((len(a),), i) for i, a in pending.items()])
         alphas = torch.cat(list(pending.values()))
         grads, scores = evaluate(sample, alphas)
-        slopes = (grads.double() * directions[sample].double()).flatten(1).sum(1)
+        # the per-point scalars live on the CPU with the α's; the gradients stay where the model runs
+        slopes = (grads.double() * directions[sample].double()).flatten(1).sum(1).cpu()
+        scores = scores.double().cpu()
         offset = 0
         for i, new in pending.items():
             rows = slice(offset, offset + len(new))
             offset += len(new)
-            found = (new, scores[rows].double(), slopes[rows], grads[rows])
+            found = (new, scores[rows], slopes[rows], grads[rows])
             if i in paths:
                 paths[i].add(*found)
             else:
@@ -120,7 +122,7 @@ def adaptive_trapezoid(
             if bisect is not None:
                 pending[i] = bisect
     ordered = [paths[i] for i in range(n)]
-    integrals = torch.stack([torch.tensordot(p.weights().to(p.grads.dtype), p.grads, dims=1) for p in ordered])
+    integrals = torch.stack([torch.tensordot(p.weights().to(p.grads), p.grads, dims=1) for p in ordered])
     points = torch.tensor([len(p.alphas) for p in ordered])
     bound = torch.stack([p.local_errors().abs().sum() for p in ordered])
     return AdaptiveIntegral(integrals, points, bound)

@@ -180,8 +180,8 @@ class IntegratedGradients(_ReferenceMethod):
                 f"integration='adaptive' refines one path per sample; got {refs.k} references per sample. "
                 "Use a fixed rule (integration='gauss_legendre') with several references."
             )
-        everyone = torch.zeros(1, dtype=torch.long)
-        starts = refs.rows(torch.arange(inputs.shape[0]), everyone.expand(inputs.shape[0]))
+        n = inputs.shape[0]
+        starts = refs.rows(torch.arange(n), torch.zeros(n, dtype=torch.long))  # each sample's one reference
         directions = inputs - starts
 
         def evaluate(sample: torch.Tensor, alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,7 +209,7 @@ class IntegratedGradients(_ReferenceMethod):
                 f"completeness error {self.tolerance} for samples {todo}; raise max_steps",
                 stacklevel=4,
             )
-        info = {"steps": result.points, "error_bound": result.error_bound.to(values.dtype) / scale}
+        info = {"steps": result.points, "error_bound": result.error_bound.to(scale) / scale}
         return Attribution(values, delta, self.name, target.public(), info)
 
     def _integrate(
