@@ -146,10 +146,22 @@ def _softmax_like(functional: Any):
     return rewrite
 
 
+def _without_cudnn_flag(functional: Any):
+    """``aten.layer_norm`` / ``aten.group_norm`` as the functional op: the same arguments less ``cudnn_enable``."""
+
+    def rewrite(args: tuple, kwargs: dict) -> tuple[Any, tuple, dict]:
+        kwargs = {key: value for key, value in kwargs.items() if not key.startswith("cudnn_enable")}
+        return functional, args[:5], kwargs
+
+    return rewrite
+
+
 _REORDERED = {
     "batch_norm": _batch_norm,
     "softmax": _softmax_like(F.softmax),
     "log_softmax": _softmax_like(F.log_softmax),
+    "layer_norm": _without_cudnn_flag(F.layer_norm),
+    "group_norm": _without_cudnn_flag(F.group_norm),
 }
 """ATen operations whose functional form takes its arguments in another order, and the rewrite to it."""
 

@@ -73,7 +73,10 @@ class DeepLift(_ReferenceMethod):
     SiLU, sigmoid, tanh, softplus, exp, ...), linear operations, convolutions,
     batch norm in eval mode, average and max pooling, maxima and minima,
     products of two input-dependent tensors, softmax and log-softmax along a
-    non-batch dimension, and data movement all have exact rules.
+    non-batch dimension, and data movement all have exact rules; layer norm,
+    group norm and scaled dot-product attention (masks, causal, grouped
+    queries) run as their definitions in those operations, so vision
+    transformers are exact too.
 
     Example
     -------

@@ -183,6 +183,19 @@ def test_exported_graph_gives_the_eager_numbers(models, data, method, extra):
     torch.testing.assert_close(_explain(models["export"], method, data, **extra), eager, **EXACT)
 
 
+@pytest.mark.parametrize("rule", ["rescale", "reveal_cancel"])
+def test_exported_vision_transformer_gives_the_eager_deeplift(rule):
+    """An exported graph's ``aten.layer_norm`` (with its extra cuDNN flag) and attention take the eager rules."""
+    torch.manual_seed(0)
+    vit = sl.zoo.load("vit_tiny_shaped", num_classes=4, image_size=8, seed=2).double()
+    x, ref = torch.randn(3, 3, 8, 8, dtype=torch.float64), torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    exported = torch.export.export(vit, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},)).module()
+    eager = sl.explain(vit, x, method="deeplift", rule=rule, target=1, baseline=ref)
+    graph = sl.explain(exported, x, method="deeplift", rule=rule, target=1, baseline=ref)
+    torch.testing.assert_close(graph.values, eager.values, rtol=0.0, atol=1e-12)
+    assert graph.delta.max() < 1e-12
+
+
 def test_exported_rules_are_not_the_plain_gradient(models, data):
     """Guided Backprop and DeconvNet used to return exactly the gradient on exported graphs."""
     gradient = _explain(models["export"], "gradient", data)

@@ -116,6 +116,88 @@ def test_operations_keep_summation_to_delta(name, rule):
     torch.testing.assert_close(a.values.flatten(1).sum(1), change, atol=1e-10, rtol=1e-9)
 
 
+NORMS_AND_ATTENTION = {
+    "layer_norm": (lambda x, p: F.layer_norm(x.flatten(1), (12,), p[4][:, 0] + 1, p[4][:, 1]), (2, 3, 2, 2)),
+    "group_norm": (lambda x, p: F.group_norm(x, 3, p[1][:3], p[1][1:]).flatten(1), (2, 3, 2, 2)),
+    "self_attention": (
+        lambda x, p: F.scaled_dot_product_attention(x, x * 2 - 1, x.tanh()).flatten(1),
+        (2, 3, 4, 5),
+    ),
+    "causal_attention_over_heads": (
+        lambda x, p: F.scaled_dot_product_attention(x, x.flip(1), x, is_causal=True, scale=0.7).flatten(1),
+        (2, 3, 4, 5),
+    ),
+    "masked_grouped_query_attention": (
+        lambda x, p: F.scaled_dot_product_attention(
+            x, x[:, :1] * 2, x[:, 1:2], attn_mask=p[3][0, :, :1].expand(4, 4), enable_gqa=True
+        ).flatten(1),
+        (2, 2, 4, 3),
+    ),
+    "float_mask_attention": (
+        lambda x, p: F.scaled_dot_product_attention(x, x, x, attn_mask=p[4][:4, :4]).flatten(1),
+        (2, 4, 3),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", NORMS_AND_ATTENTION)
+def test_norms_and_attention_by_their_definitions_equal_torch(name):
+    """The definitions the difference mode runs give torch's own values (1e-12 in float64)."""
+    from saliencelab.engine.difference.composite import DECOMPOSITIONS
+
+    torch.manual_seed(5)
+    fn, shape = NORMS_AND_ATTENTION[name]
+    params = _params()
+    x = torch.randn(shape, dtype=torch.float64)
+    with _Decomposed(DECOMPOSITIONS):
+        ours = fn(x, params)
+    torch.testing.assert_close(ours, fn(x, params), atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("rule", ["rescale", "reveal_cancel"])
+@pytest.mark.parametrize("name", NORMS_AND_ATTENTION)
+def test_norms_and_attention_keep_summation_to_delta(name, rule):
+    """Layer and group norms and attention (masks, causal, grouped queries): Σ C = f(x) − f(x′) to 1e-10."""
+    torch.manual_seed(6)
+    params = _params()
+    fn, shape = NORMS_AND_ATTENTION[name]
+    model = Single(lambda x: fn(x, params).tanh())
+    x, ref = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    a = sl.DeepLift(model, rule=rule)(x, baseline=ref)
+    with torch.no_grad():
+        change = (model(x) - model(ref)).squeeze(1)
+    assert (change.abs() > 1e-3).all()
+    torch.testing.assert_close(a.values.flatten(1).sum(1), change, atol=1e-10, rtol=1e-9)
+
+
+def test_attention_dropout_is_refused_as_random():
+    model = Single(lambda x: F.scaled_dot_product_attention(x, x, x, dropout_p=0.1).flatten(1))
+    with pytest.raises(sl.UnsupportedOperationError, match="'dropout'.*training mode"):
+        sl.DeepLift(model)(torch.randn(2, 3, 4))
+
+
+def _params():
+    return [
+        torch.randn(4, 3, 3, dtype=torch.float64),
+        torch.randn(4, dtype=torch.float64),
+        torch.randn(4, 2, 3, 3, dtype=torch.float64),
+        torch.rand(3, 4, 4) > 0.3,
+        torch.randn(12, 5, dtype=torch.float64),
+    ]
+
+
+class _Decomposed(torch.overrides.TorchFunctionMode):
+    """Runs the named operations as their definitions, everything else unchanged."""
+
+    def __init__(self, decompositions):
+        super().__init__()
+        self.decompositions = decompositions
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        definition = self.decompositions.get(getattr(func, "__name__", ""))
+        return (definition or func)(*args, **(kwargs or {}))
+
+
 class Writes(nn.Module):
     def __init__(self, how):
         super().__init__()

@@ -186,6 +186,7 @@ GRAPHS = {
     "mixed_chain": MixedChain,
     "relu_spelled_as_methods": lambda: conv_net("method", classes=4),
     "relu_inplace_reused": lambda: conv_net("inplace", classes=4),
+    "vision_transformer": lambda: sl.zoo.load("vit_tiny_shaped", num_classes=4, image_size=8, seed=1),
 }
 
 
@@ -357,21 +358,21 @@ def test_captum_breaks_completeness_where_we_do_not():
 
 
 def test_unsupported_operations_raise_naming_the_op():
-    class Normed(nn.Module):
+    class Sorted(nn.Module):
         def __init__(self):
             super().__init__()
-            self.norm, self.fc = nn.LayerNorm(4), nn.Linear(4, 2)
+            self.fc = nn.Linear(4, 2)
 
         def forward(self, x):
-            return self.fc(self.norm(x))
+            return self.fc(torch.sort(x).values)
 
     class Masked(nn.Module):
         def forward(self, x):
             return (x * (x > 0)).sum(1, keepdim=True)
 
     x = torch.randn(2, 4)
-    with pytest.raises(sl.UnsupportedOperationError, match="deeplift.*'layer_norm'"):
-        sl.DeepLift(Normed())(x, target=0)
+    with pytest.raises(sl.UnsupportedOperationError, match="deeplift.*'sort'"):
+        sl.DeepLift(Sorted())(x, target=0)
     with pytest.raises(sl.UnsupportedOperationError, match="'gt'"):
         sl.DeepLift(Masked())(x)
 

@@ -8,6 +8,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from saliencelab.engine.difference.call import Call, tensors_in
+from saliencelab.engine.difference.composite import DECOMPOSITIONS
 from saliencelab.engine.difference.difference import Settings, attach, difference_of
 from saliencelab.engine.difference.table import RULES
 from saliencelab.engine.ops import functional_call, op_name, out_of_place
@@ -37,6 +38,8 @@ class DifferenceMode(TorchFunctionMode):
     """While active, every operation on a tensor that carries a difference propagates it.
 
     Operations on constants only (parameters, buffers, shapes) run unchanged.
+    Layer and group norms and attention run as their definitions
+    (:mod:`~saliencelab.engine.difference.composite`), each piece by its rule.
     Operations that return no tensor (``size``, ``dim``, ``shape``, ...) are
     answered from the model's own values. Anything else without a rule raises
     :class:`UnsupportedOperationError`.
@@ -67,6 +70,9 @@ class DifferenceMode(TorchFunctionMode):
         position = _INPLACE_POSITION.get(name)
         positional = position is not None and len(args) > position and args[position] is True
         inplace = inplace or kwargs.get("inplace") is True or positional
+        if name in DECOMPOSITIONS and not inplace:
+            with self:
+                return DECOMPOSITIONS[name](*args, **kwargs)
         rule = RULES.get(name)
         if rule is None:
             return self._answer(func, name, args, kwargs, inplace)
