@@ -7,7 +7,11 @@ Rows, on the ResNet-18-shaped zoo network at every batch size (default 1 and 8):
 - ``DeepLift`` RevealCancel from a zero baseline (Captum has only Rescale);
 - ``DeepShap`` over K=8 background references;
 
-and one on the embedded digits CNN (batch 8, Rescale, zero baseline).
+on the VGG-16-shaped zoo network at every batch size, Rescale from a zero
+baseline; and at one batch (default 8) the embedded digits CNN (Rescale, zero
+baseline) and the small vision transformer at 32² (Rescale, per-sample random
+references: its layer norms and attention run by their definitions, each piece
+by its exact rule).
 
 Each row times three contenders in alternating rounds: ``ours`` (saliencelab as a
 user calls it), the ``floor`` (one plain forward+backward of the batch, the
@@ -69,28 +73,45 @@ from saliencelab.zoo.architectures import BasicBlock
 SECTION = "bench_deeplift"
 """Name of this script's marked section in the report."""
 
-ROWS = ("rescale_zero", "rescale_random", "reveal_cancel_zero", "deepshap", "digits")
+ROWS = ("rescale_zero", "rescale_random", "reveal_cancel_zero", "deepshap", "vgg", "digits", "vit")
+SMALL = ("digits", "vit")
+"""Rows on small models: one batch (``--small-batch``), each timed call a loop of calls."""
+RESNET = tuple(kind for kind in ROWS if kind not in SMALL and kind != "vgg")
 SHORT = {
     "rescale_zero": "Rescale/zero",
     "rescale_random": "Rescale/random",
     "reveal_cancel_zero": "RevealCancel/zero",
     "deepshap": "DeepSHAP",
+    "vgg": "VGG Rescale/zero",
     "digits": "digits CNN",
+    "vit": "ViT Rescale/random",
 }
 TITLES = {
     "rescale_zero": "DeepLift rescale, zero baseline",
     "rescale_random": "DeepLift rescale, per-sample random references",
     "reveal_cancel_zero": "DeepLift reveal_cancel, zero baseline",
     "deepshap": "DeepShap, K={k} background",
+    "vgg": "DeepLift rescale, zero baseline",
     "digits": "DeepLift rescale, zero baseline",
+    "vit": "DeepLift rescale, per-sample random references",
 }
 CAPTUM = {
     "rescale_zero": "`DeepLift`",
     "rescale_random": "`DeepLift`",
     "reveal_cancel_zero": "`DeepLift`, Rescale: Captum has no RevealCancel",
     "deepshap": "`DeepLiftShap`",
+    "vgg": "`DeepLift`, its ReLUs made non-inplace",
     "digits": "`DeepLift`, on the model as is",
+    "vit": "`DeepLift`, on the model as is",
 }
+MODELS = {
+    "vgg": 'sl.zoo.load("vgg16_shaped", num_classes=1000, seed=0)',
+    "vit": 'sl.zoo.load("vit_tiny_shaped", num_classes=10, seed=0)',
+}
+VIT_SIZE = 32
+"""Image side of the vision transformer's row."""
+VGG_COST = 6.0
+"""Rough cost of a VGG-16-shaped row in ResNet-18-shaped rows at 224², used only to plan rounds and warm-ups."""
 
 EXACT = 1e-4
 """Relative completeness gap up to which a float32 attribution counts as summing exactly."""
@@ -119,8 +140,8 @@ class Settings:
     batches: list[int]
     rows: list[str]
     references: int
-    digits_batch: int
-    digits_loops: int
+    small_batch: int
+    small_loops: int
     target: int
     seed: int
     chunks: list[int]
@@ -139,12 +160,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: 64x64 images, fewer repeats")
     p.add_argument("--rows", nargs="+", default=list(ROWS), help=f"subset of rows: {', '.join(ROWS)}")
-    p.add_argument("--batch", nargs="+", type=int, default=[1, 8], help="ResNet batch sizes (default: 1 8)")
+    p.add_argument("--batch", nargs="+", type=int, default=[1, 8], help="ResNet and VGG batch sizes (default: 1 8)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="Markdown report to update")
     p.add_argument("--size", type=int, help="image side in pixels (default 224, quick 64)")
     p.add_argument("--references", type=int, default=8, help="K background references for DeepSHAP (default 8)")
-    p.add_argument("--digits-batch", type=int, default=8, help="batch of the digits CNN row (default 8)")
-    p.add_argument("--digits-loops", type=int, help="calls per timed call on the digits CNN (default 20, quick 5)")
+    p.add_argument("--small-batch", type=int, default=8, help="batch of the digits CNN and ViT rows (default 8)")
+    p.add_argument("--small-loops", type=int, help="calls per timed call on the small models (default 20, quick 5)")
     p.add_argument("--target", type=int, default=3, help="explained class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunks", nargs="+", type=int, default=[1, 2, 4, 8, 16, 32], help="floor chunk sizes to try")
@@ -164,8 +185,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         batches=a.batch,
         rows=[r for r in ROWS if r in rows],
         references=a.references,
-        digits_batch=a.digits_batch,
-        digits_loops=a.digits_loops or (5 if a.quick else 20),
+        small_batch=a.small_batch,
+        small_loops=a.small_loops or (5 if a.quick else 20),
         target=a.target,
         seed=a.seed,
         chunks=sorted(set(a.chunks)),
@@ -209,6 +230,15 @@ def captum_twin(model: nn.Module, inplace: bool = False) -> nn.Module:
     return twin.eval()
 
 
+def non_inplace(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose ReLU modules do not work in place (Captum's DeepLift cannot take them)."""
+    twin = copy.deepcopy(model)
+    for m in twin.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    return twin
+
+
 def max_output_diff(a: nn.Module, b: nn.Module, *inputs: Tensor) -> float:
     """Largest |a(x) − b(x)| over all logits of all ``inputs``."""
     with torch.no_grad():
@@ -225,10 +255,7 @@ def captum_on_original(model: nn.Module, s: Settings) -> dict[str, str]:
     from captum.attr import DeepLift
 
     x = make_images(1, s.size, s.seed)
-    shared = copy.deepcopy(model)
-    for m in shared.modules():
-        if isinstance(m, nn.ReLU):
-            m.inplace = False
+    shared = non_inplace(model)
     variants = {
         "the net as is": copy.deepcopy(model),
         "with `inplace=False` on the shared ReLU modules": shared,
@@ -287,6 +314,12 @@ def build_cell(kind: str, n: int, nets: dict[str, nn.Module], s: Settings, per_r
     if kind == "digits":
         model = twin = nets["digits"]
         x = sl.zoo.dataset("digits")[2][:n]
+    elif kind == "vit":
+        model = twin = nets["vit"]
+        x = make_images(n, VIT_SIZE, s.seed)
+    elif kind == "vgg":
+        model, twin = nets["vgg"], nets["vgg_twin"]
+        x = make_images(n, s.size, s.seed)
     else:
         model, twin = nets["resnet"], nets["twin"]
         x = make_images(n, s.size, s.seed)
@@ -301,16 +334,17 @@ def build_cell(kind: str, n: int, nets: dict[str, nn.Module], s: Settings, per_r
         cost = estimate(per_row_s, n * k, chunk)
         captum_cost = CAPTUM_FACTOR * estimate(per_row_s, n * k, n * k)
     else:
-        refs = make_images(n, s.size, s.seed + 1) if kind == "rescale_random" else torch.zeros_like(x)
-        baseline = refs if kind == "rescale_random" else "zeros"
+        random = kind in ("rescale_random", "vit")
+        refs = make_images(n, x.shape[-1], s.seed + 1) if random else torch.zeros_like(x)
+        baseline = refs if random else "zeros"
         ours = lambda: sl.DeepLift(model, rule=rule)(x, target=t, baseline=baseline).values  # noqa: E731
         floor = lambda: input_gradients(model, x, t)  # noqa: E731
         theirs = lambda: DeepLift(twin).attribute(  # noqa: E731
             x, baselines=refs, target=t, return_convergence_delta=True
         )[0]
-        cost = estimate(per_row_s, n, n) if kind != "digits" else 1e-3
+        cost = 1e-3 if kind in SMALL else estimate(per_row_s, n, n) * (VGG_COST if kind == "vgg" else 1.0)
         captum_cost = CAPTUM_FACTOR * cost
-    loops = s.digits_loops if kind == "digits" else 1
+    loops = s.small_loops if kind in SMALL else 1
     contenders = [
         Contender("ours", loop(ours, loops), OURS_FACTOR[rule] * cost * loops),
         Contender("floor", loop(floor, loops), cost * loops),
@@ -355,7 +389,11 @@ def measure_row(cell: Cell, results: dict[str, Measured], repeats: int, s: Setti
     for m in results.values():
         m.times = [t / cell.info["loops"] for t in m.times]
     kind = cell.info["kind"]
-    model = "digits_cnn 8²" if kind == "digits" else f"ResNet-18-shaped {s.size}²"
+    model = {
+        "digits": "digits_cnn 8²",
+        "vit": f"ViT-tiny-shaped {VIT_SIZE}²",
+        "vgg": f"VGG-16-shaped {s.size}²",
+    }.get(kind, f"ResNet-18-shaped {s.size}²")
     row = Row(kind, model, TITLES[kind].format(k=s.references), cell.batch, repeats, results)
     row.ratio_floor = _ratio(results["ours"], results["floor"])
     row.ratio_captum = _ratio(results["ours"], results["captum"])
@@ -488,6 +526,26 @@ def reading(rows: list[Row], s: Settings, pool_check: float | None) -> list[str]
             " is one unpooling step whatever the reference: no slower with random references, and not exact there"
             " (last line)."
         )
+    if "vgg" in kinds:
+        lines.append(
+            f"- **VGG-16-shaped, Rescale, zero baseline**: {_ratios(rows, ('vgg',))} one forward+backward"
+            f" ({_target(rows, ('vgg',))}), ours/Captum {_ratios(rows, ('vgg',), 'ratio_captum')}. The same work"
+            " as on the ResNet: each of the thirteen convolutions and three dense layers twice (reference and"
+            " difference), each ReLU's ratio Δy/Δz, and the exact max rule at each of the five max pools, whose"
+            " reference windows are not constant here (the convolutions have biases, so the zero image's"
+            " activations vary)."
+        )
+    if "vit" in kinds:
+        lines.append(
+            f"- **ViT-tiny-shaped, Rescale, random references**: {_ratios(rows, ('vit',))} one forward+backward"
+            f" ({_target(rows, ('vit',))}), ours/Captum {_ratios(rows, ('vit',), 'ratio_captum')}. Each layer norm"
+            " runs as mean, centring, square, mean and `rsqrt` and each attention as two products of"
+            " input-dependent tensors and a softmax, every piece on three streams (input, reference,"
+            " difference) with its own rule: some forty operations per block where the plain pass has about ten,"
+            " each paying Python dispatch on 8 small images. Captum hooks only modules: `F.layer_norm` and"
+            " `F.scaled_dot_product_attention` get plain gradients and its GELU rule is the module's, which is why"
+            " its completeness gap on this row is large."
+        )
     if "digits" in kinds:
         lines.append(
             f"- **Digits CNN**: {_ratios(rows, ('digits',))} ({_target(rows, ('digits',))}), ours/Captum"
@@ -503,9 +561,12 @@ def reading(rows: list[Row], s: Settings, pool_check: float | None) -> list[str]
         lines.append(
             "- **Completeness**: ours sums to f(x) − f(x′) up to float32 rounding on every row (largest relative"
             f" gap {worst:.0e}). Captum's relative gap is within {EXACT:.0e} on {captum_exact} and above it on"
-            f" {captum_inexact}. Its gaps come from its max-pool rule: with the digits CNN's `MaxPool2d(2)` replaced"
-            f" by `AvgPool2d(2)`, Captum's relative gap there is {_fmt(pool_check, '.0e')}; with a zero reference"
-            " the ResNet's reference windows are constant and the rule is exact."
+            f" {captum_inexact}. On the CNNs its gaps come from its max-pool rule: with the digits CNN's"
+            f" `MaxPool2d(2)` replaced by `AvgPool2d(2)`, Captum's relative gap there is {_fmt(pool_check, '.0e')};"
+            " with a zero reference the ResNet's reference windows are constant (no biases before its max pool) and"
+            " the rule is exact there, while the VGG's are not (biased convolutions, and each ReLU module feeds a"
+            " hooked max pool directly). On the ViT they come from the operations it does not hook (previous"
+            " lines)."
         )
     return lines
 
@@ -516,7 +577,7 @@ def captum_pool_check(s: Settings) -> float:
 
     net = sl.zoo.load("digits_cnn")
     net.features[4] = nn.AvgPool2d(2)
-    x = sl.zoo.dataset("digits")[2][: s.digits_batch]
+    x = sl.zoo.dataset("digits")[2][: s.small_batch]
     values = quiet(lambda: DeepLift(net).attribute(x, baselines=torch.zeros_like(x), target=s.target))()
     return completeness(values, score_differences(net, x, torch.zeros_like(x), s.target, background=False))[1]
 
@@ -553,11 +614,14 @@ def section(
         f"- Command: `{command_line()}`",
         f'- Models: `sl.zoo.load("resnet18_shaped", num_classes=1000, seed=0)` (random weights, eval mode), inputs'
         f" `(N, 3, {s.size}, {s.size})` made as in `bench_gradient.py` (seed {s.seed}, each sample rescaled to the"
-        f' range of ImageNet-normalised pixels); `sl.zoo.load("digits_cnn")` on the first {s.digits_batch} test'
-        f' images of `sl.zoo.dataset("digits")`. Target class {s.target}.',
+        f" range of ImageNet-normalised pixels); `{MODELS['vgg']}` (random weights, eval mode) on the same"
+        f' inputs; `sl.zoo.load("digits_cnn")` on the first {s.small_batch} test images of'
+        f' `sl.zoo.dataset("digits")`; `{MODELS["vit"]}` (random weights, 4×4 patches, 4 pre-norm blocks with'
+        f" `F.layer_norm`, `F.scaled_dot_product_attention` and GELU) on {s.small_batch} images"
+        f" `(N, 3, {VIT_SIZE}, {VIT_SIZE})` made the same way. Target class {s.target}.",
         f'- References: zero baseline (ours `baseline="zeros"`, Captum a zero tensor); per-sample random references'
         f" (seed {s.seed + 1}, same range as the inputs); DeepSHAP background of K={s.references} random images"
-        f" (seed {s.seed + 2}), the same tensor for ours and Captum.",
+        f" (seed {s.seed + 2}), the same tensor for ours and Captum. The ViT row uses per-sample random references.",
         "- **Floor**: one plain forward+backward of the batch in plain torch (gradient of the target score with"
         " respect to the input); for DeepSHAP, of the N·K (sample, reference) rows in chunks of the best chunk"
         f" size (search, ms per row: {search}; **best = {chunk} rows**). Target: ours ≤ {FLOOR_TARGET}× floor.",
@@ -574,7 +638,8 @@ def section(
         "- Timing (from `bench_gradient.py`): each call warmed up once if estimated under"
         f" {s.warmup_max_seconds:.0f} s, then R rounds of (ours, floor, Captum) alternating; times are medians,"
         f" ratios medians of the per-round ratios; R fits {s.cell_seconds:.0f} s per row, between {s.min_repeats} and"
-        f" {s.max_repeats}. A digits-CNN timed call is {s.digits_loops} calls in a row, reported per call."
+        f" {s.max_repeats}. A timed call on the digits CNN or the ViT is {s.small_loops} calls in a row, reported"
+        " per call; their floor is one forward+backward of the model itself."
         " Peak MB: peak resident memory above the level before the call, sampled every 2 ms in the first round.",
         "",
         "### Results",
@@ -599,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     resnet = sl.zoo.load("resnet18_shaped", num_classes=1000, seed=0)
     twin = captum_twin(resnet)
-    resnet_rows = [r for r in s.rows if r != "digits"]
+    resnet_rows = [r for r in s.rows if r in RESNET]
     checks: dict = {"pool_check": captum_pool_check(s)}
     print(f"Captum on the digits CNN with average instead of max pooling: relative gap {checks['pool_check']:.1e}")
     if resnet_rows:
@@ -613,9 +678,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best floor chunk: {chunk} rows")
 
     nets = {"resnet": resnet, "twin": twin, "digits": sl.zoo.load("digits_cnn")}
-    cells = [build_cell(kind, n, nets, s, per_row_s, chunk) for n in s.batches for kind in resnet_rows]
-    if "digits" in s.rows:
-        cells.append(build_cell("digits", s.digits_batch, nets, s, per_row_s, chunk))
+    nets["vit"] = sl.zoo.load("vit_tiny_shaped", num_classes=10, seed=0)
+    if "vgg" in s.rows:
+        nets["vgg"] = sl.zoo.load("vgg16_shaped", num_classes=1000, seed=0)
+        nets["vgg_twin"] = non_inplace(nets["vgg"])
+    large = [*resnet_rows, *(["vgg"] if "vgg" in s.rows else [])]
+    cells = [build_cell(kind, n, nets, s, per_row_s, chunk) for n in s.batches for kind in large]
+    cells += [build_cell(kind, s.small_batch, nets, s, per_row_s, chunk) for kind in SMALL if kind in s.rows]
     plan = [(cell, plan_repeats(cell, s)) for cell in cells]
     total = sum(r * sum(c.seconds for c in cell.contenders) for cell, r in plan)
     print(f"{len(plan)} rows; roughly {total / 60:.1f} min of timed rounds, plus warm-ups", flush=True)
