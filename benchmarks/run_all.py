@@ -358,9 +358,11 @@ def deeplift_targets(f: Found) -> None:
 
 DEEPLIFT_KEYS = (
     ("rescale, zero baseline, ResNet", "Rescale, zero baseline"),
-    ("random references", "Random references"),
+    ("random references, ResNet", "Random references"),
     ("DeepShap", "Random references"),
     ("reveal_cancel", "RevealCancel"),
+    ("VGG", "VGG-16-shaped"),
+    ("ViT", "ViT-tiny-shaped"),
     ("digits", "Digits CNN"),
 )
 
