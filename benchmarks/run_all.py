@@ -216,13 +216,26 @@ class Meta:
     date: str
     command: str
     quick: bool
+    machine: str
 
 
 def meta(body: str) -> Meta:
-    """The date, command and quick flag a section states in its setup."""
+    """The date, command, quick flag and processor a section states in its setup.
+
+    Example
+    -------
+    >>> meta("- Machine: AMD EPYC, 2 logical cores; torch threads: 2\n- Date: 2026-12-07 00:10 UTC; run time 3 min")
+    Meta(date='2026-12-07 00:10 UTC', command='?', quick=False, machine='AMD EPYC')
+    """
     date = re.search(r"^- Date: ([^;\n]+)", body, re.M)
     command = re.search(r"^- Command: `(.+?)`", body, re.M)
-    return Meta(date.group(1) if date else "?", command.group(1) if command else "?", "Quick smoke run" in body)
+    machine = re.search(r"^- Machine: ([^,;\n]+)", body, re.M)
+    return Meta(
+        date.group(1) if date else "?",
+        command.group(1) if command else "?",
+        "Quick smoke run" in body,
+        machine.group(1) if machine else "?",
+    )
 
 
 # --------------------------------------------------------------------------- targets
@@ -646,14 +659,14 @@ def machine_lines() -> list[str]:
 
 
 def sections_table(f: Found, steps: dict[str, str]) -> str:
-    lines = ["| section | measures | date | command | this run |", "|---|---|---|---|---|"]
+    lines = ["| section | measures | machine | date | command | this run |", "|---|---|---|---|---|---|"]
     for name, (what, _) in SCRIPTS.items():
         if name in f.sections:
             m = meta(f.sections[name])
             date = m.date + (" (**quick run**)" if m.quick else "")
-            lines.append(f"| `{name}` | {what} | {date} | `{m.command}` | {steps.get(name, '—')} |")
+            lines.append(f"| `{name}` | {what} | {m.machine} | {date} | `{m.command}` | {steps.get(name, '—')} |")
         else:
-            lines.append(f"| `{name}` | {what} | — (no section) | — | {steps.get(name, '—')} |")
+            lines.append(f"| `{name}` | {what} | — | — (no section) | — | {steps.get(name, '—')} |")
     return "\n".join(lines)
 
 
@@ -716,7 +729,8 @@ def summary(text: str, steps: dict[str, str] | None = None) -> str:
         "## Sections",
         "",
         "Each section states its own machine, software, command and settings. A quick run's numbers are not for"
-        " comparison.",
+        " comparison. Every ratio compares contenders timed in the same run on the same machine; times from"
+        " sections that ran on different processors are not comparable with each other.",
         "",
         sections_table(f, steps or {}),
         "",
