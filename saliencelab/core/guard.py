@@ -74,7 +74,8 @@ def preserved(model: Any) -> Iterator[None]:
         yield
     finally:
         for module, flag, saved in zip(modules, training, hooks, strict=True):
-            module.training = flag
+            if module.training is not flag:  # nn.Module's __setattr__ is slow: write only what changed
+                module.training = flag
             if _hook_snapshot(module) != saved:
                 for name in _HOOK_DICTS:
                     current = module.__dict__.get(name)

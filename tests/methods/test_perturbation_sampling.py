@@ -139,6 +139,22 @@ def test_meaningful_perturbation_deletes_evidence_and_reports_its_mask():
         sl.explain(model, x, method="meaningful_perturbation", target=lambda out: out[:, 0], softmax=True, steps=2)
 
 
+def test_meaningful_perturbation_default_mask_resolves_small_images():
+    """On 8×8 inputs the default mask is per pixel (an eighth of the side, one cell, gave a constant map)."""
+
+    def model(x):
+        r = x[:, :, :3, 5:].mean(dim=(1, 2, 3))
+        return torch.stack([6 * r - 3, 3 - 6 * r], dim=1)
+
+    a = sl.explain(model, torch.ones(1, 1, 8, 8), method="meaningful_perturbation", target=0, steps=150, baseline=0.0)
+    assert a.info["mask"].shape == (1, 1, 8, 8)
+    region = torch.zeros(8, 8, dtype=torch.bool)
+    region[:3, 5:] = True  # the evidence: the top-right 3×3 corner
+    deleted = a.values[0, 0]
+    assert deleted[region].min() > 0.99  # deleted in full
+    assert deleted[~region].max() < 0.8 * deleted[region].min()  # the smoothness term spreads the rest, less
+
+
 def test_meaningful_perturbation_noise_is_seeded():
     model = conv_net("module", seed=42)
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))

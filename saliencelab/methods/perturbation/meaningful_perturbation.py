@@ -78,6 +78,10 @@ class Adam:
         self.parameter.data.addcdiv_(self.first, denominator, value=-scale)
 
 
+MIN_DEFAULT_CELLS = 8
+"""The default mask has at least this many cells per side (fewer only where the input is smaller)."""
+
+
 @register
 class MeaningfulPerturbation(PerturbationMethod):
     """Meaningful Perturbation: the smallest smooth deletion mask that removes the target's evidence.
@@ -88,7 +92,9 @@ class MeaningfulPerturbation(PerturbationMethod):
         The model to explain.
     resolution:
         Mask cells per spatial side (default: an eighth of the smallest
-        spatial size, at least 1; the published implementation's 28 at 224²).
+        spatial size, the published implementation's 28 at 224², but at least
+        8 cells, or one per pixel on smaller inputs: a 1×1 mask on an 8×8
+        image could only dim the whole image and would give a constant map).
     steps:
         Adam iterations (the published 500; default 300).
     lr:
@@ -161,7 +167,7 @@ class MeaningfulPerturbation(PerturbationMethod):
 
     def _cells(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
         if self.resolution is None:
-            side = max(1, min(spatial) // 8)
+            side = max(min(spatial) // 8, MIN_DEFAULT_CELLS)
             return tuple(min(side, s) for s in spatial)
         if any(self.resolution > s for s in spatial):
             raise ValueError(
