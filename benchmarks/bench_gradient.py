@@ -952,12 +952,16 @@ def analysis_text() -> str:
 
 
 def replace_analysis(path: Path) -> None:
-    """Swap the analysis section of an existing report for the current ``where_slower.md``."""
-    text = path.read_text()
-    if ANALYSIS_HEADER not in text:
+    """Swap the analysis section of an existing report for the current ``where_slower.md``.
+
+    Only this script's own part is read: the other scripts' marked sections (the
+    summary too has a "Where we are slower and why") are kept as they are.
+    """
+    own = MARKED_SECTION.sub("", path.read_text())
+    if ANALYSIS_HEADER not in own:
         raise SystemExit(f"{path} has no '{ANALYSIS_HEADER}' section; run the benchmark first")
-    head = text.split(ANALYSIS_HEADER)[0]
-    write_report(path, f"{head}{ANALYSIS_HEADER}\n\n{analysis_text()}\n")
+    head = own.split(ANALYSIS_HEADER)[0].strip()
+    write_report(path, f"{head}\n\n{ANALYSIS_HEADER}\n\n{analysis_text()}\n")
 
 
 # --------------------------------------------------------------------------- sections kept for other scripts
