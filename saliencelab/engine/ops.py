@@ -163,7 +163,8 @@ _REORDERED = {
     "layer_norm": _without_cudnn_flag(F.layer_norm),
     "group_norm": _without_cudnn_flag(F.group_norm),
 }
-"""ATen operations whose functional form takes its arguments in another order, and the rewrite to it."""
+"""ATen operations whose functional form takes its arguments in another order (or fewer of them), and the
+rewrite to it."""
 
 
 def functional_call(func: Any, args: tuple, kwargs: dict) -> tuple[Any, tuple, dict]:
