@@ -13,11 +13,12 @@ its submodules, so module hooks see no layer.
 :func:`require_sight` watches, while a method runs, every module the model
 calls from Python. It raises :class:`OpaqueModelError` when such a model runs
 while something that needs to see inside it is active: a saliencelab
-torch-function mode (for TorchScript), a saliencelab global module hook (for
-both), or a saliencelab tensor-like argument that intercepts operations
-(incremental occlusion's patched maps, for TorchScript). The same model run
-for its outputs and gradients alone is left alone: gradient, integrated
-gradients, occlusion and the sampling methods work on it unchanged.
+torch-function mode (for TorchScript), a saliencelab module watcher in the same
+thread (:func:`~saliencelab.engine.watch.watching_modules`, for both), or a
+saliencelab tensor-like argument that intercepts operations (incremental
+occlusion's patched maps, for TorchScript). The same model run for its outputs
+and gradients alone is left alone: gradient, integrated gradients, occlusion
+and the sampling methods work on it unchanged.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
-from torch.nn.modules import module as module_globals
 
+from saliencelab.engine.watch import watches_inside, watching_modules
 from saliencelab.errors import UnsupportedOperationError
 
 TORCHSCRIPT = "TorchScript (torch.jit.script, torch.jit.trace or torch.jit.load)"
@@ -120,16 +121,13 @@ def require_sight(method: str) -> Iterator[None]:
         if needs:
             raise OpaqueModelError(method, kind, needs)
 
-    handle = module_globals.register_module_forward_pre_hook(check)
-    try:
+    with watching_modules(before=check, sees_inside=False):
         yield
-    finally:
-        handle.remove()
 
 
 def _what_intercepts(args: tuple, hooks_only: bool) -> str:
     """What of saliencelab's is watching the model's inside now, in words ('' for nothing)."""
-    if _saliencelab_hooks():
+    if watches_inside():
         return "watches the model's layers with module hooks (a CAM layer, LRP's per-layer rules)"
     if hooks_only:
         return ""
@@ -139,17 +137,6 @@ def _what_intercepts(args: tuple, hooks_only: bool) -> str:
     if any(_ours(type(arg)) and hasattr(arg, "__torch_function__") for arg in args):
         return "runs the model on patched activations that compute only what changed"
     return ""
-
-
-def _saliencelab_hooks() -> bool:
-    """Whether a saliencelab global module hook other than :func:`require_sight`'s own is registered."""
-    registries = (
-        module_globals._global_forward_pre_hooks,
-        module_globals._global_forward_hooks,
-        module_globals._global_backward_pre_hooks,
-        module_globals._global_backward_hooks,
-    )
-    return any(_ours(hook) and hook.__module__ != __name__ for hooks in registries for hook in hooks.values())
 
 
 def _ours(thing: object) -> bool:

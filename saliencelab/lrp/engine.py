@@ -22,6 +22,7 @@ from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, Propagate, modified_back
 from saliencelab.engine.difference.call import tensors_in
 from saliencelab.engine.difference.table import DROPOUT, SHAPE_ONLY, STRUCTURAL
 from saliencelab.engine.ops import functional_call
+from saliencelab.engine.watch import watching_modules
 from saliencelab.errors import UnsupportedOperationError
 from saliencelab.lrp.composites import CONVOLUTIONS, Composite
 from saliencelab.lrp.rules import STABILIZER, relevance
@@ -292,7 +293,7 @@ class RelevanceMode(TorchFunctionMode):
 
 @contextmanager
 def tracking_modules(mode: RelevanceMode):
-    """Tell ``mode`` which module each operation runs in, with global hooks removed on exit."""
+    """Tell ``mode`` which module each operation runs in (this thread's module calls only)."""
 
     def enter(module, _inputs):
         mode.modules.append(module)
@@ -301,13 +302,8 @@ def tracking_modules(mode: RelevanceMode):
         if mode.modules and mode.modules[-1] is module:
             mode.modules.pop()
 
-    pre = nn.modules.module.register_module_forward_pre_hook(enter)
-    post = nn.modules.module.register_module_forward_hook(leave)
-    try:
+    with watching_modules(before=enter, after=leave):
         yield
-    finally:
-        pre.remove()
-        post.remove()
 
 
 def module_names(model: object) -> dict[int, str]:

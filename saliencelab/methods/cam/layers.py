@@ -1,7 +1,8 @@
 """Finding a CAM layer, reading its output during a forward pass, and seeing it as a grid.
 
-Nothing is registered on the user's model: a global forward hook, removed on
-exit, watches for the chosen module. Its output can be recorded as a fresh
+Nothing is registered on the user's model: the chosen module is watched in the
+calling thread only, for the duration of the call
+(:func:`~saliencelab.engine.watch.watching_modules`). Its output can be recorded as a fresh
 leaf (so gradients stop there and nothing below it is kept for the backward)
 or replaced (to run the rest of the network on modified activations).
 """
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from saliencelab.engine.watch import watching_modules
 
 Reshape = Callable[[torch.Tensor], torch.Tensor]
 """Maps a layer output ``(N, ...)`` to a grid ``(N, C, *spatial)``; it must only select and rearrange."""
@@ -58,12 +61,8 @@ def default_layer(model: object, probe: torch.Tensor) -> nn.Module:
             if math.prod(output.shape[2:]) > 1:
                 found.append(module)
 
-    handle = nn.modules.module.register_module_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            model(probe)
-    finally:
-        handle.remove()
+    with watching_modules(after=hook), torch.no_grad():
+        model(probe)
     if not found:
         raise ValueError(
             "the model has no layer with a spatial output (N, C, H, W); pass layer= (for a vision "
@@ -103,7 +102,7 @@ def watching(
     grad_mode = torch.is_grad_enabled()
 
     def hook(module, _inputs, output):
-        if module is not layer:
+        if module is not layer or output is None:  # another module, or the layer raised
             return None
         if not isinstance(output, torch.Tensor):
             raise ValueError(f"the CAM layer must output a tensor; {type(layer).__name__} returned {type(output)}")
@@ -122,11 +121,10 @@ def watching(
         capture.activation = output.detach().requires_grad_(True)
         return capture.activation.clone()  # later in-place ops must not modify the leaf
 
-    handle = nn.modules.module.register_module_forward_hook(hook)
     try:
-        yield capture
+        with watching_modules(after=hook):
+            yield capture
     finally:
-        handle.remove()
         torch.set_grad_enabled(grad_mode)
 
 
