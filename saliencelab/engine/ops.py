@@ -45,6 +45,15 @@ _DUNDERS = {
     "__neg__": ("neg", False),
     "__abs__": ("abs", False),
     "__getitem__": ("getitem", False),
+    "__gt__": ("gt", False),
+    "__ge__": ("ge", False),
+    "__lt__": ("lt", False),
+    "__le__": ("le", False),
+    "__eq__": ("eq", False),
+    "__ne__": ("ne", False),
+    "__invert__": ("bitwise_not", False),
+    "__and__": ("bitwise_and", False),
+    "__or__": ("bitwise_or", False),
 }
 
 _ALIASES = {
@@ -54,6 +63,14 @@ _ALIASES = {
     "subtract": "sub",
     "negative": "neg",
     "absolute": "abs",
+    "greater": "gt",
+    "greater_equal": "ge",
+    "less": "lt",
+    "less_equal": "le",
+    "not_equal": "ne",
+    "clip": "clamp",
+    "concat": "cat",
+    "concatenate": "cat",
 }
 
 ELEMENTWISE_ACTIVATIONS = frozenset(
@@ -86,6 +103,90 @@ ELEMENTWISE_ACTIVATIONS = frozenset(
 )
 """Elementwise nonlinearities: a method that modifies the backward of nonlinearities
 must have a rule for each of these it meets, or raise."""
+
+DATA_MOVEMENT = frozenset(
+    (
+        "view view_as reshape reshape_as flatten unflatten permute transpose swapaxes swapdims movedim moveaxis t "
+        "squeeze unsqueeze expand expand_as broadcast_to repeat tile repeat_interleave contiguous clone detach "
+        "getitem narrow select index_select gather take_along_dim chunk split tensor_split unbind cat concat "
+        "concatenate stack hstack vstack flip fliplr flipud roll rot90 diagonal to float double half bfloat16 type "
+        "type_as pixel_shuffle pixel_unshuffle channel_shuffle unfold T mT identity slice"
+    ).split()
+)
+"""Operations that only move, copy, select or convert values: exact for every method."""
+
+LINEAR = frozenset(
+    (
+        "linear conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d add sub rsub neg sum mean "
+        "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d batch_norm "
+        "interpolate upsample upsample_nearest upsample_bilinear pad cumsum dropout dropout1d dropout2d dropout3d "
+        "alpha_dropout feature_alpha_dropout"
+    ).split()
+)
+"""Operations linear (or affine) in their input-dependent argument. ``mul``, ``div``, ``matmul`` and friends
+are linear only when one factor is constant; a method's rules for them check that."""
+
+PRODUCTS = frozenset("mul div rdiv matmul rmatmul mm bmm einsum tensordot".split())
+"""Products: linear in each factor, not in two input-dependent factors together."""
+
+ROUTING = frozenset(
+    (
+        "max_pool1d max_pool2d max_pool3d max_pool1d_with_indices max_pool2d_with_indices max_pool3d_with_indices "
+        "adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d amax amin max min sort msort topk kthvalue "
+        "masked_select"
+    ).split()
+)
+"""Operations that pass each output the value of one chosen input: the gradient routes to the winner."""
+
+QUERIES = frozenset("gt ge lt le eq ne isfinite isnan isinf argmax argmin bitwise_not bitwise_and bitwise_or".split())
+"""Operations whose result carries no gradient (comparisons, indices of winners)."""
+
+_INPLACE_POSITION = {
+    "relu": 1,
+    "relu6": 1,
+    "selu": 1,
+    "leaky_relu": 2,
+    "elu": 2,
+    "celu": 2,
+    "hardtanh": 3,
+    "threshold": 3,
+    "rrelu": 4,
+    "dropout": 3,
+    "dropout1d": 3,
+    "dropout2d": 3,
+    "dropout3d": 3,
+    "alpha_dropout": 3,
+    "feature_alpha_dropout": 3,
+}
+"""Position of the ``inplace`` flag of functional operations that take it positionally."""
+
+
+def inplace_position(name: str) -> int | None:
+    """Where a functional op takes its ``inplace`` flag by position (None: keyword only, or no flag).
+
+    Example
+    -------
+    >>> inplace_position("leaky_relu"), inplace_position("add")
+    (2, None)
+    """
+    return _INPLACE_POSITION.get(name)
+
+
+def inplace_flag(name: str, args: tuple, kwargs: dict) -> bool:
+    """Whether a functional call asks to work in place through its ``inplace`` argument.
+
+    Example
+    -------
+    >>> x = torch.ones(1)
+    >>> inplace_flag("relu", (x, True), {}), inplace_flag("relu", (x,), {"inplace": True})
+    (True, True)
+    >>> inplace_flag("relu", (x,), {})
+    False
+    """
+    if kwargs.get("inplace") is True:
+        return True
+    position = _INPLACE_POSITION.get(name)
+    return position is not None and len(args) > position and args[position] is True
 
 
 def op_name(func: Any) -> tuple[str, bool]:

@@ -101,12 +101,12 @@ def require_sight(method: str) -> Iterator[None]:
 
     Example
     -------
-    >>> from saliencelab.engine import RuleMode
+    >>> from saliencelab.engine import Interception
     >>> scripted = torch.jit.script(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
     >>> with require_sight("gradient"):
     ...     scripted(torch.ones(1, 2)).shape  # no interception: the model runs
     torch.Size([1, 2])
-    >>> with require_sight("guided_backprop"), RuleMode({}, method="guided_backprop"):
+    >>> with require_sight("guided_backprop"), Interception({}, method="guided_backprop"):
     ...     scripted(torch.ones(1, 2))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...

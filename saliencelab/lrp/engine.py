@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, Propagate, modified_backward, op_name
+from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, Call, Propagate, modified_backward, op_name
 from saliencelab.engine.difference.call import tensors_in
 from saliencelab.engine.difference.table import DROPOUT, SHAPE_ONLY, STRUCTURAL
 from saliencelab.engine.ops import functional_call
@@ -139,7 +139,7 @@ class RelevanceMode(TorchFunctionMode):
         if name in ("mul", "div", "neg"):
             return self._scaled(func, name, args, kwargs)
         if name in PASSING:
-            return modified_backward(lambda grad, out: grad)(func, args, kwargs, inplace)
+            return modified_backward(lambda grad, out: grad)(Call.of(func, args, kwargs, method=self.method))
         if name in NATURAL:
             return func(*args, **kwargs)
         result = func(*args, **kwargs)

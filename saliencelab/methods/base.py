@@ -13,7 +13,7 @@ from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.guard import preserved
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
-from saliencelab.engine import Rule, RuleMode, require_sight
+from saliencelab.engine import Interception, OpRule, require_sight
 
 
 class Method:
@@ -23,7 +23,13 @@ class Method:
     ``Method(model, **options)(inputs, target=..., baseline=...)``. Subclasses set
     ``name``, ``description`` and ``source`` and implement :meth:`_attribute`;
     gradient-based ones may set ``rules`` (operation name -> rule) to replace the
-    backward of those operations.
+    backward of those operations, and ``passes``, the operations that are exact
+    for the method as they are: with rules set, any other operation on an
+    input-dependent tensor raises (:class:`~saliencelab.engine.Interception`).
+
+    Every method works inside ``torch.no_grad()`` and ``torch.inference_mode()``
+    (it switches both off for its own work) and on inputs made under inference
+    mode, and never returns a map with NaN or Inf values.
 
     Example
     -------
@@ -40,9 +46,10 @@ class Method:
     takes_baseline: ClassVar[bool] = False
     draws_references: ClassVar[bool] = False
     """True when a baseline tensor is a distribution of references to draw from."""
-    rules: ClassVar[Mapping[str, Rule]] = {}
-    unsupported: ClassVar[frozenset[str]] = frozenset()
-    unsupported_hint: ClassVar[str] = ""
+    rules: ClassVar[Mapping[str, OpRule]] = {}
+    passes: ClassVar[frozenset[str]] = frozenset()
+    hint: ClassVar[str] = ""
+    """What to do instead when the model uses an operation outside ``rules`` and ``passes``."""
 
     def __init__(self, model: Any, *, memory_budget: int | None = None) -> None:
         if not callable(model):
@@ -67,8 +74,11 @@ class Method:
         check_inputs(inputs)
         if baseline is not None and not self.takes_baseline:
             raise ValueError(f"{self.name} takes no baseline; drop baseline= or use integrated_gradients")
-        with preserved(self.model), require_sight(self.name):
-            return self._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
+        with torch.inference_mode(False), torch.enable_grad():
+            inputs, baseline = outside_inference(inputs), outside_inference(baseline)
+            with preserved(self.model), require_sight(self.name):
+                result = self._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
+        return check_finite(result)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         raise NotImplementedError
@@ -150,13 +160,11 @@ class Method:
     def gradients_and_scores(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target, torch.Tensor]:
         """:meth:`input_gradients` plus each row's target score from the same forward pass, ``(rows,)``."""
         x = x.detach().requires_grad_(True)
-        mode = (
-            RuleMode(self.rules, method=self.name, unsupported=self.unsupported, hint=self.unsupported_hint)
-            if self.rules
-            else nullcontext()
-        )
+        mode = Interception(self.rules, method=self.name, passes=self.passes, hint=self.hint) if self.rules else None
+        if mode is not None:
+            mode.mark(x)
         with torch.enable_grad():
-            with mode:
+            with mode or nullcontext():
                 output = self.forward(x)
             bound = target.bind(output)
             scores = bound.scores(output)
@@ -185,6 +193,46 @@ def checked_output(output: object, rows: int) -> torch.Tensor:
             f"{tuple(output.shape)}; it must return one output per sample, shape (N, ...)"
         )
     return output
+
+
+def outside_inference(value: Any) -> Any:
+    """``value`` usable outside inference mode: an inference tensor is copied, anything else kept.
+
+    Example
+    -------
+    >>> with torch.inference_mode():
+    ...     x = torch.ones(2)
+    >>> x.is_inference(), outside_inference(x).is_inference()
+    (True, False)
+    """
+    if isinstance(value, torch.Tensor) and value.is_inference():
+        with torch.inference_mode(False):
+            return value.clone()
+    return value
+
+
+def check_finite(attribution: Attribution) -> Attribution:
+    """``attribution``, if its values (and delta) are finite; else an error that says where they are not.
+
+    Example
+    -------
+    >>> check_finite(Attribution(torch.tensor([[float("inf")]]), None, "demo", None))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: demo computed 1 NaN or Inf attribution values (first at index (0, 0)); ...
+    """
+    for what, tensor in (("attribution values", attribution.values), ("completeness errors", attribution.delta)):
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            continue
+        finite = torch.isfinite(tensor)
+        if not finite.all():
+            bad = (~finite).nonzero()
+            raise ValueError(
+                f"{attribution.method} computed {bad.shape[0]} NaN or Inf {what} (first at index "
+                f"{tuple(bad[0].tolist())}); the model's scores or gradients overflowed for these inputs. "
+                "Explain the logits rather than probabilities, use float64, or rescale the inputs"
+            )
+    return attribution
 
 
 def check_inputs(inputs: object) -> torch.Tensor:

@@ -7,8 +7,14 @@ pass crosses a ReLU (seed 003, "Vanilla Gradient / DeconvNet"):
 - DeconvNet (Zeiler & Fergus 2014): ``grad_in = max(grad_out, 0)``
 - Guided Backprop (Springenberg et al. 2015): ``grad_in = max(grad_out, 0) · 1[x > 0]``
 
-Other elementwise nonlinearities (GELU, sigmoid, ...) have no agreed rule for the
-modified methods, so they raise :class:`~saliencelab.UnsupportedOperationError`.
+A ReLU counts however the model writes it (``F.relu``, ``nn.ReLU(inplace=True)``,
+``F.threshold``, ``clamp(min=0)``, ``torch.maximum(h, 0)``,
+``torch.where(h > 0, h, 0)``, ``h * (h > 0)``: :mod:`saliencelab.engine.gates`).
+Data movement, linear operations and routing operations (max pooling, ``sort``,
+``topk``) pass the gradient as they are. Every other operation on the
+input-dependent stream (GELU, sigmoid, ``exp``, ``softmax``, ``normalize``, a
+product of two activations, ...) has no agreed rule for the modified methods and
+raises :class:`~saliencelab.UnsupportedOperationError`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target, reported_target
-from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, modified_backward
+from saliencelab.engine import DATA_MOVEMENT, LINEAR, QUERIES, ROUTING, gate_rules, modified_backward
 from saliencelab.methods.base import Method
 
 
@@ -90,11 +96,11 @@ def _guided_relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor
 
 
 class _ModifiedReLU(_GradientFamily):
-    """A gradient whose backward through ReLU is replaced; other activations have no agreed rule."""
+    """A gradient whose backward through ReLU is replaced; other nonlinearities have no agreed rule."""
 
-    unsupported = ELEMENTWISE_ACTIVATIONS - {"relu"}
-    unsupported_hint = (
-        "DeconvNet and Guided Backprop are defined for ReLU networks only; "
+    passes = DATA_MOVEMENT | LINEAR | ROUTING | QUERIES
+    hint = (
+        "DeconvNet and Guided Backprop are defined for ReLU networks (linear layers, ReLUs, pooling) only; "
         "use method='gradient' or 'integrated_gradients' for this model"
     )
 
@@ -117,7 +123,9 @@ class DeconvNet(_ModifiedReLU):
     name = "deconvnet"
     description = "DeconvNet: backward through ReLUs keeps only positive gradients"
     source = "Zeiler & Fergus 2014; seeds 000, 003"
-    rules = {"relu": modified_backward(lambda grad, out: grad.clamp(min=0))}
+    rules = gate_rules(
+        lambda grad, gate: grad.clamp(min=0), relu=modified_backward(lambda grad, out: grad.clamp(min=0))
+    )
 
 
 @register
@@ -138,4 +146,4 @@ class GuidedBackprop(_ModifiedReLU):
     name = "guided_backprop"
     description = "Guided Backprop: backward through ReLUs keeps positive gradients of active units"
     source = "Springenberg et al. 2015; seeds 000, 003"
-    rules = {"relu": modified_backward(_guided_relu_backward)}
+    rules = gate_rules(lambda grad, gate: grad.clamp(min=0) * gate, relu=modified_backward(_guided_relu_backward))

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.guard import preserved
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target, reported_target
-from saliencelab.engine import Propagate, RuleMode, op_name
+from saliencelab.engine import DATA_MOVEMENT, LINEAR, QUERIES, ROUTING, Call, Interception, Propagate, gate_rules
 from saliencelab.errors import UnsupportedOperationError
 from saliencelab.methods.base import Method, check_inputs
 
@@ -94,31 +93,36 @@ class _Statistics:
         return pattern.reshape(weight.shape).to(weight.dtype)
 
 
-class _Collect(TorchFunctionMode):
+PASSES = DATA_MOVEMENT | (LINEAR - {"conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}) | ROUTING
+"""What passes the signal as the gradient does; ReLUs gate it (however they are written), the layers' patterns
+replace their weights, and anything else (other nonlinearities, products of activations) raises."""
+
+HINT = "patterns are estimated for ReLU networks of linear, conv1d and conv2d layers"
+
+
+class _Collect:
     """Accumulates each layer's statistics during forward passes of the fitting data."""
 
     def __init__(self, stats: list[_Statistics]) -> None:
-        super().__init__()
         self.stats = stats
         self.position = 0
         self.weights: list[torch.Tensor] = []
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name, _ = op_name(func)
-        result = func(*args, **kwargs)
-        if name in LAYERS:
-            x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
-            rows = _rows(name, x, weight, args, kwargs)
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            outputs = rows @ weight.reshape(weight.shape[0], -1).T + (0 if bias is None else bias)
-            if self.position == len(self.stats):
-                self.stats.append(_Statistics(weight.shape[0], rows.shape[1], rows.device))
-                self.weights.append(weight.detach())
-            self.stats[self.position].add(rows, outputs)
-            self.position += 1
-        elif name in ("conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
-            raise UnsupportedOperationError(name, "pattern_net", "patterns are estimated for linear, conv1d and conv2d")
+    def mode(self, method: str) -> Interception:
+        """The interception that records every layer the forward pass runs."""
+        rules = gate_rules(lambda grad, gate: grad * gate) | dict.fromkeys(LAYERS, self.record)
+        return Interception(rules, method=method, passes=PASSES | QUERIES, hint=HINT)
+
+    def record(self, call: Call) -> torch.Tensor:
+        result = call.genuine()
+        x, weight, bias = call.args[0], call.argument(1, "weight"), call.argument(2, "bias")
+        rows = _rows(call.name, x, weight, call.args, call.kwargs)
+        outputs = rows @ weight.reshape(weight.shape[0], -1).T + (0 if bias is None else bias)
+        if self.position == len(self.stats):
+            self.stats.append(_Statistics(weight.shape[0], rows.shape[1], rows.device))
+            self.weights.append(weight.detach())
+        self.stats[self.position].add(rows, outputs)
+        self.position += 1
         return result
 
 
@@ -175,8 +179,9 @@ class PatternNet(Method):
         with preserved(self.model), torch.no_grad():
             for start in range(0, data.shape[0], self.batch_size):
                 collect = _Collect(stats)
-                with collect:
-                    self.forward(data[start : start + self.batch_size])
+                mode = collect.mode(self.name)
+                with mode:
+                    self.forward(mode.mark(data[start : start + self.batch_size].clone()))
                 weights = weights or collect.weights
         if not stats:
             raise ValueError("the model ran no linear or convolution layer: there is nothing to fit patterns for")
@@ -198,8 +203,8 @@ class PatternNet(Method):
         bound_chunks: list[Target] = []
 
         def run(rows: slice) -> None:
-            x = inputs[rows].detach().clone().requires_grad_(True)
-            mode = RuleMode(self._rules(), method=self.name)
+            mode = Interception(self._rules(), method=self.name, passes=PASSES | QUERIES, hint=HINT)
+            x = mode.mark(inputs[rows].detach().clone().requires_grad_(True))
             with torch.enable_grad():
                 with mode:
                     output = self.forward(x)
@@ -218,15 +223,15 @@ class PatternNet(Method):
         matrices = [a * w if self.uses_weights else a for a, w in zip(self.patterns, self.weights, strict=True)]
         position = [0]
 
-        def layer(func, args, kwargs, inplace):
-            name, _ = op_name(func)
+        def layer(call: Call) -> torch.Tensor:
+            func, args, kwargs = call.func, call.args, call.kwargs
             if position[0] >= len(matrices):
                 raise ValueError(
                     f"the model ran more layers than the {len(matrices)} its patterns were fitted for; refit"
                 )
             matrix = matrices[position[0]]
             position[0] += 1
-            x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
+            x, weight = args[0], call.argument(1, "weight")
             if matrix.shape != weight.shape:
                 raise ValueError(
                     f"pattern {tuple(matrix.shape)} does not match the weight {tuple(weight.shape)}; refit"
@@ -245,7 +250,7 @@ class PatternNet(Method):
 
             return Propagate.apply(compute, propagate, x)
 
-        return dict.fromkeys(LAYERS, layer)
+        return gate_rules(lambda grad, gate: grad * gate) | dict.fromkeys(LAYERS, layer)
 
 
 @register

@@ -1,4 +1,5 @@
-"""The rule engine intercepts operations whatever their spelling, and leaves no trace."""
+"""The interception engine sees operations whatever their spelling, refuses what it has no rule for,
+and leaves no trace."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from helpers import conv_net
 
 import saliencelab as sl
-from saliencelab.engine import RuleMode, modified_backward, op_name
+from saliencelab.engine import Interception, modified_backward
 from saliencelab.engine.ops import ELEMENTWISE_ACTIVATIONS
 
 SPELLINGS = ["module", "functional", "torch", "method", "reused", "inplace"]
@@ -33,13 +34,14 @@ def test_guided_and_deconv_really_differ_from_the_gradient(images):
 def _record(fn, *args):
     seen = []
 
-    class Recorder(RuleMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            seen.append(op_name(func))
-            return func(*args, **(kwargs or {}))
+    class Recorder(Interception):
+        def dispatch(self, call):
+            seen.append((call.name, call.inplace))
+            return call.genuine()
 
-    with Recorder({}, method="test"):
-        fn(*args)
+    recorder = Recorder({}, method="test")
+    with recorder:
+        fn(*(recorder.mark(arg) for arg in args))
     return seen
 
 
@@ -59,6 +61,13 @@ def _record(fn, *args):
         (lambda a, b: a.clone().mul_(b), ("mul", True)),
         (lambda a, b: F.relu(a), ("relu", False)),
         (lambda a, b: torch.relu_(a.clone()), ("relu", True)),
+        (lambda a, b: F.relu(a.clone(), inplace=True), ("relu", True)),
+        (lambda a, b: F.leaky_relu(a.clone(), 0.1, True), ("leaky_relu", True)),
+        (lambda a, b: a > 0, ("gt", False)),
+        (lambda a, b: a <= b, ("le", False)),
+        (lambda a, b: ~(a > 0), ("bitwise_not", False)),
+        (lambda a, b: torch.clip(a, min=0), ("clamp", False)),
+        (lambda a, b: a.T, ("T", False)),
     ],
 )
 def test_operator_spellings_have_canonical_names(expression, expected):
@@ -68,8 +77,9 @@ def test_operator_spellings_have_canonical_names(expression, expected):
 
 def test_in_place_rule_keeps_in_place_semantics():
     deconv = modified_backward(lambda grad, out: grad.clamp(min=0))
-    x = torch.tensor([-1.0, 2.0], requires_grad=True)
-    with RuleMode({"relu": deconv}, method="deconvnet"):
+    mode = Interception({"relu": deconv}, method="deconvnet", passes=frozenset({"mul"}))
+    x = mode.mark(torch.tensor([-1.0, 2.0], requires_grad=True))
+    with mode:
         hidden = x * 1
         result = hidden.relu_()
     assert result is hidden
