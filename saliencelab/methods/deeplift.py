@@ -115,6 +115,12 @@ class DeepLift(_ReferenceMethod):
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         refs = resolve_baseline(baseline, inputs, distribution=self.draws_references)
+        if refs.k == 0:
+            raise ValueError(
+                f"{self.name}: the reference batch is empty (shape {tuple(refs.tensor.shape[1:])}): pass baseline= "
+                f"at least one reference input, shape (K, {', '.join(map(str, inputs.shape[1:]))}) with K >= 1, "
+                "e.g. baseline=X_train[:100]"
+            )
         return self._average(inputs, target, refs)
 
     def _average(self, inputs: torch.Tensor, target: Target, refs: ReferenceSet) -> Attribution:
@@ -129,7 +135,7 @@ class DeepLift(_ReferenceMethod):
             row = torch.arange(rows.start, rows.stop)
             sample, which = row // k, row % k
             x, ref = inputs[sample], refs.rows(sample, which)
-            multipliers, scores, chunk_target = self.multipliers(x, ref, target.rows(sample))
+            multipliers, scores, chunk_target = self._finite_multipliers(x, ref, target.rows(sample), sample)
             values.index_add_(0, sample.to(values.device), self.combine(multipliers, x, ref) / k)
             f_x[sample] = scores.to(f_x.dtype)
             if chunk_target.classes is not None:
@@ -140,23 +146,47 @@ class DeepLift(_ReferenceMethod):
         self.run_chunked(inputs, run, n * k, passes=passes)
         resolved = Target(classes=classes) if bound[0].classes is not None else bound[0]
         f_refs = self.reference_scores(refs, resolved, n).mean(dim=1)
+        _require_finite(self.name, values, f_x, f_refs)
         delta = None
         if self.combine is contributions:
             delta = (_sum_features(values) - (f_x - f_refs)).abs()
             _warn_if_inexact(delta, f_x - f_refs, f_x)
         return Attribution(values, delta, self.name, resolved.public(), {"rule": self.rule, "references": k})
 
+    def _finite_multipliers(
+        self, inputs: torch.Tensor, refs: torch.Tensor, target: Target, sample: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, Target]:
+        """:meth:`multipliers`, or :class:`FloatingPointError` naming the operation where one is NaN or Inf.
+
+        ``sample`` is each row's sample index, for the message.
+        """
+        multipliers, scores, bound = self.multipliers(inputs, refs, target)
+        finite = torch.isfinite(multipliers.flatten(1)).all(dim=1)
+        if bool(finite.all()):
+            return multipliers, scores, bound
+        rows = (~finite).nonzero().flatten()
+        where = f"for samples {sorted(set(sample[rows.cpu()].tolist()))}"
+        try:
+            self.multipliers(inputs[rows], refs[rows], target.rows(rows.cpu()), check_finite=True)
+        except FloatingPointError as error:
+            raise FloatingPointError(f"{error} ({where})") from None
+        raise FloatingPointError(
+            f"{self.name}: the multipliers {where} are NaN or Inf although every difference from the reference is "
+            f"finite: their product through the layers leaves the range of {inputs.dtype}; explain in float64"
+        )
+
     def multipliers(
-        self, inputs: torch.Tensor, refs: torch.Tensor, target: Target
+        self, inputs: torch.Tensor, refs: torch.Tensor, target: Target, *, check_finite: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, Target]:
         """DeepLIFT multipliers of each row's target score for ``inputs`` against ``refs`` (same shape).
 
         Returns the multipliers, the target scores at ``inputs`` and the target
-        bound to the output.
+        bound to the output. ``check_finite`` raises :class:`FloatingPointError`
+        at the first operation whose difference is NaN or Inf.
         """
         threshold = self.threshold if self.threshold is not None else torch.finfo(inputs.dtype).eps ** 0.5
         settings = Settings(reveal_cancel=self.rule == "reveal_cancel", threshold=threshold)
-        mode = DifferenceMode(settings, method=self.name)
+        mode = DifferenceMode(settings, method=self.name, check_finite=check_finite)
         difference = (inputs - refs).detach().requires_grad_(True)
         start = attach(inputs.detach().clone(), Difference(refs.detach(), *split(difference, settings)))
         with torch.enable_grad():
@@ -185,16 +215,32 @@ class DeepLift(_ReferenceMethod):
         return scores - output.mean(dim=1)
 
 
+def _require_finite(method: str, values: torch.Tensor, f_x: torch.Tensor, f_refs: torch.Tensor) -> None:
+    """Raise :class:`FloatingPointError` if the scores at either end or the attributions are NaN or Inf."""
+    for what, tensor, hint in (
+        ("the model's output at the inputs", f_x, "check the model and the inputs"),
+        ("the model's output at the references", f_refs, "check the model and the references"),
+        ("the attributions", values, "explain in float64"),
+    ):
+        finite = torch.isfinite(tensor.flatten(1) if tensor.ndim > 1 else tensor.unsqueeze(1)).all(dim=1)
+        if not bool(finite.all()):
+            samples = (~finite).nonzero().flatten().tolist()
+            raise FloatingPointError(f"{method}: {what} is NaN or Inf for samples {samples}; {hint}")
+
+
 def _warn_if_inexact(delta: torch.Tensor, change: torch.Tensor, f_x: torch.Tensor) -> None:
-    """Summation-to-delta is exact up to rounding; a larger gap means an operation escaped the rules."""
+    """Summation-to-delta is exact up to rounding; a larger gap means part of the model escaped the rules.
+
+    Written so that a NaN gap counts as inexact too (``NaN <= allowed`` is false).
+    """
     eps = torch.finfo(delta.dtype).eps
     allowed = 1e4 * eps * torch.maximum(change.abs(), f_x.abs().clamp(min=1.0))
-    bad = (delta > allowed).nonzero().flatten()
+    bad = (~(delta <= allowed)).nonzero().flatten()
     if len(bad):
         warnings.warn(
             f"deeplift: the contributions miss f(x) - f(x') by up to {float(delta.max()):.3g} for samples "
             f"{bad.tolist()}, more than rounding explains: part of the model ran outside torch operations "
-            "(e.g. a NumPy round trip or .item()) and was treated as a constant",
+            "(e.g. a NumPy round trip or .item()) or cut its input off with .detach(), and was treated as a constant",
             stacklevel=4,
         )
 

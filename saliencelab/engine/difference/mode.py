@@ -44,6 +44,17 @@ class DifferenceMode(TorchFunctionMode):
     answered from the model's own values. Anything else without a rule raises
     :class:`UnsupportedOperationError`.
 
+    Differences always carry autograd history, whatever grad mode the model's own
+    code runs under: a ``torch.no_grad()`` block, the forward of a custom
+    ``autograd.Function``, or the identity functions that full backward hooks
+    (``register_full_backward_hook``) wrap around a module's inputs and outputs.
+    The multipliers are the gradient of the differences, never of the model's
+    values, so such hooks are not called.
+
+    With ``check_finite``, every operation's result is checked, and the first one
+    whose difference is NaN or Inf raises :class:`FloatingPointError` naming it
+    (one synchronisation per operation: for diagnosing a result that is not finite).
+
     Example
     -------
     >>> from saliencelab.engine.difference.difference import Difference, split
@@ -55,10 +66,11 @@ class DifferenceMode(TorchFunctionMode):
     (tensor([[0.]]), tensor([[4.]]))
     """
 
-    def __init__(self, settings: Settings, *, method: str) -> None:
+    def __init__(self, settings: Settings, *, method: str, check_finite: bool = False) -> None:
         super().__init__()
         self.settings = settings
         self.method = method
+        self.check_finite = check_finite
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         func, args, kwargs = functional_call(func, args, kwargs or {})
@@ -67,6 +79,14 @@ class DifferenceMode(TorchFunctionMode):
         name, inplace = op_name(func)
         if name == "__get__":
             name = getattr(getattr(func, "__self__", None), "__name__", name)
+        with torch.enable_grad():
+            result = self._propagate(func, name, inplace, args, kwargs)
+        if self.check_finite:
+            self._require_finite(name, result)
+        return result
+
+    def _propagate(self, func, name: str, inplace: bool, args: tuple, kwargs: dict) -> Any:
+        """The operation's result, with its difference attached by the operation's rule."""
         position = _INPLACE_POSITION.get(name)
         positional = position is not None and len(args) > position and args[position] is True
         inplace = inplace or kwargs.get("inplace") is True or positional
@@ -79,6 +99,30 @@ class DifferenceMode(TorchFunctionMode):
         if not inplace:
             return rule(Call(func, name, args, kwargs, self.settings, self.method))
         return self._in_place(rule, func, name, args, kwargs, position if positional else None)
+
+    def _require_finite(self, name: str, result: Any) -> None:
+        """Raise :class:`FloatingPointError` if a difference in ``result`` is NaN or Inf."""
+        for tensor in tensors_in(result):
+            diff = difference_of(tensor)
+            if diff is None or all(bool(torch.isfinite(part).all()) for part in diff.parts):
+                continue
+            rule = "reveal_cancel" if self.settings.reveal_cancel else "rescale"
+            own = [
+                end
+                for end, value in (("input", tensor), ("reference", diff.ref))
+                if not bool(torch.isfinite(value).all())
+            ]
+            cause = (
+                f"the model's own '{name}' is NaN or Inf at the {' and the '.join(own)}: fix the model or the reference"
+                if own
+                else f"the {rule} rule's multiplier is not finite there (an infinite slope where the difference "
+                f"vanishes, e.g. sqrt at 0, or arithmetic beyond the range of {tensor.dtype}): explain in float64"
+                + (", with rule='rescale'" if self.settings.reveal_cancel else "")
+                + " or against another reference"
+            )
+            raise FloatingPointError(
+                f"{self.method}: the difference from the reference after the operation '{name}' is NaN or Inf; {cause}"
+            )
 
     def _answer(self, func, name: str, args: tuple, kwargs: dict, inplace: bool) -> Any:
         """Queries that return no tensor are answered; other operations have no rule."""

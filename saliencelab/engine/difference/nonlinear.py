@@ -15,18 +15,21 @@ Products of two input-dependent tensors, ``y = a·b`` (or ``a @ b``), are biline
 ``Δy = Δa·(b + b′)/2 + (a + a′)/2·Δb`` exactly, the Shapley split of the two
 factors. Softmax and log-softmax are computed per sample as
 ``z − c − log Σ exp(z − c)`` (``c`` a constant shift), each piece by the rules
-above, so no sample's result depends on another's.
+above, so no sample's result depends on another's; the exponentials and the
+logarithm there take the Rescale multiplier under either rule (see
+:func:`log_softmax`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
 from saliencelab.engine.difference.call import Call, map_tensors, tensors_in
 from saliencelab.engine.difference.difference import Difference, Operand, Settings, attach, difference_of
-from saliencelab.engine.difference.linear import weighted
+from saliencelab.engine.difference.linear import scale_parts, weighted
 
 Elementwise = Callable[[torch.Tensor], torch.Tensor]
 
@@ -65,26 +68,54 @@ def _ratio(
     return torch.where(tiny, slope, ratio).detach()
 
 
+class Values(NamedTuple):
+    """``f`` at the points the rules read: the input, the reference and, for
+    RevealCancel, the reference moved by each part alone (``None`` for Rescale)."""
+
+    value: torch.Tensor
+    ref: torch.Tensor
+    pos: torch.Tensor | None = None
+    neg: torch.Tensor | None = None
+
+
+def evaluate(f: Elementwise, x: Operand) -> Values:
+    """``f`` at the points its rule reads, for an operand that carries a difference."""
+    ref = x.diff.ref
+    if x.diff.neg is None:
+        return Values(f(x.value), f(ref))
+    return Values(f(x.value), f(ref), f(ref + x.diff.pos.detach()), f(ref + x.diff.neg.detach()))
+
+
+def rescaled(f: Elementwise, x: Operand, at: Values, settings: Settings, pointwise: bool = True) -> Operand:
+    """``f`` by the Rescale multiplier ``m = Δy / Δz``, which scales each part of the difference alike."""
+    ref, delta = x.diff.ref, x.diff.delta.detach()
+    m = _ratio(at.value - at.ref, delta, ref, f, (ref + delta / 2,), settings.threshold, pointwise)
+    return Operand(at.value, x.diff.with_parts(at.ref, scale_parts(x.diff.parts, m)))
+
+
+def linearised(f: Elementwise, x: Operand, at: Values, settings: Settings, pointwise: bool = True) -> Operand:
+    """``f`` applied to an operand by the Rescale or RevealCancel rule, from ``f``'s values ``at`` its points.
+
+    ``f`` itself is only differentiated where a difference is too small to divide
+    by. ``pointwise`` says that ``f`` can be applied to any subset of the elements.
+    """
+    if x.diff.neg is None:
+        return rescaled(f, x, at, settings, pointwise)
+    ref, threshold = x.diff.ref, settings.threshold
+    pos, neg = x.diff.pos.detach(), x.diff.neg.detach()
+    rise_pos = ((at.pos - at.ref) + (at.value - at.neg)) / 2
+    rise_neg = ((at.neg - at.ref) + (at.value - at.pos)) / 2
+    m_pos = _ratio(rise_pos, pos, ref, f, (ref + pos / 2, ref + neg + pos / 2), threshold, pointwise)
+    m_neg = _ratio(rise_neg, neg, ref, f, (ref + neg / 2, ref + pos + neg / 2), threshold, pointwise)
+    return Operand(at.value, Difference(at.ref, m_pos * x.diff.pos, m_neg * x.diff.neg))
+
+
 def elementwise(f: Elementwise, x: Operand, settings: Settings, pointwise: bool = True) -> Operand:
     """``f`` applied to an operand by the Rescale or RevealCancel rule.
 
     ``pointwise`` says that ``f`` can be applied to any subset of the elements.
     """
-    value = f(x.value)
-    ref = x.diff.ref
-    f_ref = f(ref)
-    threshold = settings.threshold
-    if x.diff.neg is None:
-        delta = x.diff.pos.detach()
-        m = _ratio(value - f_ref, delta, ref, f, (ref + delta / 2,), threshold, pointwise)
-        return Operand(value, Difference(f_ref, m * x.diff.pos))
-    pos, neg = x.diff.pos.detach(), x.diff.neg.detach()
-    f_pos, f_neg = f(ref + pos), f(ref + neg)
-    rise_pos = ((f_pos - f_ref) + (value - f_neg)) / 2
-    rise_neg = ((f_neg - f_ref) + (value - f_pos)) / 2
-    m_pos = _ratio(rise_pos, pos, ref, f, (ref + pos / 2, ref + neg + pos / 2), threshold, pointwise)
-    m_neg = _ratio(rise_neg, neg, ref, f, (ref + neg / 2, ref + pos + neg / 2), threshold, pointwise)
-    return Operand(value, Difference(f_ref, m_pos * x.diff.pos, m_neg * x.diff.neg))
+    return linearised(f, x, evaluate(f, x), settings, pointwise)
 
 
 def elementwise_rule(call: Call) -> torch.Tensor:
@@ -150,11 +181,29 @@ def _shifted(x: Operand, shift: torch.Tensor) -> Operand:
     return Operand(x.value - shift, x.diff.with_parts(x.diff.ref - shift, x.diff.parts))
 
 
+def _exp(x: Operand, settings: Settings) -> Operand:
+    """``exp`` inside softmax: Rescale, on each part alike (see :func:`log_softmax`)."""
+    return rescaled(torch.exp, x, Values(torch.exp(x.value), torch.exp(x.diff.ref)), settings)
+
+
 def log_softmax(x: Operand, dim: int, settings: Settings) -> Operand:
-    """``z − c − log Σ exp(z − c)`` along ``dim``, piece by piece (``c`` a per-sample constant)."""
+    """``z − c − log Σ exp(z − c)`` along ``dim``, piece by piece (``c`` a per-sample constant).
+
+    ``c`` is the larger of the two ends' maxima, so no exponential overflows; the
+    rule is the same for any ``c`` (every piece scales with ``exp(−c)``). The
+    logarithm of the sum takes its values from each end's own log-sum-exp, not
+    from the scaled sum, which underflows to 0 at an end whose logits all lie
+    more than about 100 (float32) or 745 (float64) below the other end's.
+
+    The exponentials and the logarithm take the Rescale multiplier ``Δy/Δz`` on
+    each part, under RevealCancel too: its points ``z′ + Δz⁺`` lie outside
+    ``[z′, z]``, where ``exp`` grows without bound, and parts of ±300 that cancel
+    to a small ``Δz`` would give contributions of order ``e³⁰⁰`` that cancel only
+    in exact arithmetic.
+    """
     shift = torch.maximum(x.value.amax(dim, keepdim=True), x.diff.ref.amax(dim, keepdim=True)).detach()
     z = _shifted(x, shift)
-    e = elementwise(torch.exp, z, settings)
+    e = _exp(z, settings)
     total = weighted(
         e.value.sum(dim, keepdim=True),
         e.diff.ref.sum(dim, keepdim=True),
@@ -162,7 +211,8 @@ def log_softmax(x: Operand, dim: int, settings: Settings) -> Operand:
         lambda: e.diff.delta.abs().sum(dim, keepdim=True),
         settings,
     )
-    log_total = elementwise(torch.log, total, settings)
+    ends = Values(torch.logsumexp(z.value, dim, keepdim=True), torch.logsumexp(z.diff.ref, dim, keepdim=True))
+    log_total = rescaled(torch.log, total, ends, settings)
     return weighted(
         z.value - log_total.value,
         z.diff.ref - log_total.diff.ref,
@@ -186,5 +236,5 @@ def softmax_rule(call: Call) -> torch.Tensor:
         x = Operand(x.value.to(dtype), x.diff.map(lambda t: t.to(dtype)))
     result = log_softmax(x, dim, call.settings)
     if call.name == "softmax":
-        result = elementwise(torch.exp, result, call.settings)
+        result = _exp(result, call.settings)
     return attach(result.value, result.diff)
