@@ -239,13 +239,17 @@ class Interception(TorchFunctionMode):
         kwargs = kwargs or {}
         if not any(self.depends(t) for t in tensors_in((args, kwargs))):
             return func(*args, **kwargs)
-        call = Call.of(func, args, kwargs, method=self.method)
+        call = self.normalise(func, args, kwargs)
         result = self.dispatch(call)
         for tensor in tensors_in(result):
             self.mark(tensor)
         if call.inplace and isinstance(call.args[0], torch.Tensor):
             self.mark(call.args[0])
         return result
+
+    def normalise(self, func: Callable[..., Any], args: tuple, kwargs: dict) -> Call:
+        """The call as the rules read it."""
+        return Call.of(func, args, kwargs, method=self.method)
 
     def dispatch(self, call: Call) -> Any:
         """Run one input-dependent call: its rule, a known-safe operation, a query, or an error."""
@@ -259,7 +263,9 @@ class Interception(TorchFunctionMode):
     def unlisted(self, call: Call) -> Any:
         """An operation outside the table: answered when it returns no tensor, refused otherwise."""
         if call.inplace or call.name == "__setitem__":
-            raise call.unsupported(self.hint or "it writes into an input-dependent tensor without a rule")
+            raise call.unsupported(
+                "it writes into an input-dependent tensor in place, without a rule; write it out of place"
+            )
         result = call.genuine()
         if tensors_in(result):
             raise call.unsupported(self.hint)

@@ -36,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 
 from saliencelab.core.guard import preserved
 from saliencelab.core.targets import TargetSpec
-from saliencelab.engine.difference.call import tensors_in
+from saliencelab.engine.intercept import tensors_in
 from saliencelab.engine.ops import op_name
 from saliencelab.evaluate.explainers import as_explainer
 

@@ -19,8 +19,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, Call, Propagate, modified_backward, op_name
-from saliencelab.engine.difference.call import tensors_in
 from saliencelab.engine.difference.table import DROPOUT, SHAPE_ONLY, STRUCTURAL
+from saliencelab.engine.intercept import tensors_in
 from saliencelab.engine.ops import functional_call
 from saliencelab.engine.watch import watching_modules
 from saliencelab.errors import UnsupportedOperationError

@@ -27,7 +27,7 @@ from saliencelab.core.targets import Target
 from saliencelab.engine.difference import Difference, DifferenceMode, Settings, attach, difference_of, split
 from saliencelab.methods.path import _ReferenceMethod, _sum_features
 
-RULES = ("rescale", "reveal_cancel")
+RULE_NAMES = ("rescale", "reveal_cancel")
 
 Combine = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``(multipliers, inputs, references) -> scores`` for one row per (sample, reference)."""
@@ -104,8 +104,8 @@ class DeepLift(_ReferenceMethod):
         memory_budget: int | None = None,
     ) -> None:
         super().__init__(model, memory_budget=memory_budget)
-        if rule not in RULES:
-            raise ValueError(f"rule must be one of {RULES}; got {rule!r}")
+        if rule not in RULE_NAMES:
+            raise ValueError(f"rule must be one of {RULE_NAMES}; got {rule!r}")
         if threshold is not None and not threshold >= 0:
             raise ValueError(f"threshold must be a non-negative number; got {threshold}")
         self.rule = rule

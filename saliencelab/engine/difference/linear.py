@@ -15,11 +15,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from numbers import Number
 
 import torch
 
-from saliencelab.engine.difference.call import Call, attach_all
+from saliencelab.engine.difference.call import DifferenceCall, attach_all
 from saliencelab.engine.difference.difference import Difference, Operand, Settings, attach, difference_of
 
 
@@ -60,14 +61,14 @@ def _zero_if_float(tensor: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(tensor) if tensor.is_floating_point() else tensor
 
 
-def _zero_numbers(call: Call) -> Call:
+def _zero_numbers(call: DifferenceCall) -> DifferenceCall:
     """The call with its number arguments (fill values) set to zero, for the parts."""
     args = tuple(0 if isinstance(a, Number) and not isinstance(a, bool) else a for a in call.args)
     kwargs = {k: (0 if k == "value" and isinstance(v, Number) else v) for k, v in call.kwargs.items()}
-    return Call(call.func, call.name, args, kwargs, call.settings, call.method)
+    return replace(call, args=args, kwargs=kwargs)
 
 
-def structural(call: Call) -> object:
+def structural(call: DifferenceCall) -> object:
     """Data movement: the same operation on the reference and on each part.
 
     Number arguments of ``pad``, ``masked_fill`` and ``where`` are fill values:
@@ -81,19 +82,21 @@ def structural(call: Call) -> object:
     return attach_all(value, ref, parts)
 
 
-def dropout(call: Call) -> object:
+def dropout(call: DifferenceCall) -> object:
     """Dropout is the identity in eval mode; in training mode it is random and has no rule."""
     if call.argument(2, "training", True):
         raise call.unsupported("dropout is in training mode and random; call model.eval() before explaining")
     return structural(call)
 
 
-def constant(call: Call) -> torch.Tensor:
+def constant(call: DifferenceCall) -> torch.Tensor:
     """Operations that use only the shape of their input (``zeros_like``, ...): a constant result."""
     return call.genuine()
 
 
-def weighted_sum(call: Call, weight: tuple[int, str] | None = None, bias: tuple[int, str] | None = None) -> object:
+def weighted_sum(
+    call: DifferenceCall, weight: tuple[int, str] | None = None, bias: tuple[int, str] | None = None
+) -> object:
     """A weighted sum of one input-dependent tensor with constant weights (and bias).
 
     ``weight`` and ``bias`` name the arguments (position, keyword) that hold them.
@@ -114,7 +117,7 @@ def weighted_sum(call: Call, weight: tuple[int, str] | None = None, bias: tuple[
     return attach(result.value, result.diff)
 
 
-def interpolate(call: Call) -> object:
+def interpolate(call: DifferenceCall) -> object:
     """Nearest-neighbour resampling moves data; the other modes are weighted sums."""
     mode = call.argument(3, "mode", "nearest")
     if mode in ("nearest", "nearest-exact"):
@@ -124,7 +127,7 @@ def interpolate(call: Call) -> object:
     return weighted_sum(call)
 
 
-def _coefficients(call: Call) -> tuple[float, float]:
+def _coefficients(call: DifferenceCall) -> tuple[float, float]:
     """Factors of the two arguments of ``add``, ``sub`` and ``rsub`` (``alpha`` included)."""
     alpha = call.kwargs.get("alpha", 1)
     if call.name == "add":
@@ -134,7 +137,7 @@ def _coefficients(call: Call) -> tuple[float, float]:
     return -alpha, 1  # rsub(input, other) = other - alpha * input
 
 
-def add(call: Call) -> object:
+def add(call: DifferenceCall) -> object:
     """``a + b``, ``a - b``, ``b - a``: a weighted sum of two differences, or a constant added."""
     first, second = call.args[0], call.args[1] if len(call.args) > 1 else call.kwargs["other"]
     coefficients = _coefficients(call)
@@ -151,7 +154,7 @@ def add(call: Call) -> object:
     return attach(value, diff.with_parts(ref, parts))
 
 
-def scale(call: Call, factor: torch.Tensor | float) -> object:
+def scale(call: DifferenceCall, factor: torch.Tensor | float) -> object:
     """The input-dependent argument times a constant ``factor``."""
     x = call.only_operand()
     value = call.genuine()
@@ -160,7 +163,7 @@ def scale(call: Call, factor: torch.Tensor | float) -> object:
     return attach(value, x.diff.with_parts(ref, parts))
 
 
-def batch_norm(call: Call) -> object:
+def batch_norm(call: DifferenceCall) -> object:
     """Batch norm in eval mode: a per-channel scaling by ``weight / sqrt(running_var + eps)``."""
     if call.argument(5, "training", False):
         raise call.unsupported(

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from saliencelab.engine.difference.call import Call
+from saliencelab.engine.difference.call import DifferenceCall
 from saliencelab.engine.difference.difference import Difference, attach, difference_of
 
 
@@ -106,11 +106,11 @@ def _reduce(windows: list[torch.Tensor], value: torch.Tensor, sign: float) -> to
     return attach(value, Difference(ref.reshape(value.shape), *new_parts))
 
 
-def _sign(call: Call) -> float:
+def _sign(call: DifferenceCall) -> float:
     return -1.0 if call.name in ("amin", "min", "minimum", "fmin") else 1.0
 
 
-def reduction(call: Call) -> object:
+def reduction(call: DifferenceCall) -> object:
     """``amax``/``amin`` and ``max``/``min`` over dimensions (``max(a, b)`` goes to :func:`pairwise`)."""
     if isinstance(call.argument(1, "other"), torch.Tensor):
         return pairwise(call)
@@ -130,7 +130,7 @@ def reduction(call: Call) -> object:
     return result
 
 
-def pairwise(call: Call) -> torch.Tensor:
+def pairwise(call: DifferenceCall) -> torch.Tensor:
     """``maximum(a, b)``, ``minimum(a, b)``, ``max(a, b)``: maxima over windows of two."""
     first, second = call.args[0], call.argument(1, "other")
     value = call.genuine()
@@ -179,7 +179,7 @@ def _window_members(
     return windows[crop].reshape(math.prod(out_shape), -1).long()
 
 
-def max_pool(call: Call) -> object:
+def max_pool(call: DifferenceCall) -> object:
     """``max_pool1d/2d/3d`` (with or without indices) by the exact maximum rule.
 
     Every window first takes the whole change at the input's winner (the indices

@@ -5,37 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.overrides import TorchFunctionMode
 
-from saliencelab.engine.difference.call import Call, tensors_in
+from saliencelab.engine.difference.call import DifferenceCall
 from saliencelab.engine.difference.composite import DECOMPOSITIONS
 from saliencelab.engine.difference.difference import Settings, attach, difference_of
-from saliencelab.engine.difference.table import RULES
-from saliencelab.engine.ops import functional_call, op_name, out_of_place
-from saliencelab.errors import UnsupportedOperationError
-
-_INPLACE_POSITION = {
-    "relu": 1,
-    "relu6": 1,
-    "selu": 1,
-    "leaky_relu": 2,
-    "elu": 2,
-    "celu": 2,
-    "hardtanh": 3,
-    "threshold": 3,
-    "rrelu": 4,
-    "dropout": 3,
-    "dropout1d": 3,
-    "dropout2d": 3,
-    "dropout3d": 3,
-    "alpha_dropout": 3,
-    "feature_alpha_dropout": 3,
-}
-"""Position of the ``inplace`` flag of functional operations that take it positionally."""
+from saliencelab.engine.difference.table import DIFFERENCE_RULES
+from saliencelab.engine.intercept import Interception, tensors_in
 
 
-class DifferenceMode(TorchFunctionMode):
+class DifferenceMode(Interception):
     """While active, every operation on a tensor that carries a difference propagates it.
+
+    The :class:`~saliencelab.engine.Interception` whose "depends on the input"
+    is "carries a difference from the reference", and whose rules
+    (:data:`~saliencelab.engine.difference.table.DIFFERENCE_RULES`) attach the
+    output's difference.
 
     Operations on constants only (parameters, buffers, shapes) run unchanged.
     Layer and group norms and attention run as their definitions
@@ -67,38 +51,43 @@ class DifferenceMode(TorchFunctionMode):
     """
 
     def __init__(self, settings: Settings, *, method: str, check_finite: bool = False) -> None:
-        super().__init__()
+        super().__init__(
+            DIFFERENCE_RULES,
+            method=method,
+            hint="DeepLIFT needs an exact rule for every operation between the input and the output; "
+            "compute it with supported operations or explain with integrated_gradients",
+        )
         self.settings = settings
-        self.method = method
         self.check_finite = check_finite
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        func, args, kwargs = functional_call(func, args, kwargs or {})
-        if not any(difference_of(t) is not None for t in tensors_in((args, kwargs))):
-            return func(*args, **kwargs)
-        name, inplace = op_name(func)
-        if name == "__get__":
-            name = getattr(getattr(func, "__self__", None), "__name__", name)
+    def depends(self, tensor: torch.Tensor) -> bool:
+        return difference_of(tensor) is not None
+
+    def mark(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Nothing to mark: the rules attach each output's difference."""
+        return tensor
+
+    def normalise(self, func, args: tuple, kwargs: dict) -> DifferenceCall:
+        return DifferenceCall.of(func, args, kwargs, method=self.method, settings=self.settings)
+
+    def dispatch(self, call: DifferenceCall) -> Any:
+        """The operation's result, with its difference attached by the operation's rule."""
         with torch.enable_grad():
-            result = self._propagate(func, name, inplace, args, kwargs)
+            result = self._propagate(call)
         if self.check_finite:
-            self._require_finite(name, result)
+            self._require_finite(call.name, result)
         return result
 
-    def _propagate(self, func, name: str, inplace: bool, args: tuple, kwargs: dict) -> Any:
-        """The operation's result, with its difference attached by the operation's rule."""
-        position = _INPLACE_POSITION.get(name)
-        positional = position is not None and len(args) > position and args[position] is True
-        inplace = inplace or kwargs.get("inplace") is True or positional
-        if name in DECOMPOSITIONS and not inplace:
+    def _propagate(self, call: DifferenceCall) -> Any:
+        if call.name in DECOMPOSITIONS and not call.inplace:
             with self:
-                return DECOMPOSITIONS[name](*args, **kwargs)
-        rule = RULES.get(name)
+                return DECOMPOSITIONS[call.name](*call.args, **call.kwargs)
+        rule = self.rules.get(call.name)
         if rule is None:
-            return self._answer(func, name, args, kwargs, inplace)
-        if not inplace:
-            return rule(Call(func, name, args, kwargs, self.settings, self.method))
-        return self._in_place(rule, func, name, args, kwargs, position if positional else None)
+            return self.unlisted(call)
+        if not call.inplace:
+            return rule(call)
+        return self._in_place(rule, call)
 
     def _require_finite(self, name: str, result: Any) -> None:
         """Raise :class:`FloatingPointError` if a difference in ``result`` is NaN or Inf."""
@@ -124,39 +113,15 @@ class DifferenceMode(TorchFunctionMode):
                 f"{self.method}: the difference from the reference after the operation '{name}' is NaN or Inf; {cause}"
             )
 
-    def _answer(self, func, name: str, args: tuple, kwargs: dict, inplace: bool) -> Any:
-        """Queries that return no tensor are answered; other operations have no rule."""
-        if inplace or name == "__setitem__":
-            raise UnsupportedOperationError(
-                name, self.method, "it writes into an input-dependent tensor in place; write it out of place"
-            )
-        result = func(*args, **kwargs)
-        if tensors_in(result):
-            raise UnsupportedOperationError(
-                name,
-                self.method,
-                "DeepLIFT needs an exact rule for every operation between the input and the output; "
-                "compute it with supported operations or explain with integrated_gradients",
-            )
-        return result
-
-    def _in_place(self, rule, func, name: str, args: tuple, kwargs: dict, position: int | None) -> torch.Tensor:
+    def _in_place(self, rule, call: DifferenceCall) -> torch.Tensor:
         """Run the out-of-place form, then write its value and difference into the target."""
-        target = args[0]
+        target = call.args[0]
         if difference_of(target) is None or target._base is not None:
-            raise UnsupportedOperationError(
-                name,
-                self.method,
+            raise call.unsupported(
                 "an in-place operation on a view or on a tensor that does not depend on the input; "
-                "write it out of place",
+                "write it out of place"
             )
-        if position is not None:
-            args = (*args[:position], False, *args[position + 1 :])
-        if "inplace" in kwargs:
-            kwargs = {**kwargs, "inplace": False}
-        else:
-            func = out_of_place(func)
-        result = rule(Call(func, name, args, kwargs, self.settings, self.method))
+        result = rule(call.out_of_place())
         with torch.no_grad():
             target.copy_(result)
         return attach(target, difference_of(result))

@@ -27,9 +27,10 @@ from typing import NamedTuple
 
 import torch
 
-from saliencelab.engine.difference.call import Call, map_tensors, tensors_in
+from saliencelab.engine.difference.call import DifferenceCall
 from saliencelab.engine.difference.difference import Difference, Operand, Settings, attach, difference_of
 from saliencelab.engine.difference.linear import scale_parts, weighted
+from saliencelab.engine.intercept import map_tensors, tensors_in
 
 Elementwise = Callable[[torch.Tensor], torch.Tensor]
 
@@ -118,7 +119,7 @@ def elementwise(f: Elementwise, x: Operand, settings: Settings, pointwise: bool 
     return linearised(f, x, evaluate(f, x), settings, pointwise)
 
 
-def elementwise_rule(call: Call) -> torch.Tensor:
+def elementwise_rule(call: DifferenceCall) -> torch.Tensor:
     """An elementwise function of one input-dependent tensor (other arguments constant)."""
     x = call.only_operand("an elementwise function of two input-dependent tensors has no DeepLIFT rule")
 
@@ -163,7 +164,7 @@ def reciprocal(x: Operand, settings: Settings) -> Operand:
     return elementwise(torch.reciprocal, x, settings)
 
 
-def multiply(call: Call, op: Callable) -> torch.Tensor:
+def multiply(call: DifferenceCall, op: Callable) -> torch.Tensor:
     """``mul``, ``div`` and ``matmul`` where both factors depend on the input, or a divisor does."""
     first, second = call.args[0], call.args[1] if len(call.args) > 1 else call.kwargs["other"]
     anchor = first if difference_of(first) is not None else second
@@ -222,7 +223,7 @@ def log_softmax(x: Operand, dim: int, settings: Settings) -> Operand:
     )
 
 
-def softmax_rule(call: Call) -> torch.Tensor:
+def softmax_rule(call: DifferenceCall) -> torch.Tensor:
     """``softmax`` and ``log_softmax`` along a non-batch dimension."""
     x = call.only_operand()
     dim = call.argument(1, "dim")

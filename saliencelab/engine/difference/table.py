@@ -12,7 +12,7 @@ from functools import partial
 import torch
 
 from saliencelab.engine.difference import linear, maximum, nonlinear
-from saliencelab.engine.difference.call import Call
+from saliencelab.engine.difference.call import DifferenceCall
 from saliencelab.engine.difference.difference import difference_of
 
 STRUCTURAL = (
@@ -40,17 +40,17 @@ WEIGHTED = "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_po
 
 CONVOLUTIONS = "conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d"
 
-Rule = Callable[[Call], object]
+DifferenceRule = Callable[[DifferenceCall], object]
 
 
-def _mul(call: Call) -> object:
+def _mul(call: DifferenceCall) -> object:
     first, second = call.args[0], call.args[1] if len(call.args) > 1 else call.kwargs["other"]
     if difference_of(first) is not None and difference_of(second) is not None:
         return nonlinear.multiply(call, torch.mul)
     return linear.scale(call, second if difference_of(first) is not None else first)
 
 
-def _div(call: Call) -> object:
+def _div(call: DifferenceCall) -> object:
     if call.kwargs.get("rounding_mode") is not None:
         raise call.unsupported("rounded division is piecewise constant; it has no DeepLIFT rule")
     if call.name == "div" and difference_of(call.args[1] if len(call.args) > 1 else call.kwargs["other"]) is None:
@@ -59,7 +59,7 @@ def _div(call: Call) -> object:
     return nonlinear.multiply(call, torch.mul)
 
 
-def _matmul(call: Call) -> object:
+def _matmul(call: DifferenceCall) -> object:
     first, second = call.args[0], call.args[1] if len(call.args) > 1 else call.kwargs["other"]
     if difference_of(first) is not None and difference_of(second) is not None:
         return nonlinear.multiply(call, torch.matmul)
@@ -67,12 +67,12 @@ def _matmul(call: Call) -> object:
     return linear.weighted_sum(call, weight=weight)
 
 
-def _neg(call: Call) -> object:
+def _neg(call: DifferenceCall) -> object:
     return linear.scale(call, -1.0)
 
 
-def _table() -> dict[str, Rule]:
-    rules: dict[str, Rule] = {}
+def _table() -> dict[str, DifferenceRule]:
+    rules: dict[str, DifferenceRule] = {}
     rules.update(dict.fromkeys(STRUCTURAL, linear.structural))
     rules.update(dict.fromkeys(ELEMENTWISE, nonlinear.elementwise_rule))
     rules.update(dict.fromkeys(SHAPE_ONLY.split(), linear.constant))
@@ -94,4 +94,4 @@ def _table() -> dict[str, Rule]:
     return rules
 
 
-RULES: dict[str, Rule] = _table()
+DIFFERENCE_RULES: dict[str, DifferenceRule] = _table()
