@@ -13,7 +13,7 @@ from saliencelab import evaluate, genomics, lrp, zoo
 from saliencelab.api import available_methods, explain
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import References, references
-from saliencelab.errors import UnsupportedOperationError
+from saliencelab.errors import NonFiniteResultError, UnsupportedOperationError
 from saliencelab.methods import (
     LRP,
     AblationCam,
@@ -84,6 +84,7 @@ __all__ = [
     "PredictionDifference",
     "Rise",
     "ShapleySampling",
+    "NonFiniteResultError",
     "UnsupportedOperationError",
     "available_methods",
     "explain",

@@ -39,3 +39,16 @@ class UnsupportedOperationError(NotImplementedError):
         if hint:
             message += f": {hint}"
         super().__init__(message)
+
+
+class NonFiniteResultError(FloatingPointError, ValueError):
+    """A method computed NaN or Inf values: raised instead of returning them.
+
+    A ``ValueError`` (the inputs or the model make the result meaningless, as
+    for NaN inputs) and a ``FloatingPointError`` (the arithmetic overflowed).
+
+    Example
+    -------
+    >>> issubclass(NonFiniteResultError, ValueError) and issubclass(NonFiniteResultError, FloatingPointError)
+    True
+    """

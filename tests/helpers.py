@@ -14,13 +14,28 @@ from torch import nn
 
 from saliencelab.evaluate.witnesses import InvarianceF, InvarianceG  # noqa: F401  (the IG paper's networks, for the method tests)
 
+RELU_SPELLINGS = {
+    "functional": F.relu,
+    "torch": torch.relu,
+    "method": lambda x: x.relu(),
+    "threshold": lambda x: F.threshold(x, 0.0, 0.0),
+    "clamp": lambda x: x.clamp(min=0),
+    "clamp_min": lambda x: torch.clamp_min(x, 0.0),
+    "maximum": lambda x: torch.maximum(x, torch.zeros((), dtype=x.dtype)),
+    "where": lambda x: torch.where(x > 0, x, 0.0),
+    "mask": lambda x: x * (x > 0),
+}
+"""ReLU written in other ways than a module."""
+
 
 class ConvNet(nn.Module):
     """Conv-ReLU-Conv-ReLU-MaxPool-Linear-ReLU-Linear with the ReLU written as ``relu``.
 
     ``relu`` names the spelling: "module" (one nn.ReLU per use), "functional"
     (F.relu), "torch" (torch.relu), "method" (Tensor.relu), "reused" (one nn.ReLU
-    module called three times), "inplace" (nn.ReLU(inplace=True)).
+    module called three times), "inplace" (nn.ReLU(inplace=True)), "nn_threshold"
+    (nn.Threshold(0, 0)), or a key of :data:`RELU_SPELLINGS` (threshold, clamp,
+    clamp_min, maximum, where, mask).
     """
 
     def __init__(self, relu: str = "module", channels: int = 3, classes: int = 5, size: int = 8) -> None:
@@ -35,15 +50,13 @@ class ConvNet(nn.Module):
         elif relu in ("reused", "inplace"):
             shared = nn.ReLU(inplace=relu == "inplace")
             self.act1 = self.act2 = self.act3 = shared
+        elif relu == "nn_threshold":
+            self.act1, self.act2, self.act3 = nn.Threshold(0.0, 0.0), nn.Threshold(0.0, 0.0), nn.Threshold(0.0, 0.0)
 
     def _relu(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        if self.relu_spelling in ("module", "reused", "inplace"):
+        if self.relu_spelling in ("module", "reused", "inplace", "nn_threshold"):
             return getattr(self, f"act{index}")(x)
-        if self.relu_spelling == "functional":
-            return F.relu(x)
-        if self.relu_spelling == "torch":
-            return torch.relu(x)
-        return x.relu()
+        return RELU_SPELLINGS[self.relu_spelling](x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._relu(1, self.conv1(x))

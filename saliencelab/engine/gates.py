@@ -79,6 +79,31 @@ def _cast(call: Call) -> Any:
     return result
 
 
+def is_relu(call: Call) -> bool:
+    """Whether ``call`` computes a ReLU in one of its spellings (see the module's docstring).
+
+    The comparisons and casts it reads masks from must have run through :func:`mask_rules`.
+
+    Example
+    -------
+    >>> import torch.nn.functional as F
+    >>> is_relu(Call.of(F.threshold, (torch.ones(1), 0.0, 0.0), {}, method="demo"))
+    True
+    >>> is_relu(Call.of(torch.clamp, (torch.ones(1),), {"min": 0.0, "max": 6.0}, method="demo"))
+    False
+    """
+    return call.name == "relu" or _gate_of(call) is not None
+
+
+def mask_rules() -> dict[str, OpRule]:
+    """Rules for comparisons and casts that remember which tensor a mask compares (for ``h * (h > 0)``)."""
+    return dict.fromkeys(COMPARISONS, _comparison) | dict.fromkeys(CASTS, _cast)
+
+
+SPELLINGS = frozenset("relu threshold clamp clamp_min where masked_fill maximum fmax max mul".split())
+"""The operations that can spell a ReLU."""
+
+
 def _gate_of(call: Call) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]] | None:
     """The gated tensor and the gate as a function of it, when ``call`` is a ReLU spelling; else None."""
     name, h = call.name, call.args[0]
@@ -192,6 +217,4 @@ def gate_rules(backward: Backward, relu: OpRule | None = None) -> dict[str, OpRu
     rules["relu"] = relu if relu is not None else modified_backward(lambda grad, out: backward(grad, out > 0))
     rules["mul"] = _gated(backward, linear_products)
     rules.update(dict.fromkeys(PRODUCTS - {"mul"}, linear_products))
-    rules.update(dict.fromkeys(COMPARISONS, _comparison))
-    rules.update(dict.fromkeys(CASTS, _cast))
-    return rules
+    return rules | mask_rules()

@@ -63,6 +63,8 @@ _ALIASES = {
     "subtract": "sub",
     "negative": "neg",
     "absolute": "abs",
+    "_threshold": "threshold",
+    "log_sigmoid": "logsigmoid",
     "greater": "gt",
     "greater_equal": "ge",
     "less": "lt",

@@ -14,6 +14,7 @@ from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.guard import preserved
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
 from saliencelab.engine import Interception, OpRule, require_sight
+from saliencelab.errors import NonFiniteResultError
 
 
 class Method:
@@ -43,6 +44,9 @@ class Method:
     name: ClassVar[str]
     description: ClassVar[str]
     source: ClassVar[str]
+    quick_options: ClassVar[Mapping[str, Any]] = {}
+    """Options for a cheap run on a small model (few samples, steps or windows): what the contract tests
+    run every registered method with, so that a new method is held to them without editing a list."""
     takes_baseline: ClassVar[bool] = False
     draws_references: ClassVar[bool] = False
     """True when a baseline tensor is a distribution of references to draw from."""
@@ -219,7 +223,7 @@ def check_finite(attribution: Attribution) -> Attribution:
     >>> check_finite(Attribution(torch.tensor([[float("inf")]]), None, "demo", None))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: demo computed 1 NaN or Inf attribution values (first at index (0, 0)); ...
+    saliencelab.errors.NonFiniteResultError: demo computed 1 NaN or Inf attribution values (first at index (0, 0)); ...
     """
     for what, tensor in (("attribution values", attribution.values), ("completeness errors", attribution.delta)):
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
@@ -227,7 +231,7 @@ def check_finite(attribution: Attribution) -> Attribution:
         finite = torch.isfinite(tensor)
         if not finite.all():
             bad = (~finite).nonzero()
-            raise ValueError(
+            raise NonFiniteResultError(
                 f"{attribution.method} computed {bad.shape[0]} NaN or Inf {what} (first at index "
                 f"{tuple(bad[0].tolist())}); the model's scores or gradients overflowed for these inputs. "
                 "Explain the logits rather than probabilities, use float64, or rescale the inputs"

@@ -25,6 +25,7 @@ from saliencelab.core.baselines import BaselineSpec, ReferenceSet, resolve_basel
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
 from saliencelab.engine.difference import Difference, DifferenceMode, Settings, attach, difference_of, split
+from saliencelab.errors import NonFiniteResultError
 from saliencelab.methods.path import _ReferenceMethod, _sum_features
 
 RULE_NAMES = ("rescale", "reveal_cancel")
@@ -156,7 +157,8 @@ class DeepLift(_ReferenceMethod):
     def _finite_multipliers(
         self, inputs: torch.Tensor, refs: torch.Tensor, target: Target, sample: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, Target]:
-        """:meth:`multipliers`, or :class:`FloatingPointError` naming the operation where one is NaN or Inf.
+        """:meth:`multipliers`, or a :class:`~saliencelab.NonFiniteResultError` naming the operation where one is
+        NaN or Inf.
 
         ``sample`` is each row's sample index, for the message.
         """
@@ -168,9 +170,9 @@ class DeepLift(_ReferenceMethod):
         where = f"for samples {sorted(set(sample[rows.cpu()].tolist()))}"
         try:
             self.multipliers(inputs[rows], refs[rows], target.rows(rows.cpu()), check_finite=True)
-        except FloatingPointError as error:
-            raise FloatingPointError(f"{error} ({where})") from None
-        raise FloatingPointError(
+        except NonFiniteResultError as error:
+            raise NonFiniteResultError(f"{error} ({where})") from None
+        raise NonFiniteResultError(
             f"{self.name}: the multipliers {where} are NaN or Inf although every difference from the reference is "
             f"finite: their product through the layers leaves the range of {inputs.dtype}; explain in float64"
         )
@@ -181,7 +183,7 @@ class DeepLift(_ReferenceMethod):
         """DeepLIFT multipliers of each row's target score for ``inputs`` against ``refs`` (same shape).
 
         Returns the multipliers, the target scores at ``inputs`` and the target
-        bound to the output. ``check_finite`` raises :class:`FloatingPointError`
+        bound to the output. ``check_finite`` raises :class:`~saliencelab.errors.NonFiniteResultError`
         at the first operation whose difference is NaN or Inf.
         """
         threshold = self.threshold if self.threshold is not None else torch.finfo(inputs.dtype).eps ** 0.5
@@ -216,7 +218,7 @@ class DeepLift(_ReferenceMethod):
 
 
 def _require_finite(method: str, values: torch.Tensor, f_x: torch.Tensor, f_refs: torch.Tensor) -> None:
-    """Raise :class:`FloatingPointError` if the scores at either end or the attributions are NaN or Inf."""
+    """A :class:`~saliencelab.NonFiniteResultError` if the scores at either end or the attributions are NaN or Inf."""
     for what, tensor, hint in (
         ("the model's output at the inputs", f_x, "check the model and the inputs"),
         ("the model's output at the references", f_refs, "check the model and the references"),
@@ -225,7 +227,7 @@ def _require_finite(method: str, values: torch.Tensor, f_x: torch.Tensor, f_refs
         finite = torch.isfinite(tensor.flatten(1) if tensor.ndim > 1 else tensor.unsqueeze(1)).all(dim=1)
         if not bool(finite.all()):
             samples = (~finite).nonzero().flatten().tolist()
-            raise FloatingPointError(f"{method}: {what} is NaN or Inf for samples {samples}; {hint}")
+            raise NonFiniteResultError(f"{method}: {what} is NaN or Inf for samples {samples}; {hint}")
 
 
 def _warn_if_inexact(delta: torch.Tensor, change: torch.Tensor, f_x: torch.Tensor) -> None:

@@ -64,6 +64,7 @@ class SmoothGrad(Method):
     name = "smoothgrad"
     description = "SmoothGrad: a method averaged over noisy copies of the input (also SmoothGrad², VarGrad)"
     source = "Smilkov et al. 2017; seeds 000, 001, 003"
+    quick_options = {"samples": 3}
 
     def __init__(
         self,

@@ -112,6 +112,7 @@ class IntegratedGradients(_ReferenceMethod):
     name = "integrated_gradients"
     description = "Integrated Gradients: gradients integrated along the path from a baseline"
     source = "Sundararajan et al. 2017; seeds 000, 001, 002"
+    quick_options = {"steps": 8}
 
     def __init__(
         self,
@@ -263,6 +264,7 @@ class ExpectedGradients(_ReferenceMethod):
     draws_references = True
     description = "Expected Gradients: Integrated Gradients in expectation over a reference distribution"
     source = "Erion et al. 2021; seed 000 (GradientSHAP)"
+    quick_options = {"samples": 4}
 
     def __init__(
         self,
@@ -333,3 +335,4 @@ class GradientShap(ExpectedGradients):
     name = "gradient_shap"
     description = "GradientSHAP: SHAP values approximated by expected gradients with input noise"
     source = "Lundberg & Lee 2017; seed 000"
+    quick_options = {"samples": 4}

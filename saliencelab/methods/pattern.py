@@ -26,7 +26,7 @@ from saliencelab.core.registry import register
 from saliencelab.core.targets import Target, reported_target
 from saliencelab.engine import DATA_MOVEMENT, LINEAR, QUERIES, ROUTING, Call, Interception, Propagate, gate_rules
 from saliencelab.errors import UnsupportedOperationError
-from saliencelab.methods.base import Method, check_inputs
+from saliencelab.methods.base import Method, check_inputs, outside_inference
 
 LAYERS = ("linear", "conv1d", "conv2d")
 ESTIMATORS = ("two_component", "linear")
@@ -174,6 +174,17 @@ class PatternNet(Method):
     def fit(self, data: torch.Tensor) -> PatternNet:
         """Estimate every layer's pattern from ``data`` (a batch of inputs, e.g. training data)."""
         check_inputs(data)
+        with torch.inference_mode(False):  # the patterns must be usable in the backward pass later
+            stats, self.weights = self._statistics(outside_inference(data))
+            last = len(stats) - 1
+            self.patterns = [
+                s.pattern(w, "linear" if i == last else self.estimator)
+                for i, (s, w) in enumerate(zip(stats, self.weights, strict=True))
+            ]
+        return self
+
+    def _statistics(self, data: torch.Tensor) -> tuple[list[_Statistics], list[torch.Tensor]]:
+        """Every layer's running sums over ``data``, and the layers' weights."""
         stats: list[_Statistics] = []
         weights: list[torch.Tensor] = []
         with preserved(self.model), torch.no_grad():
@@ -185,13 +196,7 @@ class PatternNet(Method):
                 weights = weights or collect.weights
         if not stats:
             raise ValueError("the model ran no linear or convolution layer: there is nothing to fit patterns for")
-        last = len(stats) - 1
-        self.patterns = [
-            s.pattern(w, "linear" if i == last else self.estimator)
-            for i, (s, w) in enumerate(zip(stats, weights, strict=True))
-        ]
-        self.weights = weights
-        return self
+        return stats, weights
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         if self.patterns is None:

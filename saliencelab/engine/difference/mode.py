@@ -11,6 +11,7 @@ from saliencelab.engine.difference.composite import DECOMPOSITIONS
 from saliencelab.engine.difference.difference import Settings, attach, difference_of
 from saliencelab.engine.difference.table import DIFFERENCE_RULES
 from saliencelab.engine.intercept import Interception, tensors_in
+from saliencelab.errors import NonFiniteResultError
 
 
 class DifferenceMode(Interception):
@@ -36,7 +37,7 @@ class DifferenceMode(Interception):
     values, so such hooks are not called.
 
     With ``check_finite``, every operation's result is checked, and the first one
-    whose difference is NaN or Inf raises :class:`FloatingPointError` naming it
+    whose difference is NaN or Inf raises :class:`~saliencelab.errors.NonFiniteResultError` naming it
     (one synchronisation per operation: for diagnosing a result that is not finite).
 
     Example
@@ -90,7 +91,7 @@ class DifferenceMode(Interception):
         return self._in_place(rule, call)
 
     def _require_finite(self, name: str, result: Any) -> None:
-        """Raise :class:`FloatingPointError` if a difference in ``result`` is NaN or Inf."""
+        """Raise :class:`~saliencelab.errors.NonFiniteResultError` if a difference in ``result`` is NaN or Inf."""
         for tensor in tensors_in(result):
             diff = difference_of(tensor)
             if diff is None or all(bool(torch.isfinite(part).all()) for part in diff.parts):
@@ -109,7 +110,7 @@ class DifferenceMode(Interception):
                 + (", with rule='rescale'" if self.settings.reveal_cancel else "")
                 + " or against another reference"
             )
-            raise FloatingPointError(
+            raise NonFiniteResultError(
                 f"{self.method}: the difference from the reference after the operation '{name}' is NaN or Inf; {cause}"
             )
 

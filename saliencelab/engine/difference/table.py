@@ -25,7 +25,7 @@ STRUCTURAL = (
 
 ELEMENTWISE = (
     "relu relu6 leaky_relu rrelu prelu elu selu celu gelu silu mish sigmoid tanh softplus softsign hardtanh "
-    "hardsigmoid hardswish logsigmoid log_sigmoid threshold tanhshrink softshrink hardshrink exp exp2 expm1 log log2 "
+    "hardsigmoid hardswish logsigmoid threshold tanhshrink softshrink hardshrink exp exp2 expm1 log log2 "
     "log10 log1p sqrt rsqrt reciprocal square abs sin cos erf erfc clamp clip clamp_min clamp_max pow rpow sinh cosh "
     "arctan atan"
 ).split()

@@ -18,17 +18,25 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
-from torch.overrides import TorchFunctionMode
 
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target, reported_target
-from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, op_name
+from saliencelab.engine import (
+    DATA_MOVEMENT,
+    ELEMENTWISE_ACTIVATIONS,
+    LINEAR,
+    PRODUCTS,
+    QUERIES,
+    ROUTING,
+    Call,
+    Interception,
+    linear_products,
+)
+from saliencelab.engine.gates import SPELLINGS, is_relu, mask_rules
 from saliencelab.methods.base import Method
 from saliencelab.methods.cam.base import upsampled
-
-_CONV2D_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 
 
 @dataclass
@@ -44,39 +52,51 @@ class Level:
     mean_map: torch.Tensor | None = None
 
 
-class _Recorder(TorchFunctionMode):
+ACTIVATIONS = ELEMENTWISE_ACTIVATIONS | {"clamp"}
+"""The elementwise nonlinearities whose output is a feature map (and every ReLU spelling)."""
+
+PASSES = DATA_MOVEMENT | LINEAR | ROUTING | QUERIES
+"""What may run between the convolutions and their activations; any other operation is refused."""
+
+
+class _Recorder:
     """Records :class:`Level` s while a forward pass runs."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.levels: list[Level] = []
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        name, _ = op_name(func)
-        if name == "conv2d":
-            self._conv(dict(zip(_CONV2D_ARGS, args, strict=False)) | kwargs, out)
-        elif name in ELEMENTWISE_ACTIVATIONS and isinstance(out, torch.Tensor) and out.ndim == 4 and self.levels:
-            if tuple(out.shape[2:]) == self.levels[-1].out_size:
-                self.levels[-1].mean_map = out.detach().mean(1, keepdim=True)
+    def mode(self) -> Interception:
+        """The interception that records every 2-D convolution and the activation computed on its grid."""
+        rules = dict.fromkeys(ACTIVATIONS | SPELLINGS, self._activation) | mask_rules()
+        rules["conv2d"] = self._conv
+        rules.update(dict.fromkeys(PRODUCTS - {"mul"}, linear_products))
+        hint = "VisualBackProp is defined for convolutional networks of linear layers, activations and pooling"
+        return Interception(rules, method=VisualBackProp.name, passes=PASSES, hint=hint)
+
+    def _activation(self, call: Call) -> torch.Tensor:
+        activation = call.name in ACTIVATIONS or is_relu(call)
+        out = call.genuine() if activation or call.name != "mul" else linear_products(call)
+        if activation and out.ndim == 4 and self.levels and tuple(out.shape[2:]) == self.levels[-1].out_size:
+            self.levels[-1].mean_map = out.detach().mean(1, keepdim=True)
         return out
 
-    def _conv(self, call: dict, out: torch.Tensor) -> None:
-        x, weight = call["input"], call["weight"]
+    def _conv(self, call: Call) -> torch.Tensor:
+        out = call.genuine()
+        x, weight = call.args[0], call.argument(1, "weight")
         if x.ndim != 4:
-            return
-        padding = call.get("padding", 0)
+            return out
+        padding = call.argument(4, "padding", 0)
         self.levels.append(
             Level(
                 kernel=tuple(weight.shape[2:]),
-                stride=_pair(call.get("stride", 1)),
+                stride=_pair(call.argument(3, "stride", 1)),
                 padding=None if isinstance(padding, str) else _pair(padding),
-                dilation=_pair(call.get("dilation", 1)),
+                dilation=_pair(call.argument(5, "dilation", 1)),
                 in_size=tuple(x.shape[2:]),
                 out_size=tuple(out.shape[2:]),
             )
         )
+        return out
 
 
 def scaled_up(mask: torch.Tensor, level: Level, size: tuple[int, ...]) -> torch.Tensor:
@@ -142,8 +162,9 @@ class VisualBackProp(Method):
 
         def run(rows: slice) -> None:
             recorder = _Recorder()
-            with torch.inference_mode(), recorder:
-                output = self.forward(inputs[rows])
+            mode = recorder.mode()
+            with torch.inference_mode(), mode:
+                output = self.forward(mode.mark(inputs[rows].clone()))
             bound.append(target.rows(torch.arange(rows.start, rows.stop)).bind(output))
             maps.append(self._mask(recorder.levels, tuple(inputs.shape[2:])))
 

@@ -171,6 +171,7 @@ class KernelShap(PerturbationMethod):
     name = "kernel_shap"
     description = "KernelSHAP: Shapley values from a Shapley-kernel weighted linear regression on coalitions"
     source = "Lundberg & Lee 2017; seed 003"
+    quick_options = {"samples": 70, "feature_mask": "grid"}
 
     def __init__(
         self,

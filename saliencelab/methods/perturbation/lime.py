@@ -101,6 +101,7 @@ class Lime(PerturbationMethod):
     name = "lime"
     description = "LIME: a locally weighted linear surrogate over interpretable feature groups"
     source = "Ribeiro et al. 2016; seeds 000, 003"
+    quick_options = {"samples": 40, "feature_mask": "grid"}
 
     def __init__(
         self,

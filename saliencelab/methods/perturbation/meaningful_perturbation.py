@@ -134,6 +134,7 @@ class MeaningfulPerturbation(PerturbationMethod):
     name = "meaningful_perturbation"
     description = "Meaningful Perturbation: an optimised smooth deletion mask (blur or baseline)"
     source = "Fong & Vedaldi 2017; seed 000"
+    quick_options = {"steps": 5, "resolution": 4, "softmax": False}
 
     def __init__(
         self,

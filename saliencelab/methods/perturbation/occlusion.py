@@ -82,6 +82,7 @@ class Occlusion(PerturbationMethod):
     name = "occlusion"
     description = "Occlusion: mean change of the score when a sliding window is replaced by the baseline"
     source = "Zeiler & Fergus 2014; seed 000"
+    quick_options = {"window": 3, "stride": 2}
 
     def __init__(
         self,

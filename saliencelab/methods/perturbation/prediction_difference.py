@@ -223,6 +223,7 @@ class PredictionDifference(PerturbationMethod):
     name = "prediction_difference"
     description = "Prediction Difference Analysis: change of the prediction when a window is drawn from the data"
     source = "Zintgraf et al. 2017; seed 000"
+    quick_options = {"window": 2, "stride": 2, "samples": 3}
     draws_references = True
 
     def __init__(

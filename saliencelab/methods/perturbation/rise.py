@@ -99,6 +99,7 @@ class Rise(PerturbationMethod):
     name = "rise"
     description = "RISE: the score averaged over random smooth masks, weighted by each mask"
     source = "Petsiuk et al. 2018"
+    quick_options = {"samples": 30, "grid": 3}
 
     def __init__(
         self,

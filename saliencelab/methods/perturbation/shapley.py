@@ -85,6 +85,7 @@ class ShapleySampling(PerturbationMethod):
     name = "shapley_sampling"
     description = "Shapley value sampling: marginal contributions averaged over sampled (antithetic) permutations"
     source = "Castro et al. 2009; Strumbelj & Kononenko 2014; seed 000"
+    quick_options = {"samples": 2, "feature_mask": "grid"}
 
     def __init__(
         self,
