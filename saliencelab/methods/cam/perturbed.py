@@ -195,8 +195,8 @@ class AblationCam(CamMethod):
         through the whole network.
         """
 
-        def replaced(rows: torch.Tensor, forward) -> torch.Tensor:
-            with torch.inference_mode(), watching(layer, replace=lambda _out: ablated):
+        def replaced(rows: torch.Tensor, forward) -> torch.Tensor:  # a copy: the model may change it in place
+            with torch.inference_mode(), watching(layer, replace=lambda _out: ablated.clone()):
                 return forward(rows)
 
         if tail:
