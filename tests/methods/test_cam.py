@@ -327,6 +327,18 @@ def test_eigen_cam_in_half_precision_is_the_float32_map_cast_back(dtype):
     assert expected.abs().amax() > 0.1
 
 
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.bfloat16, 0.05), (torch.float16, 0.01)])
+def test_score_cam_in_half_precision_is_close_to_the_float32_map(dtype, tolerance):
+    half = _split().to(dtype)
+    x = torch.rand(3, 3, 8, 8).to(dtype)
+    same_weights = _split().to(dtype).float()  # the half model's weights and input, computed in float32
+    options = {"layer": "features", "relu": False, "upsample": None}
+    expected = sl.ScoreCam(same_weights, **options)(x.float(), target=1).values
+    ours = sl.ScoreCam(half, **options)(x, target=1).values
+    assert ours.dtype == dtype
+    assert (ours.float() - expected).abs().amax() < tolerance * expected.abs().amax()
+
+
 def test_default_layer_functional_models_and_plain_functions():
     model = conv_net("functional", classes=3).double()
     x = torch.rand(2, 3, 8, 8, dtype=D)

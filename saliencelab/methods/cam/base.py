@@ -48,6 +48,21 @@ def spatial_dims(grid: torch.Tensor) -> tuple[int, ...]:
     return tuple(range(2, grid.ndim))
 
 
+def working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype to compute a map's weights in: float32 for the half-precision types, else ``dtype``.
+
+    In bfloat16 (8 significant bits) the small probability differences that
+    weight Score-CAM's channels drown in rounding, and the SVD of Eigen-CAM
+    does not run at all.
+
+    Example
+    -------
+    >>> working_dtype(torch.bfloat16), working_dtype(torch.float64)
+    (torch.float32, torch.float64)
+    """
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 @contextmanager
 def autograd_on() -> Iterator[None]:
     """Autograd on within the block, whatever the caller's ``torch.no_grad()`` or ``torch.inference_mode()``.

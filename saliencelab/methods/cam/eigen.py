@@ -16,7 +16,7 @@ from torch import nn
 
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
-from saliencelab.methods.cam.base import CamMethod
+from saliencelab.methods.cam.base import CamMethod, working_dtype
 from saliencelab.methods.cam.layers import as_grid
 
 
@@ -32,17 +32,12 @@ def first_component_projection(grid: torch.Tensor) -> torch.Tensor:
              [0., 0.]]])
     """
     n, c = grid.shape[:2]
-    positions = grid.reshape(n, c, -1).transpose(1, 2).to(_svd_dtype(grid.dtype))  # (n, P, C)
+    positions = grid.reshape(n, c, -1).transpose(1, 2).to(working_dtype(grid.dtype))  # (n, P, C)
     _, _, vh = torch.linalg.svd(positions, full_matrices=False)
     projection = positions @ vh[:, 0, :].unsqueeze(2)  # (n, P, 1)
     mean = positions.mean(2, keepdim=True)
     sign = torch.where((projection * mean).sum((1, 2)) < 0, -1.0, 1.0).to(positions.dtype)
     return (projection.squeeze(2) * sign.unsqueeze(1)).reshape(n, *grid.shape[2:]).to(grid.dtype)
-
-
-def _svd_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype the SVD runs in: float32 for the half-precision types, which it does not take."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 @register
