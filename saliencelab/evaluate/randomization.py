@@ -16,14 +16,17 @@ the output down and compares each step's maps with the trained model's.
   changes the maps for reasons unrelated to what the model learnt (Quantus resets
   them).
 * A layer is re-initialised as at construction, by its ``reset_parameters()``
-  under a seed derived from ``seed`` and the layer's name, with the global RNG
-  state forked and restored, so a layer gets the same random weights in both
-  modes and the user's RNG is untouched.
+  under a seed derived from ``seed`` and the layer's name, so a layer gets the
+  same random weights in both modes. Its random draws come from a generator of
+  its own (:class:`SeededDraws`), never from the global RNG: the user's RNG is
+  untouched, and another thread's draws can neither change the weights nor be
+  changed by them.
 * The target is the **trained** model's resolved target at every step (the argmax
   class of the trained model for ``target=None``).
 * The reference maps are computed once; cascading mode randomises one copy
   progressively, independent mode restores each layer from a snapshot of its own
-  parameters and buffers after its step, so no step copies the whole model.
+  parameters and buffers after its step, so no step copies the whole model. The
+  user's model is only read (copied once), so calls in other threads see it unchanged.
 
 Example
 -------
@@ -45,11 +48,13 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from tqdm.auto import tqdm
 
 from saliencelab.core.guard import preserved
 from saliencelab.core.sampling import generator
 from saliencelab.core.targets import TargetSpec, resolve_target
+from saliencelab.engine.watch import watching_modules
 from saliencelab.evaluate.explainers import as_explainer, method_name
 from saliencelab.evaluate.similarity import METRICS
 from saliencelab.evaluate.similarity import similarity as compare
@@ -163,7 +168,7 @@ def model_randomization(
         saved = unit.state_dict() if mode == "independent" else None
         if saved is not None:
             saved = {key: value.clone() for key, value in saved.items()}
-        _reinitialize(modules, _layer_seed(seed, name), work)
+        _reinitialize(modules, _layer_seed(seed, name))
         step_maps = explain_fn(work, inputs, resolved)
         values = compare(reference, step_maps, similarity, aggregate=aggregate)
         mean, per_sample = values.mean().item(), values.tolist()
@@ -288,13 +293,8 @@ def _names(model: nn.Module, layers: Sequence[str | nn.Module] | None) -> list[s
 def _forward_order(model: nn.Module, inputs: torch.Tensor) -> tuple[list[nn.Module], torch.Tensor]:
     """The modules in the order the forward pass first calls them, and the model's output."""
     order: dict[nn.Module, None] = {}
-    with preserved(model), torch.no_grad():
-        handles = [m.register_forward_pre_hook(lambda m, _: order.setdefault(m)) for m in model.modules()]
-        try:
-            output = model(inputs)
-        finally:
-            for handle in handles:
-                handle.remove()
+    with preserved(model), torch.no_grad(), watching_modules(before=lambda module, _args: order.setdefault(module)):
+        output = model(inputs)
     return list(order), output
 
 
@@ -354,9 +354,68 @@ def _layer_seed(seed: int, name: str) -> int:
     return (seed * 0x9E3779B1 + zlib.crc32(name.encode())) % (1 << 63)
 
 
-def _reinitialize(modules: list[nn.Module], seed: int, model: nn.Module) -> None:
-    cuda = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    with torch.random.fork_rng(devices=cuda), torch.no_grad():
-        torch.manual_seed(seed)
+def _reinitialize(modules: list[nn.Module], seed: int) -> None:
+    with SeededDraws(seed), torch.no_grad():
         for module in modules:
             module.reset_parameters()
+
+
+class SeededDraws(TorchDispatchMode):
+    """Within the block, this thread's random operations draw from generators seeded with ``seed``, one per device.
+
+    ``reset_parameters()`` and ``torch.nn.init`` draw from the global RNG, which
+    every thread shares: seeding it would reset another thread's stream, and
+    that thread's draws would change the weights. Here each random operation
+    that takes no generator gets this block's, for its device (a fresh
+    ``torch.Generator`` seeded with ``seed`` gives the same numbers as
+    ``torch.manual_seed(seed)``); one that cannot take a generator is an error.
+
+    Example
+    -------
+    >>> with SeededDraws(7):
+    ...     drawn = torch.rand(3)
+    >>> torch.equal(drawn, torch.rand(3, generator=torch.Generator().manual_seed(7)))
+    True
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.seed = seed
+        self.generators: dict[torch.device, torch.Generator] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if torch.Tag.nondeterministic_seeded in func.tags and kwargs.get("generator") is None:
+            func = _with_generator(func)
+            kwargs["generator"] = self._generator(_device(args, kwargs))
+        return func(*args, **kwargs)
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        if device not in self.generators:
+            self.generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return self.generators[device]
+
+
+def _with_generator(func):
+    """``func``, or its overload that takes the same arguments and a ``generator`` (``rand`` -> ``rand.generator``)."""
+    names = [argument.name for argument in func._schema.arguments]
+    if "generator" in names:
+        return func
+    for overload in func.overloadpacket.overloads():
+        candidate = getattr(func.overloadpacket, overload)
+        arguments = [argument.name for argument in candidate._schema.arguments]
+        if "generator" in arguments and [name for name in arguments if name != "generator"] == names:
+            return candidate
+    raise ValueError(
+        f"re-initialising a layer ran {func}, which draws from the global random number generator and cannot "
+        "take a seeded one; give the layer a reset_parameters() that uses torch.nn.init or tensor.uniform_/normal_"
+    )
+
+
+def _device(args: tuple, kwargs: dict) -> torch.device:
+    """The device a random operation draws on: its first tensor's, or the one it creates its result on."""
+    for arg in args:
+        if isinstance(arg, torch.Tensor):
+            return arg.device
+    device = kwargs.get("device")
+    return torch.device(device) if device is not None else torch.get_default_device()

@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import saliencelab as sl
-from saliencelab.evaluate.randomization import data_randomization, model_randomization
+from saliencelab.evaluate.randomization import SeededDraws, data_randomization, model_randomization
 
 
 class Scale(nn.Module):
@@ -245,6 +245,35 @@ def test_layers_that_cannot_be_reset_or_never_run():
     with pytest.warns(UserWarning, match=r"\['unused'\] hold parameters but the forward pass never calls them"):
         df = model_randomization(Unusual(offset=False), x, method="gradient", progress=False)
     assert df["layer"].tolist() == ["out"]
+
+
+class DropoutReset(nn.Linear):
+    """Re-initialised with an operation that draws from the global RNG and takes no generator."""
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.copy_(torch.ops.aten.native_dropout(torch.ones_like(self.weight), 0.5, True)[0])
+
+
+def test_reinitialisation_draws_from_a_seeded_generator_of_its_own():
+    layer, twin = nn.Linear(6, 4), nn.Linear(6, 4)
+    sparse = torch.empty(6, 4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        layer.reset_parameters()
+        global_sparse = nn.init.sparse_(torch.empty(6, 4), 0.5)  # randperm: a factory with a generator overload
+        torch.manual_seed(9)
+        after = torch.rand(3)
+        torch.manual_seed(9)
+        with SeededDraws(5), torch.no_grad():
+            twin.reset_parameters()
+            nn.init.sparse_(sparse, 0.5)
+        assert torch.equal(torch.rand(3), after)  # the global stream went on as if nothing had drawn
+    assert torch.equal(twin.weight, layer.weight) and torch.equal(twin.bias, layer.bias)
+    assert torch.equal(sparse, global_sparse)
+    model = nn.Sequential(DropoutReset(3, 2))
+    with pytest.raises(ValueError, match="native_dropout.*cannot take a seeded one"):
+        model_randomization(model, torch.ones(2, 3), method="gradient", progress=False)
 
 
 def test_data_randomization_on_the_digits_cnn(digits):

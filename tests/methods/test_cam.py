@@ -9,6 +9,7 @@ from helpers import assert_unchanged, conv_net, snapshot
 from torch import nn
 
 import saliencelab as sl
+from saliencelab.methods.cam.eigen import first_component_projection
 from saliencelab.methods.cam.layers import token_grid
 
 D = torch.float64
@@ -252,6 +253,90 @@ def test_maps_do_not_depend_on_the_batch_or_the_chunking(name):
     torch.testing.assert_close(together[1:2], alone)
     chunked = sl.explain(model, x, method=name, target=[0, 1, 2], memory_budget=1, **options).values
     torch.testing.assert_close(chunked, together)
+
+
+EVERY_MAP = [*ALL_CAMS, "guided_grad_cam", "visual_backprop"]
+
+
+def _options(name: str) -> dict:
+    """The layer ``features`` and signed maps, for the methods that take them."""
+    if name == "visual_backprop":
+        return {}
+    return {"layer": "features"} if name == "guided_grad_cam" else {"layer": "features", "relu": False}
+
+
+@pytest.mark.parametrize("model_class", [Split, Skipping])
+@pytest.mark.parametrize("name", EVERY_MAP)
+def test_maps_inside_no_grad_and_inference_mode_equal_those_outside(name, model_class):
+    torch.manual_seed(10)
+    model = model_class().double().eval()
+    x = torch.randn(3, 3, 8, 8, dtype=D)
+    outside = sl.explain(model, x, method=name, target=[0, 1, 2], **_options(name)).values
+    assert outside.abs().amax() > 0
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            inside = sl.explain(model, x, method=name, target=[0, 1, 2], **_options(name)).values
+        torch.testing.assert_close(inside, outside, rtol=0, atol=1e-12, msg=f"{name} under {mode.__name__}")
+    with torch.inference_mode():
+        made_inside = x.clone()
+    from_inference = sl.explain(model, made_inside, method=name, target=[0, 1, 2], **_options(name))
+    torch.testing.assert_close(from_inference.values, outside, rtol=0, atol=1e-12)
+
+
+class InPlace(Split):
+    """Doubles and rectifies the CAM layer's output, in place or not; keeps at most two output rows per input row.
+
+    The cut passes Ablation-CAM's check of a re-run of the layers after
+    ``features`` alone (one input row, one and two rows of activations) and
+    then fails it on a chunk of more rows, which are re-run through the whole
+    network with the same ablated activations.
+    """
+
+    def __init__(self, in_place: bool) -> None:
+        super().__init__()
+        self.in_place = in_place
+
+    def forward(self, x):
+        h = self.features(x)
+        h = h.mul_(2).relu_() if self.in_place else h.mul(2).relu()
+        return self.head(h)[: 2 * x.shape[0]]
+
+
+@pytest.mark.parametrize("name", ALL_CAMS)
+def test_in_place_operations_after_the_layer_do_not_change_the_maps(name):
+    torch.manual_seed(11)
+    out_of_place = InPlace(in_place=False).double().eval()
+    in_place = InPlace(in_place=True).double().eval()
+    in_place.load_state_dict(out_of_place.state_dict())
+    x = torch.randn(3, 3, 8, 8, dtype=D)
+    expected = sl.explain(out_of_place, x, method=name, target=1, **_options(name)).values
+    ours = sl.explain(in_place, x, method=name, target=1, **_options(name)).values
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_eigen_cam_in_half_precision_is_the_float32_map_cast_back(dtype):
+    model = _split(seed=12).to(dtype)
+    x = torch.rand(3, 3, 8, 8).to(dtype)
+    ours = sl.EigenCam(model, layer="features", relu=False, upsample=None)(x).values[:, 0]
+    assert ours.dtype == dtype
+    with torch.no_grad():
+        grid = model.features(x).float()
+    expected = first_component_projection(grid)
+    torch.testing.assert_close(ours, expected.to(dtype), rtol=0, atol=0)
+    assert expected.abs().amax() > 0.1
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.bfloat16, 0.05), (torch.float16, 0.01)])
+def test_score_cam_in_half_precision_is_close_to_the_float32_map(dtype, tolerance):
+    half = _split().to(dtype)
+    x = torch.rand(3, 3, 8, 8).to(dtype)
+    same_weights = _split().to(dtype).float()  # the half model's weights and input, computed in float32
+    options = {"layer": "features", "relu": False, "upsample": None}
+    expected = sl.ScoreCam(same_weights, **options)(x.float(), target=1).values
+    ours = sl.ScoreCam(half, **options)(x, target=1).values
+    assert ours.dtype == dtype
+    assert (ours.float() - expected).abs().amax() < tolerance * expected.abs().amax()
 
 
 def test_default_layer_functional_models_and_plain_functions():

@@ -10,6 +10,8 @@ normalisation: that is a choice of the plot, not of the map.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
@@ -44,6 +46,56 @@ def upsampled(maps: torch.Tensor, size: tuple[int, ...], mode: str) -> torch.Ten
 def spatial_dims(grid: torch.Tensor) -> tuple[int, ...]:
     """The spatial dimensions of a grid ``(N, C, *spatial)``."""
     return tuple(range(2, grid.ndim))
+
+
+def working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype to compute a map's weights in: float32 for the half-precision types, else ``dtype``.
+
+    In bfloat16 (8 significant bits) the small probability differences that
+    weight Score-CAM's channels drown in rounding, and the SVD of Eigen-CAM
+    does not run at all.
+
+    Example
+    -------
+    >>> working_dtype(torch.bfloat16), working_dtype(torch.float64)
+    (torch.float32, torch.float64)
+    """
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+@contextmanager
+def autograd_on() -> Iterator[None]:
+    """Autograd on within the block, whatever the caller's ``torch.no_grad()`` or ``torch.inference_mode()``.
+
+    The CAMs take gradients at their layer and check with autograd what the
+    output depends on; under the caller's modes they would raise, or see no
+    dependence and silently return zero maps or skip the check.
+
+    Example
+    -------
+    >>> with torch.inference_mode(), autograd_on():
+    ...     x = torch.ones(2, requires_grad=True)
+    ...     (2 * x).sum().requires_grad
+    True
+    """
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
+
+
+def recordable(inputs: torch.Tensor) -> torch.Tensor:
+    """``inputs``, or a normal copy of it when it was created under ``torch.inference_mode()``.
+
+    Autograd cannot record an inference tensor outside inference mode (call it
+    within :func:`autograd_on`).
+
+    Example
+    -------
+    >>> with torch.inference_mode():
+    ...     x = torch.ones(2)
+    >>> x.is_inference(), recordable(x).is_inference()
+    (True, False)
+    """
+    return inputs.clone() if inputs.is_inference() else inputs
 
 
 class CamMethod(Method):
@@ -92,6 +144,10 @@ class CamMethod(Method):
         self.reshape = reshape
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
+        with autograd_on():
+            return self._maps(recordable(inputs), target)
+
+    def _maps(self, inputs: torch.Tensor, target: Target) -> Attribution:
         if inputs.ndim < 3:
             raise ValueError(
                 f"CAM methods explain inputs with spatial dimensions (N, C, H, W); got shape {tuple(inputs.shape)}"

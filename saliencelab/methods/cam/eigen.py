@@ -4,7 +4,9 @@ Each sample's grid is a matrix ``O`` of positions × channels; with its SVD
 ``O = U Σ Vᵀ`` the map is ``O v₁`` (the paper's formula: no centring, no
 gradient, so the map does not depend on the target). A singular vector's sign
 is arbitrary; it is fixed so that the map correlates positively with the
-channels' mean activation. All samples go through one batched SVD.
+channels' mean activation. All samples go through one batched SVD, in float32
+for half-precision grids (bfloat16, float16), which the SVD does not take; the
+map is cast back.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from torch import nn
 
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
-from saliencelab.methods.cam.base import CamMethod
+from saliencelab.methods.cam.base import CamMethod, working_dtype
 from saliencelab.methods.cam.layers import as_grid
 
 
@@ -30,12 +32,12 @@ def first_component_projection(grid: torch.Tensor) -> torch.Tensor:
              [0., 0.]]])
     """
     n, c = grid.shape[:2]
-    positions = grid.reshape(n, c, -1).transpose(1, 2)  # (n, P, C)
+    positions = grid.reshape(n, c, -1).transpose(1, 2).to(working_dtype(grid.dtype))  # (n, P, C)
     _, _, vh = torch.linalg.svd(positions, full_matrices=False)
     projection = positions @ vh[:, 0, :].unsqueeze(2)  # (n, P, 1)
     mean = positions.mean(2, keepdim=True)
-    sign = torch.where((projection * mean).sum((1, 2)) < 0, -1.0, 1.0).to(grid.dtype)
-    return (projection.squeeze(2) * sign.unsqueeze(1)).reshape(n, *grid.shape[2:])
+    sign = torch.where((projection * mean).sum((1, 2)) < 0, -1.0, 1.0).to(positions.dtype)
+    return (projection.squeeze(2) * sign.unsqueeze(1)).reshape(n, *grid.shape[2:]).to(grid.dtype)
 
 
 @register

@@ -88,7 +88,10 @@ def watching(
     With ``gradients=True`` the output is recorded as a leaf that requires grad
     and autograd is switched on from that point of the forward pass (run the
     forward under ``torch.no_grad()``: only the layers after ``layer`` build a
-    graph). Grad mode is restored on exit.
+    graph). Grad mode is restored on exit. The recorded output is a copy (or a
+    leaf of which the network gets a copy), so in-place operations later in the
+    model leave it as the layer computed it; a ``replace`` result goes to the
+    network as it is, and may be changed in place there.
 
     Example
     -------
@@ -114,8 +117,8 @@ def watching(
             )
         if replace is not None:
             return replace(output)
-        if not gradients:
-            capture.activation = output.detach()
+        if not gradients:  # a copy: a later in-place op (ReLU(inplace=True)) would change the output
+            capture.activation = output.detach().clone()
             return None
         torch.set_grad_enabled(True)
         capture.activation = output.detach().requires_grad_(True)

@@ -13,10 +13,12 @@
 Both evaluate every (sample, channel) pair in batches under the memory budget,
 in inference mode, and skip channels that are constant (Score-CAM: the mask is
 undefined and the weight is 0) or zero (Ablation-CAM: removing them changes
-nothing). Ablation-CAM re-runs only the layers after the CAM layer when the
-rest of the network depends on the input through that layer alone (checked
-with autograd on every call), in chunks sized by what a row costs after that
-layer, and the whole network otherwise.
+nothing). For a half-precision model Score-CAM compares the class
+probabilities, and weights the channels, in float32: the differences are small
+next to bfloat16's rounding. Ablation-CAM re-runs only the layers after the CAM
+layer when the rest of the network depends on the input through that layer
+alone (checked with autograd on every call), in chunks sized by what a row
+costs after that layer, and the whole network otherwise.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from torch import nn
 from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
-from saliencelab.methods.cam.base import CamMethod, spatial_dims, upsampled
+from saliencelab.methods.cam.base import CamMethod, spatial_dims, upsampled, working_dtype
 from saliencelab.methods.cam.layers import as_grid, watching
 
 
@@ -67,6 +69,7 @@ class ScoreCam(CamMethod):
         self.softmax = softmax
 
     def _score(self, output: torch.Tensor, bound: Target) -> torch.Tensor:
+        output = output.to(working_dtype(output.dtype))
         if self.softmax and bound.classes is not None and output.ndim == 2:
             return bound.scores(output.softmax(1))
         return bound.scores(output)
@@ -79,7 +82,7 @@ class ScoreCam(CamMethod):
             blank = self._score(self.forward(torch.zeros_like(x)), bound)
         dims = spatial_dims(grid)
         sample, channel = _channel_pairs(grid.amax(dims) > grid.amin(dims))
-        weights = torch.zeros(grid.shape[:2], dtype=grid.dtype, device=grid.device)
+        weights = torch.zeros(grid.shape[:2], dtype=working_dtype(grid.dtype), device=grid.device)
         size = tuple(x.shape[2:])
         if len(grid.shape[2:]) != len(size):
             raise ValueError("score_cam masks the input with the layer's grid; it needs as many spatial dimensions")
@@ -96,7 +99,7 @@ class ScoreCam(CamMethod):
             weights[s, c] = (scores - blank[s]).to(weights.dtype)
 
         self.run_chunked(x, run, total_rows=sample.numel(), passes=1)
-        return _per_channel(weights, grid), bound
+        return _per_channel(weights, grid.to(weights.dtype)), bound
 
 
 @register
@@ -195,8 +198,8 @@ class AblationCam(CamMethod):
         through the whole network.
         """
 
-        def replaced(rows: torch.Tensor, forward) -> torch.Tensor:
-            with torch.inference_mode(), watching(layer, replace=lambda _out: ablated):
+        def replaced(rows: torch.Tensor, forward) -> torch.Tensor:  # a copy: the model may change it in place
+            with torch.inference_mode(), watching(layer, replace=lambda _out: ablated.clone()):
                 return forward(rows)
 
         if tail:
