@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from saliencelab.core.validation import first_line as first_line  # re-exported: the io modules quote errors
+
 
 class UserError(ValueError):
     """Base of the errors a user can fix; ``exit_code`` is the command line's exit status."""
@@ -82,18 +84,6 @@ class UnsupportedModelError(UserError):
     """A method whose rule table does not cover an operation of the model."""
 
     exit_code = 9
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none), to quote in an error.
-
-    Example
-    -------
-    >>> first_line(RuntimeError("shapes cannot be multiplied\\nmore detail"))
-    'shapes cannot be multiplied'
-    """
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 EXIT_CODES: dict[int, str] = {
