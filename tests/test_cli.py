@@ -445,6 +445,8 @@ def test_an_output_that_cannot_be_written_is_refused_before_anything_runs(files,
         result = runner.invoke(app, [command, *(map(str, run[:4]) if command == "sanity" else []), "-m", "gradient",
                                      "--out", str(tmp_path)])  # fmt: skip
         assert result.exit_code == 10 and f"--out {tmp_path} is a folder; give a file name" in result.stderr
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 10 and "is an existing file" in result.stderr and result.stdout == ""
 
 
 def test_a_run_that_fails_part_way_leaves_no_result(files, tmp_path):
