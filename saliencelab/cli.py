@@ -3,9 +3,11 @@
 Thin: it parses arguments, calls the library (:mod:`saliencelab.io` for files)
 and prints. A user's mistake ends with one ``error: ...`` line on stderr, no
 traceback, and an exit status that scripts can test; :mod:`saliencelab.io.errors`
-lists them (3 missing file, 4 SPEC that does not load, 5 weights that do not fit,
-6 input the model cannot take, 7 unknown method, 8 bad option, 9 unsupported
-operation; 2 is a malformed command line), and so does ``saliencelab explain --help``.
+lists them (3 missing, unreadable or refused file, 4 SPEC that does not load,
+5 weights that do not fit, 6 input the model cannot take, 7 unknown method, 8 bad
+option, 9 unsupported operation, 10 output that cannot be written; 2 is a
+malformed command line), and so does ``saliencelab explain --help``. Output paths
+are checked before anything is loaded, and results are written all or nothing.
 """
 
 from __future__ import annotations
@@ -143,6 +145,9 @@ def explain(
     from saliencelab import io
 
     with _user_errors():
+        io.check_output_folder(out, "--out")
+        if report is not None:
+            io.check_output_folder(report, "--report")
         chosen = io.check_methods(methods)
         options = io.method_options(option, chosen)
         the_target, the_baseline = io.parse_target(target), io.parse_baseline(baseline)
@@ -158,10 +163,11 @@ def explain(
                 f"{row.method:<24}{row.input:<24}{_targets(row.target):>8}{row.seconds:>10.3f}{_delta(row.delta):>11}"
             )
         if report is not None:
-            page = io.write_input_report(net, loaded, chosen, report, target=the_target, options=options)
+            with io.staged_folder(report) as stage:
+                io.write_input_report(net, loaded, chosen, stage, target=the_target, options=options)
     typer.echo(f"results: {out}")
     if report is not None:
-        typer.echo(f"report: {page}")
+        typer.echo(f"report: {report / 'index.html'}")
 
 
 @app.command(cls=_SpreadCommand, epilog=_EXIT_HELP)
@@ -195,6 +201,8 @@ def sanity(
     from saliencelab import io
 
     with _user_errors():
+        if out is not None:
+            io.check_output_file(out, "--out")
         chosen = io.check_methods(methods)
         options = io.method_options(option, chosen)
         the_target = io.parse_target(target)
@@ -226,6 +234,8 @@ def axioms(
     from saliencelab import evaluate, io
 
     with _user_errors():
+        if out is not None:
+            io.check_output_file(out, "--out")
         chosen = io.check_methods(methods)
         options = io.method_options(option, chosen)
         with io.method_errors(", ".join(chosen)):
@@ -281,6 +291,7 @@ def demo(
     from saliencelab.demo import run_demo
 
     with _user_errors():
+        io.check_output_folder(out, "--out")
         chosen = io.check_methods(method) if method else None
     rows = run_demo(out, inputs=inputs, methods=chosen)
     typer.echo(f"{'data set':<10}{'method':<25}{'seconds':>9}{'deletion AUC':>14}  checks")

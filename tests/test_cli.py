@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import pathlib
+import re
+import struct
 import textwrap
+import zlib
 
 import matplotlib.image
 import numpy as np
@@ -15,6 +20,7 @@ from typer.testing import CliRunner
 import saliencelab as sl
 from saliencelab.cli import app, spread_values
 from saliencelab.core import registry
+from saliencelab.io import EXIT_CODES
 
 runner = CliRunner()
 
@@ -137,8 +143,14 @@ def test_help_documents_the_options_and_every_exit_code(command):
         ("--model", "--input", "--target", "--size") if command != "axioms" else ()
     ):
         assert flag in text
-    for code in range(10):
+    for code in range(11):
         assert f"{code} " in text.split("Exit codes:")[1]
+
+
+def test_the_readme_table_gives_every_exit_code():
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    codes = [int(code) for code in re.findall(r"^\| (\d+) \|", readme, re.M)]
+    assert codes == sorted(EXIT_CODES) == list(range(11))
 
 
 def test_list_options_take_several_values_after_one_flag():
@@ -318,9 +330,149 @@ def test_every_user_error_has_its_exit_code_and_a_message_without_traceback(file
             assert word in text, (args, result.output)
         if code != 2:  # 2 is typer's own usage message
             assert result.stderr.startswith("error: "), (args, result.output)
+            assert len(result.stderr.strip().splitlines()) == 1, (args, result.output)
         if code != 9:  # an operation without a rule shows only while the method runs
             assert result.stdout == "", (args, result.output)
     assert not (tmp_path / "out").exists()  # no error leaves a partial result behind
+
+
+def png_claiming(path, width: int, height: int) -> None:
+    """A PNG of one pixel whose header claims ``width`` x ``height`` pixels (a decompression bomb's signature)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    header = struct.pack(">II", width, height) + bytes(data[24:29])  # IHDR: size, then depth, colour, ...
+    data[16:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    path.write_bytes(bytes(data))
+
+
+class Payload:
+    """Unpickling it would create a file: what a malicious .pt file does, harmlessly."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+@pytest.fixture
+def hostile(tmp_path, digits):
+    """Files a user may be handed: a decompression bomb, truncated files, NaN values, pickled code."""
+    png_claiming(tmp_path / "bomb.png", 100_000, 100_000)  # over Pillow's error limit
+    png_claiming(tmp_path / "big.png", 12_000, 12_000)  # over its warning limit: also refused
+    torch.save(sl.zoo.load("digits_cnn").state_dict(), tmp_path / "weights.pt")
+    whole = (tmp_path / "weights.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(whole[: len(whole) // 2])
+    np.save(tmp_path / "whole.npy", digits.numpy())
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "whole.npy").read_bytes()[:100])
+    with_nan = digits.numpy().copy()
+    with_nan[1, 0, 2, 3] = np.nan
+    np.save(tmp_path / "nan.npy", with_nan)
+    torch.save(Payload(tmp_path / "pwned"), tmp_path / "payload.pt")
+    torch.save({"features.0.weight": Payload(tmp_path / "pwned")}, tmp_path / "payload_weights.pt")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return tmp_path
+
+
+def hostile_cases(folder):
+    """(arguments, exit code, words the message must hold)."""
+    zoo, npy = ["--model", "zoo:digits_cnn"], folder / "whole.npy"
+    refused = ["it holds pickled Python objects", "loading them could run code", "Save plain tensors instead"]
+    return [
+        ([*zoo, "-i", folder / "bomb.png", "-m", "gradient"], 3,
+         ["refused the image", "bomb.png", "10000000000 pixels", "decompression bombs", "shrink it"]),
+        ([*zoo, "-i", folder / "big.png", "-m", "gradient"], 3, ["refused the image", "144000000 pixels"]),
+        ([*zoo, "--weights", folder / "cut.pt", "-i", npy, "-m", "gradient"], 3,
+         ["cannot read the weights file", "cut.pt", "truncated, corrupt or not a torch.save file"]),
+        ([*zoo, "-i", folder / "cut.npy", "-m", "gradient"], 3,
+         ["cannot read the input", "cut.npy", "truncated, corrupt or not a np.save file"]),
+        ([*zoo, "-i", folder / "nan.npy", "-m", "gradient"], 6,
+         ["nan.npy", "1 NaN or Inf values (first at index (1, 0, 2, 3))", "clean or impute them"]),
+        ([*zoo, "-i", folder / "payload.pt", "-m", "gradient"], 3,
+         ["refused the input", "payload.pt", "(it asks for getattr)", *refused]),
+        ([*zoo, "--weights", folder / "payload_weights.pt", "-i", npy, "-m", "gradient"], 3,
+         ["refused the weights file", *refused]),
+        ([*zoo, "-i", npy, "-m", "integrated_gradients", "--baseline", folder / "payload.pt"], 3,
+         ["refused the baseline file", *refused]),
+        ([*zoo, "-i", folder / "objects.npy", "-m", "gradient"], 3, ["refused the input", *refused]),
+    ]  # fmt: skip
+
+
+def test_hostile_files_are_refused_in_one_line_with_their_exit_code_before_any_method_runs(hostile):
+    for args, code, words in hostile_cases(hostile):
+        result = explain(*args, "--out", hostile / "out")
+        text = " ".join(result.stderr.split())
+        assert result.exit_code == code, (args, result.output)
+        assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.output
+        for word in words:
+            assert word in text, (args, result.output)
+        assert "weights_only" not in text and "allow_pickle" not in text  # never advice to turn the guard off
+        assert result.stdout == "", (args, result.output)  # no method ran
+    assert not (hostile / "pwned").exists()  # no pickled code ran
+    assert not (hostile / "out").exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_anything_runs(files, tmp_path, monkeypatch):
+    (tmp_path / "taken").write_text("someone's notes")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_mkdir = pathlib.Path.mkdir
+
+    def mkdir(self, *args, **kwargs):  # the OS's answer in a folder without write permission (also for root)
+        if locked in (self, *self.parents):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    run = ["--model", "zoo:digits_cnn", "-i", files / "digit.png", "-m", "gradient"]
+    cases = [
+        (["--out", tmp_path / "taken"], f"--out {tmp_path / 'taken'} is an existing file; give a folder"),
+        (["--out", tmp_path / "taken" / "sub"], f"{tmp_path / 'taken'} is a file, not a folder"),
+        (["--out", locked / "results"], f"cannot write in {locked} (Permission denied); choose a folder you can"),
+        (["--out", tmp_path / "o", "--report", tmp_path / "taken"], f"--report {tmp_path / 'taken'} is an existing"),
+    ]
+    for args, message in cases:
+        result = explain(*run, *args)
+        assert result.exit_code == 10, (args, result.output)
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, args
+        assert message in result.stderr, (args, result.stderr)
+        assert result.stdout == ""
+    assert (tmp_path / "taken").read_text() == "someone's notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked", "taken"]
+    for command in ("sanity", "axioms"):
+        result = runner.invoke(app, [command, *(map(str, run[:4]) if command == "sanity" else []), "-m", "gradient",
+                                     "--out", str(tmp_path)])  # fmt: skip
+        assert result.exit_code == 10 and f"--out {tmp_path} is a folder; give a file name" in result.stderr
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 10 and "is an existing file" in result.stderr and result.stdout == ""
+
+
+def test_a_run_that_fails_part_way_leaves_no_result(files, tmp_path):
+    spec = f"{files / 'net.py'}:WithGelu"  # gradient runs, then guided_backprop has no rule for gelu
+    result = explain("--model", spec, "-i", files / "digit.png", "-m", "gradient", "guided_backprop",
+                     "--out", tmp_path / "new" / "out")  # fmt: skip
+    assert result.exit_code == 9 and "no rule for the operation 'gelu'" in result.stderr
+    assert result.stdout.splitlines()[1].split()[:2] == ["gradient", "digit.png"] and "results:" not in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no OUT, no staging folder left
+
+    earlier = tmp_path / "kept" / "digit" / "gradient.npy"
+    earlier.parent.mkdir(parents=True)
+    np.save(earlier, np.zeros(3))
+    result = explain("--model", spec, "-i", files / "digit.png", "-m", "gradient", "guided_backprop", "--out",
+                     tmp_path / "kept")  # fmt: skip
+    assert result.exit_code == 9
+    assert [p.relative_to(tmp_path) for p in sorted(tmp_path.rglob("*"))] == [
+        pathlib.Path(p) for p in ("kept", "kept/digit", "kept/digit/gradient.npy")
+    ]
+    assert np.load(earlier).tolist() == [0, 0, 0]  # an earlier run's result is left as it was
+
+    result = explain("--model", spec, "-i", files / "digit.png", "-m", "gradient", "--out", tmp_path / "kept")
+    assert result.exit_code == 0 and result.stdout.endswith(f"results: {tmp_path / 'kept'}\n")
+    assert sorted(p.name for p in (tmp_path / "kept" / "digit").iterdir()) == ["gradient.npy", "gradient.png"]
+    assert np.load(earlier).shape == (1, 1, 8, 8)  # a complete run replaces it
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]
 
 
 # --------------------------------------------------------------------------- sanity and axioms

@@ -13,6 +13,10 @@ import torch
 class Attribution:
     """Attribution of a batch of predictions to the input features.
 
+    Every tensor it holds (``values``, ``delta``, ``target``, those in ``info``)
+    is detached from the autograd graph, also when the inputs require gradients,
+    so ``a.values.numpy()`` always works.
+
     Attributes
     ----------
     values:
@@ -43,6 +47,10 @@ class Attribution:
     method: str
     target: torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None
     info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("values", "delta", "target", "info"):
+            object.__setattr__(self, name, detached(getattr(self, name)))
 
     def plot(self, index: int = 0, *, image: Any = None, **options: Any) -> Any:
         """Draw sample ``index``: :func:`saliencelab.viz.heatmap`, or :func:`saliencelab.viz.overlay` over ``image``.
@@ -88,3 +96,22 @@ class Attribution:
                 )
             image = image[index]
         return viz.overlay(image, values, **options)
+
+
+def detached(value: Any) -> Any:
+    """``value`` with every tensor in it detached from the autograd graph (through dicts, lists and tuples).
+
+    Example
+    -------
+    >>> x = torch.ones(2, requires_grad=True)
+    >>> out = detached({"sum": x.sum(), "parts": [x * 2, "label"]})
+    >>> out["sum"].requires_grad, out["parts"][0].requires_grad, out["parts"][1]
+    (False, False, 'label')
+    """
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, dict):
+        return {key: detached(item) for key, item in value.items()}
+    if type(value) in (list, tuple):  # not a named tuple, whose constructor takes fields
+        return type(value)(detached(item) for item in value)
+    return value

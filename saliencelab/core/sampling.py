@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from saliencelab.core.validation import check_seed
+
 
 def generator(seed: int, device: torch.device) -> torch.Generator:
     """A fresh generator on ``device`` seeded with ``seed``.
@@ -20,9 +22,7 @@ def generator(seed: int, device: torch.device) -> torch.Generator:
     >>> torch.equal(a, torch.rand(2, generator=generator(0, torch.device("cpu"))))
     True
     """
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int; got {seed!r}")
-    return torch.Generator(device=device).manual_seed(seed)
+    return torch.Generator(device=device).manual_seed(check_seed(seed))
 
 
 def noise_scale(inputs: torch.Tensor, noise: float) -> torch.Tensor:

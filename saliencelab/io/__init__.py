@@ -4,7 +4,9 @@
   ``path/to/file.py:factory``, a TorchScript or ``torch.export`` file) and
   optional weights;
 - :func:`load_input`: an image or a ``.npy``/``.pt`` tensor as a batch;
-- :func:`explain_inputs`: every method on every input, results written to disk;
+- :func:`explain_inputs`: every method on every input, results written to disk
+  all or nothing (:func:`staged_folder`), after :func:`check_output_folder`;
+- :func:`load_saved`: a ``.npy``, ``.pt`` or ``.safetensors`` file, refusing pickled code;
 - :func:`sanity_table`: model (and data) randomisation of every method on every input;
 - :mod:`saliencelab.io.errors`: the errors a user can fix, each with the exit
   code of the command line.
@@ -24,9 +26,11 @@ Example
 
 from saliencelab.io.checks import sanity_table
 from saliencelab.io.errors import EXIT_CODES, UserError
+from saliencelab.io.files import load_saved
 from saliencelab.io.inputs import LoadedInput, load_input, load_inputs
 from saliencelab.io.models import input_channels, load_model, load_weights
 from saliencelab.io.options import check_methods, method_options, parse_baseline, parse_target, parse_value
+from saliencelab.io.outputs import check_output_file, check_output_folder, staged_folder
 from saliencelab.io.report import write_input_report
 from saliencelab.io.run import Row, explain_inputs, method_errors
 
@@ -36,10 +40,13 @@ __all__ = [
     "Row",
     "UserError",
     "check_methods",
+    "check_output_file",
+    "check_output_folder",
     "explain_inputs",
     "input_channels",
     "load_input",
     "load_inputs",
+    "load_saved",
     "load_model",
     "load_weights",
     "method_errors",
@@ -49,4 +56,5 @@ __all__ = [
     "parse_value",
     "write_input_report",
     "sanity_table",
+    "staged_folder",
 ]

@@ -10,16 +10,22 @@ code meaning
 0    success
 1    an unexpected internal error (a bug: please report it)
 2    a malformed command line (an unknown flag, a value of the wrong type)
-3    a file that is missing or cannot be read (input, model, weights, baseline)
+3    a file that is missing, cannot be read (truncated, corrupt) or is refused
+     (a pickle whose loading would run code, an image over Pillow's
+     decompression-bomb limit): input, model, weights, baseline
 4    a model SPEC that does not load (bad module, missing attribute, not
      callable, the factory raised, not a ``torch.nn.Module``, not a TorchScript
      or ``torch.export`` archive, unknown zoo name)
 5    weights that do not fit the model (missing or unexpected keys, shapes)
-6    an input the model cannot take (its shape, channels or dtype)
+6    an input the model cannot take (its shape, channels or dtype, or NaN or
+     Inf values)
 7    an unknown method name
 8    a bad option value (``--option``, ``--target``, ``--baseline``,
      ``--mean``/``--std``), or a method that rejects its options
 9    a method whose rules do not cover an operation of the model
+10   an output that cannot be written (``--out`` or ``--report`` is an
+     existing file, or its folder is not writable); checked before any
+     method runs
 ==== ==========================================================================
 
 Example
@@ -35,6 +41,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from saliencelab.core.validation import first_line as first_line  # re-exported: the io modules quote errors
+
 
 class UserError(ValueError):
     """Base of the errors a user can fix; ``exit_code`` is the command line's exit status."""
@@ -43,7 +51,7 @@ class UserError(ValueError):
 
 
 class MissingFileError(UserError):
-    """A file that does not exist or cannot be read."""
+    """A file that is missing, cannot be read, or is refused as unsafe."""
 
     exit_code = 3
 
@@ -61,7 +69,7 @@ class WeightsError(UserError):
 
 
 class InputShapeError(UserError):
-    """An input the model cannot take."""
+    """An input the model cannot take (its shape, channels, dtype or non-finite values)."""
 
     exit_code = 6
 
@@ -84,16 +92,10 @@ class UnsupportedModelError(UserError):
     exit_code = 9
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none), to quote in an error.
+class OutputError(UserError):
+    """An output path that cannot be written."""
 
-    Example
-    -------
-    >>> first_line(RuntimeError("shapes cannot be multiplied\\nmore detail"))
-    'shapes cannot be multiplied'
-    """
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    exit_code = 10
 
 
 EXIT_CODES: dict[int, str] = {

@@ -9,6 +9,7 @@ values that the model takes as they are: no resizing, no normalisation.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from saliencelab.io.errors import BadOptionError, InputShapeError, MissingFileError
+from saliencelab.io.errors import BadOptionError, InputShapeError, MissingFileError, first_line
+from saliencelab.io.files import load_saved
+from saliencelab.methods.base import check_inputs
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 TENSOR_SUFFIXES = (".npy", ".pt", ".pth")
@@ -99,7 +102,9 @@ def read_image(path: str | Path, *, channels: int | None = None, size: tuple[int
     Parameters
     ----------
     path:
-        Any image Pillow reads. Transparency is dropped.
+        Any image Pillow reads. Transparency is dropped. An image of more
+        than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels is refused before it is
+        decoded (a decompression bomb).
     channels:
         1 for grey (Pillow's ITU-R 601-2 luma), 3 for RGB, None for the image's
         own kind (grey for grey images, RGB otherwise).
@@ -120,8 +125,15 @@ def read_image(path: str | Path, *, channels: int | None = None, size: tuple[int
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 (grey), 3 (RGB) or None; got {channels}")
     try:
-        with Image.open(path) as image:
-            pixels = _pixels(image, channels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                pixels = _pixels(image, channels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise MissingFileError(
+            f"refused the image {path}: {first_line(error).split(', could be')[0]} (Pillow's guard against "
+            "decompression bombs); shrink it to about the size the model takes before explaining it"
+        ) from None
     except (UnidentifiedImageError, OSError) as error:
         raise MissingFileError(f"cannot read the image {path}: {error}") from None
     if size is not None and tuple(size) != tuple(pixels.shape[1:]):
@@ -141,7 +153,7 @@ def _pixels(image, channels: int | None) -> torch.Tensor:
 
 
 def read_tensor(path: str | Path) -> torch.Tensor:
-    """A ``.npy`` or ``.pt`` file as a floating-point batch ``(N, C, H, W)``.
+    """A ``.npy`` or ``.pt`` file as a floating-point batch ``(N, C, H, W)`` of finite values.
 
     Example
     -------
@@ -152,13 +164,7 @@ def read_tensor(path: str | Path) -> torch.Tensor:
     torch.Size([1, 1, 8, 8])
     """
     path = Path(path)
-    try:
-        if path.suffix.lower() == ".npy":
-            tensor = torch.from_numpy(np.load(path, allow_pickle=False))
-        else:
-            tensor = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # numpy and torch raise many types for an unreadable file
-        raise MissingFileError(f"cannot read the tensor file {path}: {error}") from None
+    tensor = load_saved(path, "input")
     if not isinstance(tensor, torch.Tensor):
         raise InputShapeError(f"{path} holds a {type(tensor).__name__}; save a single tensor (torch.save(x, path))")
     if not tensor.is_floating_point():
@@ -170,6 +176,10 @@ def read_tensor(path: str | Path) -> torch.Tensor:
         raise InputShapeError(
             f"{path} holds a tensor of shape {tuple(tensor.shape)}; give one sample (C, H, W) or a batch (N, C, H, W)"
         )
+    try:
+        check_inputs(tensor)
+    except ValueError as error:  # NaN or Inf values
+        raise InputShapeError(f"{path}: {error}") from None
     return tensor[None] if tensor.ndim == 3 else tensor
 
 

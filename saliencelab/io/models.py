@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from saliencelab.io.errors import MissingFileError, ModelSpecError, WeightsError, first_line
+from saliencelab.io.files import load_saved
 
 
 def load_model(spec: str, weights: str | Path | None = None) -> nn.Module:
@@ -90,18 +91,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     True
     """
     path = _existing(path, "weights file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # any reader error means the same to the user: not a state dict
-        raise WeightsError(
-            f"cannot read the weights in {path} ({type(error).__name__}); save model.state_dict() with torch.save "
-            "(it is read with weights_only=True) or with safetensors"
-        ) from None
+    state = load_saved(path, "weights file")
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         keys = f" (its keys: {', '.join(map(str, list(state)[:8]))})" if isinstance(state, Mapping) else ""
         raise WeightsError(

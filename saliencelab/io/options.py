@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from saliencelab.core import registry
 from saliencelab.core.baselines import PRESETS, BaselineSpec
 from saliencelab.io.errors import BadOptionError, MissingFileError, UnknownMethodError
+from saliencelab.io.files import load_saved
 
 
 def check_methods(names: Sequence[str]) -> list[str]:
@@ -129,12 +129,7 @@ def parse_baseline(text: str | None) -> BaselineSpec:
         )
     if not path.is_file():
         raise MissingFileError(f"baseline file {path} does not exist")
-    try:
-        if path.suffix.lower() == ".npy":
-            return torch.from_numpy(np.load(path, allow_pickle=False))
-        baseline = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # numpy and torch raise many types for an unreadable file
-        raise MissingFileError(f"cannot read the baseline file {path}: {error}") from None
+    baseline = load_saved(path, "baseline file")
     if not isinstance(baseline, torch.Tensor):
         raise BadOptionError(f"{path} holds a {type(baseline).__name__}; save the baseline as one tensor")
     return baseline

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from saliencelab.core.guard import preserved
 from saliencelab.core.targets import prepare_target
 from saliencelab.io.errors import BadOptionError, InputShapeError, UnsupportedModelError, first_line
 from saliencelab.io.inputs import IMAGE_SUFFIXES, LoadedInput
-from saliencelab.io.outputs import folder_names, write_attribution
+from saliencelab.io.outputs import check_output_folder, folder_names, staged_folder, write_attribution
 from saliencelab.methods.base import Method, checked_output
 
 
@@ -37,7 +37,7 @@ class Row:
     delta:
         The largest completeness error over the samples, or None for a method without one.
     files:
-        What was written.
+        What was written, where it is once the run has finished (see :func:`explain_inputs`).
     """
 
     method: str
@@ -61,11 +61,15 @@ def explain_inputs(
 ) -> Iterator[Row]:
     """Explain every input with every method; an iterator that writes each result and gives its :class:`Row`.
 
-    Results go to ``out/<input stem>/<method>.*`` (:func:`write_attribution`).
-    Before it returns, every input is run through the model
-    (:func:`check_model_takes`), so that an input the model cannot take fails
-    before any method starts. ``baseline`` goes to the methods that take one; it
-    is an error when none does.
+    Results go to ``out/<input stem>/<method>.*`` (:func:`write_attribution`),
+    all or nothing: they are written in a hidden staging folder and moved into
+    ``out`` when the last method on the last input has run
+    (:func:`~saliencelab.io.outputs.staged_folder`); a method that fails, or an
+    iterator not run to its end, leaves ``out`` as it was. Before it returns,
+    ``out`` is checked to be writable (:func:`~saliencelab.io.outputs.check_output_folder`)
+    and every input is run through the model (:func:`check_model_takes`), so that
+    these fail before any method starts. ``baseline`` goes to the methods that
+    take one; it is an error when none does.
 
     Example
     -------
@@ -83,14 +87,29 @@ def explain_inputs(
     takes_baseline = {method: explainer.takes_baseline for method, explainer in explainers.items()}
     if baseline is not None and not any(takes_baseline.values()):
         raise BadOptionError(f"--baseline was given but none of {', '.join(methods)} takes a baseline")
+    check_output_folder(out)
     for loaded in inputs:
         check_model_takes(model, loaded, target)
     names = folder_names([loaded.path for loaded in inputs])
-    jobs = [(loaded, Path(out) / name, m) for loaded, name in zip(inputs, names, strict=True) for m in methods]
-    return (
-        _run(explainers[m], loaded, folder, target, baseline if takes_baseline[m] else None, formats)
-        for loaded, folder, m in jobs
-    )
+    jobs = [
+        (explainers[m], loaded, name, baseline if takes_baseline[m] else None)
+        for loaded, name in zip(inputs, names, strict=True)
+        for m in methods
+    ]
+    return _run_staged(jobs, Path(out), target, formats)
+
+
+def _run_staged(
+    jobs: Sequence[tuple[Method, LoadedInput, str, BaselineSpec]],
+    out: Path,
+    target: int | None,
+    formats: Sequence[str],
+) -> Iterator[Row]:
+    """Run each job into a staging folder, giving each row with the paths its files will have in ``out``."""
+    with staged_folder(out) as stage:
+        for explainer, loaded, name, baseline in jobs:
+            row = _run(explainer, loaded, stage / name, target, baseline, formats)
+            yield replace(row, files=[out / file.relative_to(stage) for file in row.files])
 
 
 def _build(model: torch.nn.Module, method: str, options: dict[str, Any]) -> Method:

@@ -13,6 +13,7 @@ from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.guard import preserved
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
+from saliencelab.core.validation import batch_dimension_hint, check_inputs_fit_model, check_memory_budget
 from saliencelab.engine import Interception, OpRule, require_sight
 from saliencelab.errors import NonFiniteResultError
 
@@ -58,10 +59,8 @@ class Method:
     def __init__(self, model: Any, *, memory_budget: int | None = None) -> None:
         if not callable(model):
             raise TypeError(f"model must be a torch.nn.Module or a callable; got {type(model).__name__}")
-        if memory_budget is not None and memory_budget <= 0:
-            raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget}")
         self.model = model
-        self.memory_budget = memory_budget
+        self.memory_budget = check_memory_budget(memory_budget)
 
     def __call__(
         self,
@@ -76,11 +75,12 @@ class Method:
         :class:`~saliencelab.engine.OpaqueModelError` (:func:`~saliencelab.engine.require_sight`).
         """
         check_inputs(inputs)
+        check_inputs_fit_model(self.model, inputs)
         if baseline is not None and not self.takes_baseline:
             raise ValueError(f"{self.name} takes no baseline; drop baseline= or use integrated_gradients")
         with torch.inference_mode(False), torch.enable_grad():
             inputs, baseline = outside_inference(inputs), outside_inference(baseline)
-            with preserved(self.model), require_sight(self.name):
+            with preserved(self.model), require_sight(self.name), batch_dimension_hint(self.model, inputs):
                 result = self._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
         return check_finite(result)
 

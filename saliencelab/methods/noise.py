@@ -19,6 +19,7 @@ from saliencelab.core.baselines import BaselineSpec, References, resolve_baselin
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, noise_scale
 from saliencelab.core.targets import Target
+from saliencelab.core.validation import check_seed
 from saliencelab.methods.base import Method
 
 VARIANTS = ("mean", "squared", "var")
@@ -93,7 +94,7 @@ class SmoothGrad(Method):
         self.samples = samples
         self.noise = noise
         self.variant = variant
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         n, copies = inputs.shape[0], self.samples

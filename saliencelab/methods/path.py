@@ -25,6 +25,7 @@ from saliencelab.core.baselines import BaselineSpec, ReferenceSet, resolve_basel
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, noise_scale
 from saliencelab.core.targets import Target
+from saliencelab.core.validation import check_seed
 from saliencelab.methods.adaptive import adaptive_trapezoid
 from saliencelab.methods.base import Method
 from saliencelab.methods.quadrature import INTEGRATIONS, quadrature, refinement
@@ -138,7 +139,7 @@ class IntegratedGradients(_ReferenceMethod):
         self.integration = integration
         self.tolerance = tolerance
         self.max_steps = max_steps
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         n = inputs.shape[0]
@@ -281,7 +282,7 @@ class ExpectedGradients(_ReferenceMethod):
         noise_scale(torch.zeros(1, 1), noise)
         self.samples = samples
         self.noise = noise
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         n, draws = inputs.shape[0], self.samples

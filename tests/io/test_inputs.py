@@ -78,3 +78,13 @@ def test_unreadable_or_unfit_files_are_named_in_the_error(tmp_path):
         load_input(tmp_path / "broken.png")
     with pytest.raises(MissingFileError, match="does not exist"):
         load_input(tmp_path / "nothing.png")
+
+
+def test_non_finite_tensor_files_are_input_errors(tmp_path):
+    np.save(tmp_path / "inf.npy", np.array([[[0.0, np.inf], [np.nan, 1.0]]], dtype=np.float32))
+    with pytest.raises(InputShapeError) as error:
+        read_tensor(tmp_path / "inf.npy")
+    assert str(error.value).startswith(
+        f"{tmp_path / 'inf.npy'}: the inputs contain 2 NaN or Inf values (first at index"
+    )
+    assert error.value.exit_code == 6

@@ -8,9 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from saliencelab.io.errors import BadOptionError, MissingFileError, UnknownMethodError
+import saliencelab as sl
+from saliencelab.io import LoadedInput, explain_inputs, load_saved
+from saliencelab.io.errors import BadOptionError, MissingFileError, OutputError, UnknownMethodError
 from saliencelab.io.options import check_methods, method_options, parse_baseline, parse_target, parse_value
-from saliencelab.io.outputs import folder_names, write_attribution
+from saliencelab.io.outputs import (
+    STAGING_PREFIX,
+    check_output_file,
+    check_output_folder,
+    folder_names,
+    staged_folder,
+    write_attribution,
+)
 
 
 def test_option_values_are_typed():
@@ -66,3 +75,80 @@ def test_outputs_hold_the_values_and_one_overlay_per_sample(tmp_path):
     assert torch.equal(torch.load(tmp_path / "lrp.pt"), values)
     with pytest.raises(ValueError, match="unknown format"):
         write_attribution(tmp_path, "lrp", values, values, formats=("csv",))
+
+
+def test_a_staged_folder_appears_only_when_its_block_succeeds(tmp_path):
+    out = tmp_path / "a" / "results"
+    with pytest.raises(RuntimeError, match="method failed"):
+        with staged_folder(out) as stage:
+            (stage / "x").mkdir()
+            (stage / "x" / "gradient.npy").write_text("half")
+            raise RuntimeError("method failed")
+    assert list(tmp_path.iterdir()) == []
+    with staged_folder(out) as stage:
+        (stage / "x").mkdir()
+        (stage / "x" / "gradient.npy").write_text("new")
+        assert not out.exists() and stage.name.startswith(STAGING_PREFIX)
+    assert (out / "x" / "gradient.npy").read_text() == "new" and list(tmp_path.iterdir()) == [tmp_path / "a"]
+    (out / "other.txt").write_text("kept")
+    with staged_folder(out) as stage:
+        (stage / "x").mkdir()
+        (stage / "x" / "gradient.npy").write_text("newer")
+        (stage / "x" / "lrp.npy").write_text("lrp")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["other.txt", "x", "x/gradient.npy", "x/lrp.npy"]
+    assert (out / "x" / "gradient.npy").read_text() == "newer"
+
+
+def test_explain_inputs_writes_nothing_until_its_last_row(tmp_path):
+    x = sl.zoo.dataset("digits")[2][:1]
+    loaded = [LoadedInput(Path("a.npy"), x, x), LoadedInput(Path("b.npy"), x, x)]
+    rows = explain_inputs(sl.zoo.load("digits_cnn"), loaded, ["gradient", "grad_cam"], tmp_path / "out", target=1)
+    first = next(rows)
+    assert first.files == [tmp_path / "out" / "a" / "gradient.npy", tmp_path / "out" / "a" / "gradient.png"]
+    assert not (tmp_path / "out").exists()
+    rest = list(rows)
+    assert [(row.input, row.method) for row in rest] == [("a.npy", "grad_cam"), ("b.npy", "gradient"),
+                                                          ("b.npy", "grad_cam")]  # fmt: skip
+    assert all(file.is_file() for row in [first, *rest] for file in row.files)
+    np.testing.assert_array_equal(
+        np.load(first.files[0]), sl.explain(sl.zoo.load("digits_cnn"), x, "gradient", 1).values
+    )
+
+    abandoned = explain_inputs(sl.zoo.load("digits_cnn"), loaded, ["gradient"], tmp_path / "gone", target=1)
+    next(abandoned)
+    abandoned.close()  # an iterator not run to its end leaves nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_output_paths_are_checked_for_writing(tmp_path):
+    (tmp_path / "file").write_text("")
+    assert check_output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert check_output_file(tmp_path / "table.csv", "--out") == tmp_path / "table.csv"
+    assert list(tmp_path.iterdir()) == [tmp_path / "file"]  # the checks leave nothing behind
+    with pytest.raises(OutputError, match="--report .*file is an existing file"):
+        check_output_folder(tmp_path / "file", "--report")
+    with pytest.raises(OutputError, match="is a folder; give a file name, e.g. .*table.csv"):
+        check_output_file(tmp_path)
+    with pytest.raises(OutputError, match="the folder .*missing does not exist; create it first"):
+        check_output_file(tmp_path / "missing" / "table.csv")
+    assert OutputError.exit_code == 10
+
+
+def test_saved_files_load_without_running_code_and_say_what_is_wrong(tmp_path):
+    torch.save({"w": torch.ones(2)}, tmp_path / "state.pt")
+    assert torch.equal(load_saved(tmp_path / "state.pt", "weights file")["w"], torch.ones(2))
+    torch.save(print, tmp_path / "code.pt")
+    with pytest.raises(MissingFileError) as refused:
+        load_saved(tmp_path / "code.pt", "input")
+    assert str(refused.value) == (
+        f"refused the input {tmp_path / 'code.pt'}: it holds pickled Python objects (it asks for print), "
+        "and loading them could run code. Save plain tensors instead: torch.save(tensor, path), "
+        "torch.save(model.state_dict(), path), np.save(path, array) or safetensors"
+    )
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(MissingFileError, match=r"cannot read the baseline file .*empty.pt: it is truncated, corrupt or "
+                                               r"not a torch.save file \(EOFError\)$"):  # fmt: skip
+        load_saved(tmp_path / "empty.pt", "baseline file")
+    (tmp_path / "cut.safetensors").write_bytes(b"\x10\x00")
+    with pytest.raises(MissingFileError, match="not a safetensors file"):
+        load_saved(tmp_path / "cut.safetensors", "weights file")

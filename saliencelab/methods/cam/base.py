@@ -10,8 +10,6 @@ normalisation: that is a choice of the plot, not of the map.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
@@ -63,41 +61,6 @@ def working_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-@contextmanager
-def autograd_on() -> Iterator[None]:
-    """Autograd on within the block, whatever the caller's ``torch.no_grad()`` or ``torch.inference_mode()``.
-
-    The CAMs take gradients at their layer and check with autograd what the
-    output depends on; under the caller's modes they would raise, or see no
-    dependence and silently return zero maps or skip the check.
-
-    Example
-    -------
-    >>> with torch.inference_mode(), autograd_on():
-    ...     x = torch.ones(2, requires_grad=True)
-    ...     (2 * x).sum().requires_grad
-    True
-    """
-    with torch.inference_mode(False), torch.enable_grad():
-        yield
-
-
-def recordable(inputs: torch.Tensor) -> torch.Tensor:
-    """``inputs``, or a normal copy of it when it was created under ``torch.inference_mode()``.
-
-    Autograd cannot record an inference tensor outside inference mode (call it
-    within :func:`autograd_on`).
-
-    Example
-    -------
-    >>> with torch.inference_mode():
-    ...     x = torch.ones(2)
-    >>> x.is_inference(), recordable(x).is_inference()
-    (True, False)
-    """
-    return inputs.clone() if inputs.is_inference() else inputs
-
-
 class CamMethod(Method):
     """Base class of the CAM family: a map from the activations (and gradients) of one layer.
 
@@ -144,8 +107,7 @@ class CamMethod(Method):
         self.reshape = reshape
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
-        with autograd_on():
-            return self._maps(recordable(inputs), target)
+        return self._maps(inputs, target)
 
     def _maps(self, inputs: torch.Tensor, target: Target) -> Attribution:
         if inputs.ndim < 3:

@@ -19,7 +19,7 @@ from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
 from saliencelab.methods.base import Method
-from saliencelab.methods.cam.base import CamMethod, autograd_on, recordable, spatial_dims
+from saliencelab.methods.cam.base import CamMethod, spatial_dims
 from saliencelab.methods.cam.layers import Reshape
 from saliencelab.methods.gradient import GuidedBackprop
 
@@ -195,8 +195,6 @@ class GuidedGradCam(Method):
         self.guided = GuidedBackprop(model, memory_budget=memory_budget)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
-        with autograd_on():
-            inputs = recordable(inputs)
-            cam = self.grad_cam._attribute(inputs, target, None)
-            guided = self.guided._attribute(inputs, target, None)
+        cam = self.grad_cam._attribute(inputs, target, None)
+        guided = self.guided._attribute(inputs, target, None)
         return Attribution(guided.values * cam.values, None, self.name, cam.target, cam.info)

@@ -8,6 +8,7 @@ import torch
 
 from saliencelab.core.baselines import BaselineSpec, resolve_baseline
 from saliencelab.core.targets import Target
+from saliencelab.core.validation import check_seed
 from saliencelab.methods.base import Method, checked_output
 from saliencelab.methods.perturbation.evaluate import MakeRows, clean_scores, evaluate_rows
 from saliencelab.methods.perturbation.incremental import Patched
@@ -61,11 +62,9 @@ class PerturbationMethod(Method):
         self, model: Any, *, seed: int = 0, progress: bool | None = None, memory_budget: int | None = None
     ) -> None:
         super().__init__(model, memory_budget=memory_budget)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"seed must be an int; got {seed!r}")
         if progress is not None and not isinstance(progress, bool):
             raise TypeError(f"progress must be True, False or None (automatic); got {progress!r}")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.progress = progress
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
