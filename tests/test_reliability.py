@@ -64,7 +64,7 @@ def expected(model, inputs) -> dict[str, torch.Tensor]:
 def test_every_method_gives_the_same_map_inside_no_grad_and_inference_mode(model, inputs, expected, method, context):
     with context():
         values = explain(model, inputs, method).values
-    assert values.abs().sum() > 0, "an all-zero map"
+    assert values.abs().sum() > 0 or expected[method].abs().sum() == 0, "an all-zero map"
     torch.testing.assert_close(values, expected[method], rtol=1e-5, atol=1e-6)
 
 
