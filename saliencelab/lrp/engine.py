@@ -72,6 +72,8 @@ PASSES = (
 )
 """Operations that move relevance with the data as the gradient does: they run unchanged."""
 
+_PASS_ON = modified_backward(lambda grad, out: grad)
+
 HINT = "LRP has no rule for it; explain the logits (no softmax) with supported operations"
 
 _BIAS = "_saliencelab_bias"
@@ -128,7 +130,7 @@ class RelevanceMode(Interception):
             **dict.fromkeys(AVERAGES, self._average),
             **dict.fromkeys(SUMS, self._in_place(self._sum)),
             **dict.fromkeys(SCALINGS, self._in_place(self._scaled)),
-            **dict.fromkeys(PASS_ON, modified_backward(lambda grad, out: grad)),
+            **dict.fromkeys(PASS_ON, self._pass_on),
             "batch_norm": self._batch_norm,
         }
         super().__init__(rules, method=method, passes=PASSES, hint=HINT)
@@ -187,6 +189,12 @@ class RelevanceMode(Interception):
         return run
 
     # ------------------------------------------------------------------ the rules
+
+    def _pass_on(self, call: Call) -> torch.Tensor:
+        """An elementwise nonlinearity: relevance passes on; the constants added before it are no bias after it."""
+        out = _PASS_ON(call)
+        _set_bias(out, 0.0)  # an in-place call returns its input, which carried the bias of the layer before
+        return out
 
     def _layer(self, call: Call) -> torch.Tensor:
         """A dense layer or convolution: its rule from the composite."""
