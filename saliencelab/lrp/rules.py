@@ -152,9 +152,12 @@ def share(out_relevance: torch.Tensor, layer: Layer, terms: Sequence[Term], stab
     >>> share(torch.tensor([[1.0]]), layer, [(torch.tensor([[3.0, 1.0]]), None, True)], 1e-12)
     tensor([[ 3., -2.]])
     """
-    z = sum(layer(inputs, modify, bias=bias) for inputs, modify, bias in terms)
-    scale = out_relevance / (z + torch.where(z >= 0, stabilizer, -stabilizer))
-    return sum(inputs * layer.transpose(scale, modify) for inputs, modify, _ in terms)
+    with torch.enable_grad():  # one forward and one backward pass for all terms
+        leaves = [inputs.detach().requires_grad_(True) for inputs, _, _ in terms]
+        z = sum(layer(leaf, modify, bias=bias) for leaf, (_, modify, bias) in zip(leaves, terms, strict=True))
+        scale = (out_relevance / (z + torch.where(z >= 0, stabilizer, -stabilizer))).detach()
+        grads = torch.autograd.grad(z, leaves, scale, allow_unused=True)
+    return sum(leaf.detach() * (0 if g is None else g) for leaf, g in zip(leaves, grads, strict=True))
 
 
 def positive(w: torch.Tensor) -> torch.Tensor:
