@@ -338,7 +338,8 @@ def zennit_relevance(model: nn.Module, composite, x: Tensor, target: int) -> Ten
 
 def ours_relevance(model: nn.Module, composite: str, x: Tensor, target: int, bias: str = "absorb") -> Tensor:
     """saliencelab's relevance, called as a user would."""
-    return sl.LRP(model, composite=composite, bias=bias, low=LOW, high=HIGH)(x, target=target).values
+    bounds = {"low": LOW, "high": HIGH} if composite == "epsilon_gamma_box" else {}  # the others take no bounds
+    return sl.LRP(model, composite=composite, bias=bias, **bounds)(x, target=target).values
 
 
 # --------------------------------------------------------------------------- models
@@ -885,7 +886,8 @@ def section(
         f" eval mode); inputs `(N, 3, {s.size}, {s.size})` made as in `bench_gradient.py` (seed {s.seed}, each"
         f" sample rescaled to [{LOW}, {HIGH}]); target class {s.target}; relevance f(x)_target at the output on"
         " both sides.",
-        "- **Ours**: `sl.LRP(model, composite=NAME, low=-2.118, high=2.64)(x, target=3)` with the defaults"
+        "- **Ours**: `sl.LRP(model, composite=NAME)(x, target=3)` (`low=-2.118, high=2.64` for epsilon_gamma_box)"
+        " with the defaults"
         f' `bias="absorb"` (the convention of Zennit\'s rules, see the conventions table) and stabilizer'
         f" {STABILIZER_OURS:g}.",
         "- **Zennit**: `EpsilonPlus()`, `EpsilonAlpha2Beta1()`, `EpsilonGammaBox(low=-2.118, high=2.64)` (defaults:"

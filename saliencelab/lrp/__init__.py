@@ -1,6 +1,42 @@
-"""Layer-wise relevance propagation: rules, composites and the relevance engine."""
+"""Layer-wise relevance propagation: the rule protocol and its rules, composites, batch-norm merging, the engine.
 
-from saliencelab.lrp.composites import COMPOSITES, Composite
-from saliencelab.lrp.rules import RULES, Rule, rule
+A rule is a :class:`RelevanceRule` (built in: :func:`rule` by name, or the
+classes :class:`Epsilon`, :class:`ZPlus`, ...; or your own subclass); a
+:class:`Composite` says which rule each layer gets.
+"""
 
-__all__ = ["COMPOSITES", "RULES", "Composite", "Rule", "rule"]
+from saliencelab.lrp.composites import COMPOSITES, Composite, standard_composite
+from saliencelab.lrp.rules import (
+    RULES,
+    AlphaBeta,
+    Epsilon,
+    Flat,
+    Gamma,
+    Layer,
+    Pass,
+    RelevanceRule,
+    WSquare,
+    ZBox,
+    ZPlus,
+    rule,
+    share,
+)
+
+__all__ = [
+    "COMPOSITES",
+    "RULES",
+    "AlphaBeta",
+    "Composite",
+    "Epsilon",
+    "Flat",
+    "Gamma",
+    "Layer",
+    "Pass",
+    "RelevanceRule",
+    "WSquare",
+    "ZBox",
+    "ZPlus",
+    "rule",
+    "share",
+    "standard_composite",
+]

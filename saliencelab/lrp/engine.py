@@ -1,43 +1,80 @@
 """The relevance mode: every operation between the input and the output passes relevance by a rule.
 
-Relevance travels backwards as the gradient does: linear operations use their
-LRP rule (chosen per operation by a :class:`~saliencelab.lrp.Composite`), sums
-of activations split it in proportion to the summands, a constant added counts
-as a bias, elementwise nonlinearities and multiplication by constants pass it
-on, max pooling routes it to the winner, and data movement (reshape, flatten,
-concatenation, indexing) moves it with the data. Anything else raises
-:class:`~saliencelab.UnsupportedOperationError`.
+Relevance travels backwards as the gradient does, on the engine's
+:class:`~saliencelab.engine.Interception`: dense layers and convolutions use
+their :class:`~saliencelab.lrp.RelevanceRule` (chosen per layer by a
+:class:`~saliencelab.lrp.Composite`), averages and sums share it in proportion
+to their inputs, sums of activations split it in proportion to the summands, a
+constant added counts as a bias, elementwise nonlinearities and scaling by
+constants pass it on, max pooling routes it to the winner, and data movement
+(reshape, flatten, concatenation, indexing) moves it with the data. Anything
+else raises :class:`~saliencelab.UnsupportedOperationError`.
+
+In-place operations (``out += identity``, ``nn.ReLU(inplace=True)``) stay in
+place: the rule runs on a copy and its result is written into the tensor.
+
+Example
+-------
+>>> import torch
+>>> from saliencelab.lrp import Composite
+>>> net = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False), torch.nn.ReLU())
+>>> _ = net[0].weight.data.copy_(torch.tensor([[1.0, 1.0], [1.0, -1.0]]))
+>>> mode = RelevanceMode(Composite(), bias="ignore", method="lrp")
+>>> x = mode.mark(torch.tensor([[3.0, 1.0]], requires_grad=True))
+>>> with mode:
+...     y = net(x)
+>>> torch.autograd.grad(y, x, torch.tensor([[4.0, 0.0]]))[0].round(decimals=4)  # R = 4 on the first output: 3:1
+tensor([[3., 1.]])
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
-from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, Call, Propagate, modified_backward, op_name
-from saliencelab.engine.difference.table import DROPOUT, SHAPE_ONLY, STRUCTURAL
-from saliencelab.engine.intercept import tensors_in
-from saliencelab.engine.ops import functional_call
-from saliencelab.engine.watch import watching_modules
-from saliencelab.errors import UnsupportedOperationError
-from saliencelab.lrp.composites import CONVOLUTIONS, Composite
-from saliencelab.lrp.rules import STABILIZER, relevance
+from saliencelab.engine import (
+    DATA_MOVEMENT,
+    ELEMENTWISE_ACTIVATIONS,
+    QUERIES,
+    ROUTING,
+    Call,
+    Interception,
+    OpRule,
+    Propagate,
+    modified_backward,
+    watching_modules,
+)
+from saliencelab.lrp.composites import CONVOLUTIONS, LAYER_OPS, Composite
+from saliencelab.lrp.merge import BatchNormMerge, MergedLayer, batch_norm_affine
+from saliencelab.lrp.rules import STABILIZER, Layer
 
-WEIGHTED = frozenset({"linear"} | CONVOLUTIONS)
-PROPORTIONAL = frozenset(
+AVERAGES = frozenset(
     "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d sum mean".split()
 )
-ROUTED = frozenset(
-    "max_pool1d max_pool2d max_pool3d max_pool1d_with_indices max_pool2d_with_indices max_pool3d_with_indices "
-    "adaptive_max_pool1d adaptive_max_pool2d amax max".split()
-)
-NATURAL = ROUTED | frozenset(STRUCTURAL) | frozenset(SHAPE_ONLY.split()) | frozenset(DROPOUT.split())
-PASSING = ELEMENTWISE_ACTIVATIONS | frozenset("exp log sqrt abs clamp clip pow square erf sin cos".split())
+"""Averages and sums over an activation: each input gets its share ``z_ij / z_j`` of its outputs' relevance."""
 
+SUMS = frozenset({"add", "sub", "rsub"})
+SCALINGS = frozenset({"mul", "div", "neg"})
+PASS_ON = ELEMENTWISE_ACTIVATIONS | frozenset("exp log sqrt abs clamp pow square erf sin cos".split())
+"""Elementwise functions of one activation: its relevance passes on unchanged."""
+
+PASSES = (
+    DATA_MOVEMENT
+    | ROUTING
+    | QUERIES
+    | frozenset("pad masked_fill where".split())
+    | frozenset("dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout".split())
+    | frozenset("zeros_like ones_like empty_like full_like new_zeros new_ones new_empty new_full".split())
+)
+"""Operations that move relevance with the data as the gradient does: they run unchanged."""
+
+_PASS_ON = modified_backward(lambda grad, out: grad)
+
+HINT = "LRP has no rule for it; explain the logits (no softmax) with supported operations"
 
 _BIAS = "_saliencelab_bias"
 
@@ -51,148 +88,143 @@ def _set_bias(tensor: torch.Tensor, bias: torch.Tensor | float) -> None:
     setattr(tensor, _BIAS, bias)
 
 
-MERGEABLE = frozenset("linear conv1d conv2d conv3d".split())
-_MERGE = "_saliencelab_merge"  # on a dense/conv output: the batch-norm affine merged into it (empty until then)
-_MERGED = "_saliencelab_merged"  # on a dense/conv output a batch norm has merged into its layer
-_BATCH_NORM_ARGS = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
-
-
 def _per_channel(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A per-channel vector shaped to broadcast over ``like``'s axis 1."""
     return values.reshape(-1, *([1] * (like.ndim - 2))) if like.ndim > 2 else values
 
 
-def _batch_norm_affine(bound: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eval-mode batch norm as ``s·x + t``, each broadcastable over ``x``."""
-    mean, var = bound["running_mean"], bound["running_var"]
-    scale = torch.rsqrt(var + bound.get("eps", 1e-5))
-    if bound.get("weight") is not None:
-        scale = scale * bound["weight"]
-    shift = -mean * scale + (bound["bias"] if bound.get("bias") is not None else 0.0)
-    return _per_channel(scale.to(x.dtype), x), _per_channel(shift.to(x.dtype), x)
-
-
-def _merge(weight: torch.Tensor, bias: torch.Tensor | None, merged: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The layer's weight and bias with a batch norm ``s·z + t`` merged in: ``s·w`` and ``s·b + t``."""
-    if not merged:
-        return weight, bias
-    scale, shift = merged["scale"].reshape(-1), merged["shift"].reshape(-1)
-    merged_bias = shift if bias is None else scale * bias + shift
-    return weight * scale.reshape(-1, *([1] * (weight.ndim - 1))), merged_bias
-
-
-def _refuse_merged_reuse(name: str, method: str, call: tuple) -> None:
-    """A layer output that a batch norm merged into must have no other consumer."""
-    if any(getattr(t, _MERGED, False) for t in tensors_in(call)):
-        raise UnsupportedOperationError(
-            name,
-            method,
-            "it uses a layer output that a batch norm was merged into; "
-            "use batch_norm='rule' for models that reuse a pre-normalisation activation",
-        )
-
-
-class RelevanceMode(TorchFunctionMode):
+class RelevanceMode(Interception):
     """While active, attaches LRP's relevance rules to every operation on input-dependent tensors.
 
-    Input-dependent tensors are recognised by their autograd history: run the
-    forward with the model's parameters not requiring gradients.
+    Parameters
+    ----------
+    composite:
+        The rule of each dense layer and convolution.
+    bias:
+        ``"absorb"``: biases and added constants take their share of the
+        relevance; ``"ignore"``: they are left out of the denominators.
+    method:
+        The method's name, for errors.
+    names:
+        ``id(module) -> dotted name``, for composites that name layers.
+    stabilizer:
+        Passed to the rules (:class:`~saliencelab.lrp.Layer`) and used by the
+        proportional shares of averages, sums and batch norm.
+    merge_batch_norm:
+        Merge each batch norm into the layer whose output it normalises
+        (:class:`~saliencelab.lrp.merge.BatchNormMerge`).
     """
 
     def __init__(
         self,
         composite: Composite,
-        bias: str,
         *,
+        bias: str,
         method: str,
-        names: dict[int, str],
+        names: dict[int, str] | None = None,
         stabilizer: float = STABILIZER,
         merge_batch_norm: bool = False,
     ) -> None:
-        super().__init__()
+        rules: dict[str, OpRule] = {
+            **dict.fromkeys(LAYER_OPS, self._layer),
+            **dict.fromkeys(AVERAGES, self._average),
+            **dict.fromkeys(SUMS, self._in_place(self._sum)),
+            **dict.fromkeys(SCALINGS, self._in_place(self._scaled)),
+            **dict.fromkeys(PASS_ON, self._pass_on),
+            "batch_norm": self._batch_norm,
+        }
+        super().__init__(rules, method=method, passes=PASSES, hint=HINT)
         self.composite = composite
         self.absorb = bias == "absorb"
-        self.merge_batch_norm = merge_batch_norm
         self.stabilizer = stabilizer
-        self.method = method
-        self.names = names
+        self.names = names or {}
+        self.merge = BatchNormMerge(method) if merge_batch_norm else None
         self.modules: list[nn.Module] = []
         self.position = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        func, args, kwargs = functional_call(func, args, kwargs or {})  # an exported graph's ATen overloads
-        if not any(t.requires_grad for t in tensors_in((args, kwargs))):
-            return func(*args, **kwargs)
-        name, inplace = op_name(func)
-        if self.merge_batch_norm:
-            _refuse_merged_reuse(name, self.method, (args, kwargs))
-        if name == "__get__":
-            name = getattr(getattr(func, "__self__", None), "__name__", name)
-        if name in WEIGHTED:
-            return self._weighted(func, name, args, kwargs)
-        if name in PROPORTIONAL:
-            return self._proportional(func, args, kwargs)
-        if name in ("add", "sub", "rsub"):
-            return self._sum(func, name, args, kwargs)
-        if name == "batch_norm":
-            return self._batch_norm(func, args, kwargs)
-        if name in ("mul", "div", "neg"):
-            return self._scaled(func, name, args, kwargs)
-        if name in PASSING:
-            return modified_backward(lambda grad, out: grad)(Call.of(func, args, kwargs, method=self.method))
-        if name in NATURAL:
-            return func(*args, **kwargs)
-        result = func(*args, **kwargs)
-        if tensors_in(result):
-            raise UnsupportedOperationError(
-                name, self.method, "LRP has no rule for it; explain the logits (no softmax) with supported operations"
-            )
-        return result
+    # ------------------------------------------------------------------ the call stream
+
+    def dispatch(self, call: Call) -> Any:
+        if self.merge is not None and (call.name in self.rules or call.name in self.passes):
+            self.merge.observe(call)
+        return super().dispatch(call)
+
+    @contextmanager
+    def watching_layers(self) -> Iterator[None]:
+        """Tell the mode which module each operation runs in (this thread's module calls only)."""
+
+        def enter(module, _inputs):
+            self.modules.append(module)
+
+        def leave(module, _inputs, _output):
+            if self.modules and self.modules[-1] is module:
+                self.modules.pop()
+
+        with watching_modules(before=enter, after=leave):
+            yield
+
+    def _only_input_dependent(self, call: Call, tensors: tuple[Any, ...]) -> None:
+        if any(isinstance(t, torch.Tensor) and self.depends(t) for t in tensors):
+            raise call.unsupported("the weights depend on the input; LRP's rules need a layer with fixed weights")
 
     def _stabilize(self, z: torch.Tensor) -> torch.Tensor:
         return z + torch.where(z >= 0, self.stabilizer, -self.stabilizer)
 
-    def _module(self) -> tuple[str | None, nn.Module | None]:
-        module = self.modules[-1] if self.modules else None
-        return (self.names.get(id(module)) if module is not None else None), module
+    def _in_place(self, rule: OpRule) -> OpRule:
+        """``rule`` for in-place calls too: it runs on a copy of the target, and its result is written back."""
 
-    def _weighted(self, func, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-        x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
-        if weight.requires_grad:
-            raise UnsupportedOperationError(name, self.method, "the weights depend on the input")
-        bias = args[2] if len(args) > 2 else kwargs.get("bias")
-        rest_args, rest_kwargs = args[3:], {k: v for k, v in kwargs.items() if k not in ("input", "weight", "bias")}
-        module_name, module = self._module()
-        chosen = self.composite.rule_for(name, module_name, module, self.position)
-        self.position += 1
+        def run(call: Call) -> Any:
+            if not call.inplace:
+                return rule(call)
+            target = call.args[0]
+            copy = target.clone()  # what the rule saves must not be overwritten
+            if self.depends(target):
+                self.mark(copy)
+                _set_bias(copy, _bias_of(target))
+            result = rule(call.out_of_place().replaced(0, "input", copy))
+            target.copy_(result)
+            _set_bias(target, _bias_of(result))
+            return target
 
-        merged: dict[str, torch.Tensor] = {}  # filled by a batch norm that merges into this operation
+        return run
 
-        def apply(t: torch.Tensor, weight_map, with_bias: bool) -> torch.Tensor:
-            w, b = _merge(weight, bias, merged)
-            w = w if weight_map is None else weight_map(w)
-            b = None if b is None or not with_bias else (b if weight_map is None else weight_map(b))
-            return func(t, w, b, *rest_args, **rest_kwargs)
+    # ------------------------------------------------------------------ the rules
 
-        def compute(t: torch.Tensor) -> torch.Tensor:
-            return func(t, weight, bias, *rest_args, **rest_kwargs)
-
-        def propagate(t: torch.Tensor, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
-            return (relevance(chosen, t, out_relevance, apply, self.absorb, self.stabilizer),)
-
-        out = Propagate.apply(compute, propagate, x)
-        if not self.absorb and bias is not None:
-            _set_bias(out, _per_channel(bias, out))
-        if name in MERGEABLE and (name != "linear" or out.ndim == 2):  # channels on axis 1, as batch norm has them
-            setattr(out, _MERGE, merged)
+    def _pass_on(self, call: Call) -> torch.Tensor:
+        """An elementwise nonlinearity: relevance passes on; the constants added before it are no bias after it."""
+        out = _PASS_ON(call)
+        _set_bias(out, 0.0)  # an in-place call returns its input, which carried the bias of the layer before
         return out
 
-    def _proportional(self, func, args: tuple, kwargs: dict) -> torch.Tensor:
+    def _layer(self, call: Call) -> torch.Tensor:
+        """A dense layer or convolution: its rule from the composite."""
+        x, weight, bias = call.args[0], call.argument(1, "weight"), call.argument(2, "bias")
+        self._only_input_dependent(call, (weight, bias))
+        module = self.modules[-1] if self.modules else None
+        chosen = self.composite.rule_for(call.name, self.names.get(id(module)), module, self.position)
+        self.position += 1
+        record = MergedLayer(call)  # the parameters the rule uses, merged with a batch norm if one reads the output
+
+        def run(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+            return call.replaced(0, "input", t).replaced(1, "weight", w).replaced(2, "bias", b).genuine()
+
+        def propagate(t: torch.Tensor, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
+            w, b = record.parameters()
+            layer = Layer(run, w, b if self.absorb else None, tuple(t.shape), self.stabilizer)
+            return (chosen.relevance(t, out_relevance, layer),)
+
+        out = Propagate.apply(lambda t: call.replaced(0, "input", t).genuine(), propagate, x)
+        if self.merge is not None:
+            self.merge.register(record, out)
+        if not self.absorb and bias is not None:
+            _set_bias(out, _per_channel(bias.detach(), out) if call.name in CONVOLUTIONS else bias.detach())
+        return out
+
+    def _average(self, call: Call) -> torch.Tensor:
         """Averages and sums: each input gets its share of its outputs' relevance (z_ij / z_j)."""
-        x = args[0]
 
         def compute(t: torch.Tensor) -> torch.Tensor:
-            return func(t, *args[1:], **kwargs)
+            return call.replaced(0, "input", t).genuine()
 
         def propagate(t: torch.Tensor, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
             with torch.enable_grad():
@@ -201,113 +233,97 @@ class RelevanceMode(TorchFunctionMode):
                 (grad,) = torch.autograd.grad(z, leaf, (out_relevance / self._stabilize(z)).detach())
             return (t * grad,)
 
-        return Propagate.apply(compute, propagate, x)
+        return Propagate.apply(compute, propagate, call.args[0])
 
-    def _sum(self, func, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    def _sum(self, call: Call) -> torch.Tensor:
         """``a ± b``: shares in proportion to the summands; a constant summand is a bias."""
-        first = args[0]
-        second = args[1] if len(args) > 1 else kwargs.get("other")
+        first, second = call.args[0], call.argument(1, "other")
+        kwargs = {key: value for key, value in call.kwargs.items() if key != "other"}
         alpha = kwargs.get("alpha", 1)
-        signs = {"add": (1, alpha), "sub": (1, -alpha), "rsub": (-alpha, 1)}[name]
-        dependent = [isinstance(t, torch.Tensor) and t.requires_grad for t in (first, second)]
+        signs = {"add": (1, alpha), "sub": (1, -alpha), "rsub": (-alpha, 1)}[call.name]
+
+        def compute(a: Any, b: Any) -> torch.Tensor:
+            return call.func(a, b, **kwargs)
+
+        dependent = [isinstance(t, torch.Tensor) and self.depends(t) for t in (first, second)]
         if all(dependent):
-            free_a, free_b = self._free(first), self._free(second)
+            bias_a, bias_b = self._bias_left_out(first), self._bias_left_out(second)
 
             def propagate(a, b, out_relevance):
-                part_a, part_b = signs[0] * free_a(a), signs[1] * free_b(b)
+                part_a, part_b = signs[0] * (a - bias_a), signs[1] * (b - bias_b)
                 scale = out_relevance / self._stabilize(part_a + part_b)
                 return (part_a * scale).sum_to_size(a.shape), (part_b * scale).sum_to_size(b.shape)
 
-            return Propagate.apply(lambda a, b: func(a, b, **kwargs), propagate, first, second)
+            return Propagate.apply(compute, propagate, first, second)
         x, constant = (first, second) if dependent[0] else (second, first)
         sign = signs[0] if dependent[0] else signs[1]
 
-        def compute(t: torch.Tensor) -> torch.Tensor:
-            return func(t, constant, **kwargs) if dependent[0] else func(constant, t, **kwargs)
+        def compute_one(t: torch.Tensor) -> torch.Tensor:
+            return compute(t, constant) if dependent[0] else compute(constant, t)
 
-        def propagate_bias(t, out_relevance):
+        def propagate_one(t, out_relevance):
             if not self.absorb:
                 return (out_relevance.sum_to_size(t.shape),)
-            return ((sign * t * out_relevance / self._stabilize(compute(t))).sum_to_size(t.shape),)
+            return ((sign * t * out_relevance / self._stabilize(compute_one(t))).sum_to_size(t.shape),)
 
-        out = Propagate.apply(compute, propagate_bias, x)
+        out = Propagate.apply(compute_one, propagate_one, x)
         if not self.absorb:
-            constant_sign = signs[1] if dependent[0] else signs[0]
-            added = constant_sign * torch.as_tensor(constant, dtype=out.dtype, device=out.device)
-            _set_bias(out, sign * _bias_of(x) + added)
+            added = (signs[1] if dependent[0] else signs[0]) * torch.as_tensor(constant, dtype=out.dtype)
+            _set_bias(out, sign * _bias_of(x) + added.to(out.device))
         return out
 
-    def _free(self, tensor: torch.Tensor):
-        """``t ↦ t − (constants added to it since its last nonlinearity)``, under ``bias="ignore"``."""
-        bias = _bias_of(tensor) if not self.absorb else 0.0
-        return lambda t: t - bias
+    def _bias_left_out(self, tensor: torch.Tensor) -> torch.Tensor | float:
+        """Under ``bias="ignore"``, the constants added to ``tensor`` since its last nonlinearity."""
+        return 0.0 if self.absorb else _bias_of(tensor)
 
-    def _batch_norm(self, func, args: tuple, kwargs: dict) -> torch.Tensor:
-        """Eval-mode batch norm ``s·x + t``: the shift is a bias (absorbed or ignored).
-
-        With ``merge_batch_norm``, a batch norm applied straight to the output of
-        a dense layer or convolution is merged into it (weights ``s·w``, bias
-        ``s·b + t``): the layer's rule sees the merged layer and the batch norm
-        passes relevance on. Other batch norms keep their own rule.
-        """
-        bound = dict(zip(_BATCH_NORM_ARGS, args, strict=False)) | kwargs
-        if bound.get("training", False):
-            raise UnsupportedOperationError(
-                "batch_norm", self.method, "batch norm in training mode couples the samples; call model.eval()"
-            )
-        x = bound["input"]
-        scale, shift = _batch_norm_affine(bound, x)
+    def _batch_norm(self, call: Call) -> torch.Tensor:
+        """Eval-mode batch norm ``s·x + t``: the shift is a bias (absorbed or ignored), or merged into its layer."""
+        if call.argument(5, "training", False):
+            raise call.unsupported("batch norm in training mode couples the samples; call model.eval()")
+        x = call.args[0]
+        self._only_input_dependent(call, call.tensors()[1:])
+        scale, shift = batch_norm_affine(call)
+        scale, shift = _per_channel(scale.to(x.dtype), x), _per_channel(shift.to(x.dtype), x)
+        merged = self.merge is not None and self.merge.absorbs(call)
 
         def compute(t: torch.Tensor) -> torch.Tensor:
-            return func(t, *args[1:], **kwargs)
-
-        merged = getattr(x, _MERGE, None) if self.merge_batch_norm else None
-        if merged is not None and not merged:
-            merged.update(scale=scale, shift=shift)
-            setattr(x, _MERGED, True)
+            return call.replaced(0, "input", t).genuine()
 
         def propagate(t, out_relevance):
             if not self.absorb or merged:
                 return (out_relevance,)
-            return ((out_relevance * (compute(t) - shift) / self._stabilize(compute(t))),)
+            y = compute(t)
+            return (out_relevance * (y - shift) / self._stabilize(y),)
 
         out = Propagate.apply(compute, propagate, x)
         if not self.absorb:
             _set_bias(out, scale * _bias_of(x) + shift)
         return out
 
-    def _scaled(self, func, name: str, args: tuple, kwargs: dict) -> Any:
+    def _scaled(self, call: Call) -> torch.Tensor:
         """``x·c``, ``x/c``, ``c/x``, ``-x``: one activation, scaled elementwise, keeps its relevance."""
-        dependent = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+        dependent = [i for i, a in enumerate(call.args) if isinstance(a, torch.Tensor) and self.depends(a)]
         if len(dependent) != 1:
-            raise UnsupportedOperationError(
-                name, self.method, "LRP has no rule for products or quotients of activations"
-            )
+            raise call.unsupported("LRP has no rule for products or quotients of activations")
         position = dependent[0]
 
         def compute(t: torch.Tensor) -> torch.Tensor:
-            return func(*args[:position], t, *args[position + 1 :], **kwargs)
+            return call.func(*call.args[:position], t, *call.args[position + 1 :], **call.kwargs)
 
-        return Propagate.apply(compute, lambda t, out_relevance: (out_relevance.sum_to_size(t.shape),), args[position])
+        def propagate(t, out_relevance):
+            return (out_relevance.sum_to_size(t.shape),)
 
-
-@contextmanager
-def tracking_modules(mode: RelevanceMode):
-    """Tell ``mode`` which module each operation runs in (this thread's module calls only)."""
-
-    def enter(module, _inputs):
-        mode.modules.append(module)
-
-    def leave(module, _inputs, _output):
-        if mode.modules and mode.modules[-1] is module:
-            mode.modules.pop()
-
-    with watching_modules(before=enter, after=leave):
-        yield
+        return Propagate.apply(compute, propagate, call.args[position])
 
 
 def module_names(model: object) -> dict[int, str]:
-    """``id(module) -> dotted name`` for a model's modules."""
+    """``id(module) -> dotted name`` for a model's modules (empty for a model that is not an ``nn.Module``).
+
+    Example
+    -------
+    >>> sorted(module_names(torch.nn.Sequential(torch.nn.Linear(1, 1))).values())
+    ['', '0']
+    """
     if not isinstance(model, nn.Module):
         return {}
     return {id(module): name for name, module in model.named_modules()}

@@ -23,9 +23,9 @@ from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target, reported_target
-from saliencelab.lrp.composites import COMPOSITES, Composite, standard_composites
-from saliencelab.lrp.engine import RelevanceMode, module_names, tracking_modules
-from saliencelab.lrp.rules import RULES, STABILIZER, rule
+from saliencelab.lrp.composites import Composite, standard_composite
+from saliencelab.lrp.engine import RelevanceMode, module_names
+from saliencelab.lrp.rules import STABILIZER, ZBox, ZPlus, rule
 from saliencelab.methods.base import Method
 
 BIASES = ("absorb", "ignore")
@@ -44,12 +44,17 @@ class LRP(Method):
         The rule of every linear operation when no ``composite`` is given: one
         of ``epsilon`` (default), ``zplus``, ``alpha_beta``, ``gamma``, ``zbox``,
         ``flat``, ``wsquare``, ``pass``; its parameters are ``epsilon``,
-        ``alpha``/``beta``, ``gamma``, ``low``/``high``.
+        ``alpha``/``beta``, ``gamma``, ``low``/``high``. An option the chosen
+        rule or composite does not use is a ``TypeError``.
     composite:
-        A :class:`~saliencelab.lrp.Composite` or the name of a standard one:
-        ``epsilon_plus``, ``epsilon_alpha2_beta1``, ``epsilon_gamma_box``
-        (bounds from ``low``/``high``), ``epsilon_plus_flat``,
-        ``epsilon_alpha2_beta1_flat``.
+        A :class:`~saliencelab.lrp.Composite` (its rules: built in, or your own
+        :class:`~saliencelab.lrp.RelevanceRule`) or the name of a standard one:
+        ``epsilon_plus``, ``epsilon_alpha2_beta1``, ``epsilon_plus_flat``,
+        ``epsilon_alpha2_beta1_flat`` (they take ``epsilon``, the dense layers'
+        ε) and ``epsilon_gamma_box`` (``epsilon``, ``gamma`` and the bounds
+        ``low``/``high``). A composite that names layers by dotted name needs
+        the model to be an ``nn.Module``; one keyed by module class also works
+        on a function that calls modules (``lambda x: net(x)["logits"]``).
     bias:
         ``"absorb"`` (default): biases, and constants added to activations, take
         their share of the relevance; ``"ignore"``: they are left out of the
@@ -57,10 +62,11 @@ class LRP(Method):
     batch_norm:
         ``"rule"`` (default): every batch norm ``s·x + t`` has its own rule, the
         shift ``t`` a bias like any other; ``"merge"``: a batch norm applied
-        straight to a dense layer's or convolution's output is merged into it
-        (weights ``s·w``, bias ``s·b + t``) and the layer's rule sees the merged
-        layer, as Zennit's canonizer does (other batch norms keep their rule; a
-        layer output used by anything besides its batch norm is an error).
+        straight to a dense layer's, convolution's or transposed convolution's
+        output is merged into it (weights ``s·w``, bias ``s·b + t``) and the
+        layer's rule sees the merged layer, as Zennit's canonizer does (other
+        batch norms keep their rule; a layer output used by anything besides its
+        batch norm is an error).
     stabilizer:
         Added with the sign of the denominator in every rule but epsilon
         (default 1e-6, Zennit's); conservation holds up to about
@@ -92,14 +98,14 @@ class LRP(Method):
         self,
         model,
         *,
-        rule: str = "epsilon",
+        rule: str | None = None,
         composite: str | Composite | None = None,
         bias: str = "absorb",
         batch_norm: str = "rule",
-        epsilon: float = 1e-6,
-        alpha: float = 2.0,
-        beta: float = 1.0,
-        gamma: float = 0.25,
+        epsilon: float | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
+        gamma: float | None = None,
         low: float | torch.Tensor | None = None,
         high: float | torch.Tensor | None = None,
         stabilizer: float = STABILIZER,
@@ -115,58 +121,41 @@ class LRP(Method):
         if batch_norm not in BATCH_NORMS:
             raise ValueError(f"batch_norm must be one of {BATCH_NORMS}; got {batch_norm!r}")
         self.merge_batch_norm = batch_norm == "merge"
-        self.composite = self._composite(rule, composite, epsilon, alpha, beta, gamma, low, high)
-
-    @staticmethod
-    def _composite(name, composite, epsilon, alpha, beta, gamma, low, high) -> Composite:
-        if isinstance(composite, Composite):
-            return composite
-        if composite is not None:
-            standard = standard_composites(low, high)
-            if composite not in standard:
-                need = " (epsilon_gamma_box needs low= and high=)" if composite == "epsilon_gamma_box" else ""
-                raise ValueError(f"unknown composite {composite!r}{need}; choose one of {COMPOSITES} or a Composite")
-            return standard[composite]
-        if name not in RULES:
-            raise ValueError(f"unknown LRP rule {name!r}; choose one of {RULES}")
-        params = {
-            "epsilon": {"epsilon": epsilon},
-            "alpha_beta": {"alpha": alpha, "beta": beta},
-            "gamma": {"gamma": gamma},
-            "zbox": {"low": low, "high": high},
-        }.get(name, {})
-        return Composite(default=rule(name, **params))
+        options = {"epsilon": epsilon, "alpha": alpha, "beta": beta, "gamma": gamma, "low": low, "high": high}
+        self.composite = chosen_composite(rule, composite, {k: v for k, v in options.items() if v is not None})
+        if self.composite.dotted_names and not isinstance(model, torch.nn.Module):
+            raise ValueError(
+                f"the composite names layers {self.composite.dotted_names}, but the model is a "
+                f"{type(model).__name__}, not an nn.Module, so its layers have no dotted names; pass the "
+                "nn.Module itself, or key the composite by module class (nn.Conv2d) or by 'dense'/'conv'"
+            )
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
-        for parameter in self.model.parameters() if isinstance(self.model, torch.nn.Module) else ():
-            parameter.requires_grad_(False)
-        composite = self.prepare(inputs)
         values = torch.empty_like(inputs)
         scores = torch.empty(inputs.shape[0], dtype=inputs.dtype, device=inputs.device)
         bound_chunks: list[Target] = []
-        names = module_names(self.model)
+        names = module_names(self.model) if self.composite.names_layers else {}
 
         def run(rows: slice) -> None:
-            x = inputs[rows].detach().clone().requires_grad_(True)
             mode = RelevanceMode(
-                composite,
-                self.bias,
+                self.composite,
+                bias=self.bias,
                 method=self.name,
                 names=names,
                 stabilizer=self.stabilizer,
                 merge_batch_norm=self.merge_batch_norm,
             )
+            x = mode.mark(inputs[rows].detach().clone().requires_grad_(True))
             with torch.enable_grad():
-                modules = tracking_modules(mode) if self.composite.names_layers else contextlib.nullcontext()
-                with modules, mode:
+                layers = mode.watching_layers() if self.composite.names_layers else contextlib.nullcontext()
+                with layers, mode:
                     output = self.forward(x)
                 bound = target.rows(torch.arange(rows.start, rows.stop)).bind(output)
                 seed = output_relevance(output, bound.scores(output))
-                if output.requires_grad:
-                    (relevance,) = torch.autograd.grad(output, x, seed)
-                else:
-                    relevance = torch.zeros_like(x)
-            values[rows] = relevance
+                relevance = None
+                if mode.depends(output):
+                    (relevance,) = torch.autograd.grad(output, x, seed, allow_unused=True)
+            values[rows] = torch.zeros_like(x) if relevance is None else relevance
             scores[rows] = seed.reshape(seed.shape[0], -1).sum(1)
             bound_chunks.append(bound)
 
@@ -181,9 +170,35 @@ class LRP(Method):
             {"bias": self.bias, "batch_norm": "merge" if self.merge_batch_norm else "rule"},
         )
 
-    def prepare(self, inputs: torch.Tensor) -> Composite:
-        """The composite for this batch (Deep Taylor fills in its bounds here)."""
-        return self.composite
+
+def chosen_composite(name: str | None, composite: str | Composite | None, options: dict) -> Composite:
+    """The composite that ``rule=``, ``composite=`` and the rule options given ask for.
+
+    Every option is used or refused: a ``TypeError`` names an option that the
+    chosen rule or standard composite does not take, or that comes with a
+    :class:`~saliencelab.lrp.Composite` (whose rules carry their own parameters).
+
+    Example
+    -------
+    >>> chosen_composite(None, "epsilon_plus", {"epsilon": 0.1}).layers["dense"]
+    Epsilon(epsilon=0.1)
+    >>> chosen_composite("epsilon", None, {"gamma": 0.5})
+    Traceback (most recent call last):
+    ...
+    TypeError: the epsilon rule takes ['epsilon']; got ['gamma']
+    """
+    if composite is not None and name is not None:
+        raise TypeError(f"pass rule= or composite=, not both; got rule={name!r} and composite={composite!r}")
+    if isinstance(composite, Composite):
+        if options:
+            raise TypeError(
+                f"a Composite carries its rules' parameters; it does not use {sorted(options)} "
+                "(set them in its rules, e.g. rule('epsilon', epsilon=0.1))"
+            )
+        return composite
+    if composite is not None:
+        return standard_composite(composite, **options)
+    return Composite(default=rule(name or "epsilon", **options))
 
 
 def output_relevance(output: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
@@ -210,10 +225,11 @@ def output_relevance(output: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
 class DeepTaylor(LRP):
     """Deep Taylor decomposition: z⁺ on hidden layers, z^B on the input layer (Montavon et al. 2017; seeds 000, 001).
 
-    ``low``/``high`` bound the input domain of z^B (default: the smallest and
-    largest value of the batch). Biases are ignored, as the derivation assumes;
-    on bias-free ReLU networks with inputs in ``[0, 1]`` the relevances are
-    non-negative and sum to the score.
+    ``low``/``high`` bound the input domain of z^B (numbers, or tensors
+    broadcastable to one sample; default: each sample's own smallest and largest
+    value, so a sample's map does not depend on the rest of the batch). Biases
+    are ignored, as the derivation assumes; on bias-free ReLU networks with
+    inputs in ``[0, 1]`` the relevances are non-negative and sum to the score.
 
     Example
     -------
@@ -229,16 +245,11 @@ class DeepTaylor(LRP):
     """
 
     name = "deep_taylor"
-    description = "Deep Taylor decomposition: z+ on hidden layers, z^B with the data's bounds on the input layer"
+    description = "Deep Taylor decomposition: z+ on hidden layers, z^B with each sample's bounds on the input layer"
     source = "Montavon et al. 2017; seeds 000, 001"
 
     def __init__(
         self, model, *, low=None, high=None, stabilizer: float = STABILIZER, memory_budget: int | None = None
     ) -> None:
-        super().__init__(model, rule="zplus", bias="ignore", stabilizer=stabilizer, memory_budget=memory_budget)
-        self.low, self.high = low, high
-
-    def prepare(self, inputs: torch.Tensor) -> Composite:
-        low = inputs.min().item() if self.low is None else self.low
-        high = inputs.max().item() if self.high is None else self.high
-        return Composite(first=rule("zbox", low=low, high=high), default=rule("zplus"))
+        composite = Composite(first=ZBox(low, high), default=ZPlus())
+        super().__init__(model, composite=composite, bias="ignore", stabilizer=stabilizer, memory_budget=memory_budget)
