@@ -241,11 +241,15 @@ class Interception(TorchFunctionMode):
             return func(*args, **kwargs)
         call = self.normalise(func, args, kwargs)
         result = self.dispatch(call)
+        self.mark_result(call, result)
+        return result
+
+    def mark_result(self, call: Call, result: Any) -> None:
+        """Mark what an input-dependent call returned, and the tensor it wrote into."""
         for tensor in tensors_in(result):
             self.mark(tensor)
         if call.inplace and isinstance(call.args[0], torch.Tensor):
             self.mark(call.args[0])
-        return result
 
     def normalise(self, func: Callable[..., Any], args: tuple, kwargs: dict) -> Call:
         """The call as the rules read it."""

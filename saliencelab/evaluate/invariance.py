@@ -32,12 +32,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from saliencelab.core.guard import preserved
 from saliencelab.core.targets import TargetSpec
-from saliencelab.engine.intercept import tensors_in
-from saliencelab.engine.ops import op_name
+from saliencelab.engine import Call, Interception, tensors_in, watching_modules
 from saliencelab.evaluate.explainers import as_explainer
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -204,27 +202,25 @@ def _shift_sample(shift: float | torch.Tensor, example: torch.Tensor) -> torch.T
         ) from None
 
 
-class _FirstLayerProbe(TorchFunctionMode):
-    """Watches a forward pass: which module's operation first computes with the input, and nothing else uses it."""
+class _FirstLayerProbe(Interception):
+    """Watches a forward pass: which module's operation first computes with the input, and nothing else uses it.
 
-    def __init__(self, source: torch.Tensor, active: list[nn.Module]) -> None:
-        super().__init__()
-        self.tracked = [source]
+    The input and its reshapes are what depends on the input; the first layer's
+    output is not followed further.
+    """
+
+    def __init__(self, active: list[nn.Module]) -> None:
+        super().__init__({}, method="input_invariance")
         self.active = active
         self.layer: nn.Module | None = None
-        self.done = False
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        result = func(*args, **kwargs)
-        uses_input = any(any(t is s for s in self.tracked) for t in tensors_in((args, kwargs)))
-        if not uses_input or not tensors_in(result):
+    def dispatch(self, call: Call) -> Any:
+        result = call.genuine()
+        if not tensors_in(result):
             return result
-        name = op_name(func)[0]
         if self.layer is not None and any(m is self.layer for m in self.active):
             return result  # the first layer's own operations (a pad before its convolution)
-        if name in _RESHAPES and self.layer is None:
-            self.tracked += tensors_in(result)
+        if call.name in _RESHAPES and self.layer is None:
             return result
         owner = self.active[-1] if self.active else None
         if self.layer is None and isinstance(owner, (nn.Linear, *_CONVS)):
@@ -233,13 +229,17 @@ class _FirstLayerProbe(TorchFunctionMode):
         where = f"inside {type(owner).__name__}" if owner is not None else "outside any module"
         if self.layer is None:
             raise ValueError(
-                f"the first operation on the input is '{name}' ({where}), not an nn.Linear or nn.Conv1d/2d/3d "
+                f"the first operation on the input is '{call.name}' ({where}), not an nn.Linear or nn.Conv1d/2d/3d "
                 "layer: a shift can only be folded into the bias of a first linear or convolution layer"
             )
         raise ValueError(
-            f"the input is used again by '{name}' ({where}) besides the first layer "
+            f"the input is used again by '{call.name}' ({where}) besides the first layer "
             f"{type(self.layer).__name__}: folding the shift into that layer's bias would not shift this use"
         )
+
+    def mark_result(self, call: Call, result: Any) -> None:
+        if call.name in _RESHAPES and self.layer is None:
+            super().mark_result(call, result)
 
 
 def _first_layer(model: nn.Module, shift_sample: torch.Tensor) -> tuple[str, nn.Module, torch.Tensor]:
@@ -254,15 +254,9 @@ def _first_layer(model: nn.Module, shift_sample: torch.Tensor) -> tuple[str, nn.
     def leave(module: nn.Module, args: tuple, output: Any) -> None:
         active.pop()
 
-    handles = [m.register_forward_pre_hook(enter) for m in model.modules()]
-    handles += [m.register_forward_hook(leave, always_call=True) for m in model.modules()]
-    probe = _FirstLayerProbe(shift_sample, active)
-    try:
-        with preserved(model), torch.no_grad(), probe:
-            model(shift_sample)
-    finally:
-        for handle in handles:
-            handle.remove()
+    probe = _FirstLayerProbe(active)
+    with preserved(model), torch.no_grad(), watching_modules(before=enter, after=leave), probe:
+        model(probe.mark(shift_sample.clone()))
     if probe.layer is None:
         raise ValueError(
             "no nn.Linear or nn.Conv1d/2d/3d layer computes with the input in a forward pass; "
