@@ -27,11 +27,11 @@ Example
 from saliencelab.io.checks import sanity_table
 from saliencelab.io.errors import EXIT_CODES, UserError
 from saliencelab.io.files import load_saved
+from saliencelab.io.input_report import write_input_report
 from saliencelab.io.inputs import LoadedInput, load_input, load_inputs
 from saliencelab.io.models import input_channels, load_model, load_weights
 from saliencelab.io.options import check_methods, method_options, parse_baseline, parse_target, parse_value
 from saliencelab.io.outputs import check_output_file, check_output_folder, staged_folder
-from saliencelab.io.report import write_input_report
 from saliencelab.io.run import Row, explain_inputs, method_errors
 
 __all__ = [

@@ -7,7 +7,7 @@ classes :class:`Epsilon`, :class:`ZPlus`, ...; or your own subclass); a
 
 from saliencelab.lrp.composites import COMPOSITES, Composite, standard_composite
 from saliencelab.lrp.rules import (
-    RULES,
+    RULE_NAMES,
     AlphaBeta,
     Epsilon,
     Flat,
@@ -24,7 +24,7 @@ from saliencelab.lrp.rules import (
 
 __all__ = [
     "COMPOSITES",
-    "RULES",
+    "RULE_NAMES",
     "AlphaBeta",
     "Composite",
     "Epsilon",

@@ -377,7 +377,7 @@ BUILT_IN: dict[str, type[RelevanceRule]] = {
 }
 """The built-in rules by name."""
 
-RULES = tuple(BUILT_IN)
+RULE_NAMES = tuple(BUILT_IN)
 """Names accepted by :func:`rule` and by ``rule=``."""
 
 
@@ -408,7 +408,7 @@ def rule(name: str, **params: Any) -> RelevanceRule:
     TypeError: the alpha_beta rule takes ['alpha', 'beta']; got ['gamma']
     """
     if name not in BUILT_IN:
-        raise ValueError(f"unknown LRP rule {name!r}; choose one of {RULES}")
+        raise ValueError(f"unknown LRP rule {name!r}; choose one of {RULE_NAMES}")
     unknown = set(params) - set(parameters_of(name))
     if unknown:
         takes = list(parameters_of(name)) or "no parameters"

@@ -38,14 +38,14 @@ class _GradientFamily(Method):
 
         def run(rows: slice) -> None:
             grad, chunk_target = self.input_gradients(inputs[rows], target.rows(torch.arange(rows.start, rows.stop)))
-            values[rows] = self.combine(inputs[rows], grad)
+            values[rows] = self.from_gradient(inputs[rows], grad)
             bound.append(chunk_target)
 
         self.run_chunked(inputs, run)
         resolved = reported_target(bound)
         return Attribution(values=values, delta=None, method=self.name, target=resolved)
 
-    def combine(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    def from_gradient(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """Turn the gradient of a chunk into its attribution."""
         return grad
 
@@ -86,7 +86,7 @@ class GradientXInput(_GradientFamily):
     description = "Gradient×Input: the gradient times the input, elementwise"
     source = "Shrikumar et al. 2016; seeds 000, 002"
 
-    def combine(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    def from_gradient(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         return inputs * grad
 
 

@@ -8,7 +8,7 @@ from helpers import conv_net
 from torch import nn
 
 import saliencelab as sl
-from saliencelab.lrp import RULES, Composite, Layer, RelevanceRule, rule, share
+from saliencelab.lrp import RULE_NAMES, Composite, Layer, RelevanceRule, rule, share
 
 D = torch.float64
 
@@ -83,7 +83,7 @@ def test_the_rule_sees_the_bias_only_when_it_is_absorbed():
 
 def test_built_in_rules_are_instances_of_the_protocol_and_composites_take_only_rules():
     bounds = {"zbox": {"low": 0.0, "high": 1.0}}
-    assert all(isinstance(rule(name, **bounds.get(name, {})), RelevanceRule) for name in RULES)
+    assert all(isinstance(rule(name, **bounds.get(name, {})), RelevanceRule) for name in RULE_NAMES)
     with pytest.raises(TypeError, match="not a RelevanceRule"):
         Composite({"conv": "zplus"})
     with pytest.raises(TypeError, match="not a RelevanceRule"):

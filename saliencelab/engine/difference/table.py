@@ -36,7 +36,7 @@ SHAPE_ONLY = (
 
 DROPOUT = "dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout"
 
-WEIGHTED = "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d sum mean"
+AVERAGES = "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d sum mean"
 
 CONVOLUTIONS = "conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d"
 
@@ -77,7 +77,7 @@ def _table() -> dict[str, DifferenceRule]:
     rules.update(dict.fromkeys(ELEMENTWISE, nonlinear.elementwise_rule))
     rules.update(dict.fromkeys(SHAPE_ONLY.split(), linear.constant))
     rules.update(dict.fromkeys(DROPOUT.split(), linear.dropout))
-    rules.update(dict.fromkeys(WEIGHTED.split(), linear.weighted_sum))
+    rules.update(dict.fromkeys(AVERAGES.split(), linear.weighted_sum))
     rules.update(
         dict.fromkeys(CONVOLUTIONS.split(), partial(linear.weighted_sum, weight=(1, "weight"), bias=(2, "bias")))
     )

@@ -41,8 +41,8 @@ def upsampled(maps: torch.Tensor, size: tuple[int, ...], mode: str) -> torch.Ten
     return F.interpolate(maps, size=size, mode=_LINEAR[len(size)], align_corners=False)
 
 
-def spatial_dims(grid: torch.Tensor) -> tuple[int, ...]:
-    """The spatial dimensions of a grid ``(N, C, *spatial)``."""
+def grid_axes(grid: torch.Tensor) -> tuple[int, ...]:
+    """The spatial axes of a grid ``(N, C, *spatial)`` (2, 3, ...)."""
     return tuple(range(2, grid.ndim))
 
 

@@ -19,7 +19,7 @@ from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
 from saliencelab.methods.base import Method
-from saliencelab.methods.cam.base import CamMethod, spatial_dims
+from saliencelab.methods.cam.base import CamMethod, grid_axes
 from saliencelab.methods.cam.layers import Reshape
 from saliencelab.methods.gradient import GuidedBackprop
 
@@ -27,9 +27,9 @@ from saliencelab.methods.gradient import GuidedBackprop
 class _GradientWeighted(CamMethod):
     def layer_map(self, x: torch.Tensor, target: Target, layer: nn.Module) -> tuple[torch.Tensor, Target]:
         activation, gradient, bound = self.activations_and_gradients(x, target, layer)
-        return self.combine(activation, gradient), bound
+        return self.map_from(activation, gradient), bound
 
-    def combine(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def map_from(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """The map ``(n, *spatial)`` from the grid ``a`` and its gradient ``g``."""
         raise NotImplementedError
 
@@ -58,8 +58,8 @@ class GradCam(_GradientWeighted):
     description = "Grad-CAM: the layer's channels weighted by the spatial mean of their gradient"
     source = "Selvaraju et al. 2017; seeds 001, 003, 004"
 
-    def combine(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        return _weighted_sum(g.mean(spatial_dims(g)), a)
+    def map_from(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return _weighted_sum(g.mean(grid_axes(g)), a)
 
 
 @register
@@ -83,8 +83,8 @@ class GradCamPlusPlus(_GradientWeighted):
     description = "Grad-CAM++: activations weighted by pixel-wise weighted positive gradients"
     source = "Chattopadhyay et al. 2018; seed 000"
 
-    def combine(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        dims = spatial_dims(a)
+    def map_from(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        dims = grid_axes(a)
         g2 = g.square()
         denominator = 2 * g2 + a.sum(dims, keepdim=True) * g2 * g
         alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, 1), 0)
@@ -110,8 +110,8 @@ class XGradCam(_GradientWeighted):
     description = "XGrad-CAM: channels weighted by their activation-weighted mean gradient"
     source = "Fu et al. 2020"
 
-    def combine(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        dims = spatial_dims(a)
+    def map_from(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        dims = grid_axes(a)
         total = a.sum(dims)
         weights = torch.where(total != 0, (a * g).sum(dims) / torch.where(total != 0, total, 1), 0)
         return _weighted_sum(weights, a)
@@ -134,7 +134,7 @@ class HiResCam(_GradientWeighted):
     description = "HiResCAM: elementwise gradient times activation, summed over channels"
     source = "Draelos & Carin 2020"
 
-    def combine(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def map_from(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return (g * a).sum(1)
 
 
@@ -155,7 +155,7 @@ class LayerCam(_GradientWeighted):
     description = "LayerCAM: elementwise positive gradient times activation, summed over channels"
     source = "Jiang et al. 2021"
 
-    def combine(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def map_from(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return (g.clamp(min=0) * a).sum(1)
 
 

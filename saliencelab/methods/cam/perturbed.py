@@ -29,7 +29,7 @@ from torch import nn
 from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
-from saliencelab.methods.cam.base import CamMethod, spatial_dims, upsampled, working_dtype
+from saliencelab.methods.cam.base import CamMethod, grid_axes, upsampled, working_dtype
 from saliencelab.methods.cam.layers import as_grid, watching
 
 
@@ -80,7 +80,7 @@ class ScoreCam(CamMethod):
         bound = target.bind(output)
         with torch.inference_mode():
             blank = self._score(self.forward(torch.zeros_like(x)), bound)
-        dims = spatial_dims(grid)
+        dims = grid_axes(grid)
         sample, channel = _channel_pairs(grid.amax(dims) > grid.amin(dims))
         weights = torch.zeros(grid.shape[:2], dtype=working_dtype(grid.dtype), device=grid.device)
         size = tuple(x.shape[2:])
