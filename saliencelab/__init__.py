@@ -9,81 +9,21 @@ Example
 torch.Size([2, 4])
 """
 
-from saliencelab import evaluate, genomics, lrp, zoo
+from saliencelab import evaluate, genomics, lrp, methods, zoo
 from saliencelab.api import available_methods, explain
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import References, references
+from saliencelab.core.registry import classes as _registered_classes
 from saliencelab.errors import NonFiniteResultError, UnsupportedOperationError
-from saliencelab.methods import (
-    LRP,
-    AblationCam,
-    DeconvNet,
-    DeepLift,
-    DeepShap,
-    DeepTaylor,
-    EigenCam,
-    ExpectedGradients,
-    GradCam,
-    GradCamPlusPlus,
-    Gradient,
-    GradientShap,
-    GradientXInput,
-    GuidedBackprop,
-    GuidedGradCam,
-    HiResCam,
-    IntegratedGradients,
-    KernelShap,
-    LayerCam,
-    Lime,
-    MeaningfulPerturbation,
-    Occlusion,
-    PatternAttribution,
-    PatternNet,
-    PredictionDifference,
-    Rise,
-    ScoreCam,
-    ShapleySampling,
-    SmoothGrad,
-    VisualBackProp,
-    XGradCam,
-)
 
 __version__ = "0.1.0"
 
+globals().update(_registered_classes())  # every method class, registered once (saliencelab.methods)
+
 __all__ = [
-    "AblationCam",
-    "EigenCam",
-    "GradCam",
-    "GradCamPlusPlus",
-    "GuidedGradCam",
-    "HiResCam",
-    "LayerCam",
-    "ScoreCam",
-    "VisualBackProp",
-    "XGradCam",
+    *_registered_classes(),
     "Attribution",
-    "DeconvNet",
-    "DeepLift",
-    "DeepShap",
-    "DeepTaylor",
-    "ExpectedGradients",
-    "Gradient",
-    "GradientShap",
-    "GradientXInput",
-    "GuidedBackprop",
-    "IntegratedGradients",
-    "LRP",
-    "PatternAttribution",
-    "PatternNet",
     "References",
-    "SmoothGrad",
-    "KernelShap",
-    "Lime",
-    "MeaningfulPerturbation",
-    "Occlusion",
-    "PredictionDifference",
-    "Rise",
-    "ShapleySampling",
     "NonFiniteResultError",
     "UnsupportedOperationError",
     "available_methods",
@@ -91,6 +31,7 @@ __all__ = [
     "evaluate",
     "genomics",
     "lrp",
+    "methods",
     "references",
     "report",
     "viz",

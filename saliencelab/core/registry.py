@@ -41,6 +41,18 @@ def available_methods() -> list[str]:
     return sorted(_METHODS)
 
 
+def classes() -> dict[str, type[Method]]:
+    """Every registered method class by its class name: what ``saliencelab`` exports.
+
+    Example
+    -------
+    >>> import saliencelab as sl
+    >>> classes()["IntegratedGradients"] is sl.IntegratedGradients
+    True
+    """
+    return {cls.__name__: cls for cls in _METHODS.values()}
+
+
 def get(name: str) -> type[Method]:
     """The class registered as ``name``; a ``ValueError`` listing the names otherwise."""
     if not isinstance(name, str):

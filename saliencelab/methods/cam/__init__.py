@@ -1,26 +1,8 @@
-"""The class activation map family and VisualBackProp: one map per sample, ``(N, 1, H, W)``."""
+"""The class activation map family and VisualBackProp: one map per sample, ``(N, 1, H, W)``.
 
-from saliencelab.methods.cam.eigen import EigenCam
-from saliencelab.methods.cam.gradient_weighted import (
-    GradCam,
-    GradCamPlusPlus,
-    GuidedGradCam,
-    HiResCam,
-    LayerCam,
-    XGradCam,
-)
-from saliencelab.methods.cam.perturbed import AblationCam, ScoreCam
-from saliencelab.methods.cam.visual_backprop import VisualBackProp
+Importing this package registers its methods.
+"""
 
-__all__ = [
-    "AblationCam",
-    "EigenCam",
-    "GradCam",
-    "GradCamPlusPlus",
-    "GuidedGradCam",
-    "HiResCam",
-    "LayerCam",
-    "ScoreCam",
-    "VisualBackProp",
-    "XGradCam",
-]
+from saliencelab.methods.cam import eigen, gradient_weighted, perturbed, visual_backprop
+
+__all__ = ["eigen", "gradient_weighted", "perturbed", "visual_backprop"]
