@@ -7,7 +7,7 @@ on shuffled labels are compared with those of the model trained on true labels,
 where the zoo has such a pair. An edge map of the input, which never looks at the
 model, is the control: it gives similarity 1 everywhere.
 
-The seeds (000, 003) report that gradients and Grad-CAM pass both checks while
+Adebayo et al. report that gradients and Grad-CAM pass both checks while
 Guided Backprop and Guided Grad-CAM fail them.
 
 Run: ``python examples/sanity_checks.py [--samples 32] [--seed 0]``

@@ -1,8 +1,8 @@
 """Reduce an attribution's channels to one 2-D map per sample.
 
-The seeds name the usual reductions: the plain channel sum, the sum of absolute
-values (Sundararajan et al.), the largest absolute value (Simonyan et al.) and
-the Euclidean norm. Evaluation measures and plots both read maps through here.
+The usual reductions: the plain channel sum, the sum of absolute values
+(Sundararajan et al. 2017), the largest absolute value (Simonyan et al. 2014)
+and the Euclidean norm. Evaluation measures and plots both read maps through here.
 
 Example
 -------

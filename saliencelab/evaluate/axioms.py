@@ -1,7 +1,8 @@
 """Which attribution axioms does a method satisfy? Empirical checks on small witness networks.
 
-Seed 002 tabulates seven properties for Gradient, Guided Backprop, DeepLIFT and
-Integrated Gradients; seed 003 (Kindermans et al.) adds input invariance.
+Seven properties, from Sundararajan et al. 2017 and Shrikumar et al. 2017, are
+usually tabulated for Gradient, Guided Backprop, DeepLIFT and Integrated
+Gradients; Kindermans et al. 2017 add input invariance.
 :func:`axiom_table` decides each cell by running the method on a witness network
 (:mod:`saliencelab.evaluate.witnesses`) where the property can fail, with one
 visible check function per property below. Nothing is looked up: a method's
@@ -12,15 +13,15 @@ A check *passes* when the method satisfies the property on its witness; it
 proves a failure, and only makes a pass plausible. All witnesses are float64, so
 exact properties are checked to round-off.
 
-References. Seed 002 states completeness, sensitivity and the other reference
-properties against a reference ``x'``. Every witness has its reference; a named
+References. Sundararajan et al. 2017 state completeness, sensitivity and the
+other reference properties against a reference ``x'``. Every witness has its reference; a named
 method that takes a baseline gets it (a per-sample tensor, or
 ``sl.references(..., per_sample=True)`` for methods that draw references), a
 callable gets it when it has a ``baseline`` parameter. A method without a
 reference (gradient, guided backprop, LRP, ...) is checked against the same
 reference it cannot see: completeness then asks whether its attributions sum
 to ``f(x) − f(x')`` anyway, which on the random-weight, random-reference
-witness they do not; this is seed 002's "No" for gradient and guided backprop.
+witness they do not; hence the usual table's "No" for gradient and guided backprop.
 
 Example
 -------
@@ -63,7 +64,7 @@ PROPERTIES = (
     "linearity",
     "input_invariance",
 )
-"""The rows of :func:`axiom_table`, in seed 002's order, then input invariance (seed 003)."""
+"""The rows of :func:`axiom_table`: the seven usual properties, then input invariance (Kindermans et al. 2017)."""
 
 INPUT_SHIFT = -1.0
 """Kindermans et al.'s shift: inputs in [0, 1] moved to [−1, 0]."""
@@ -167,13 +168,13 @@ def _within(measured: float, prop: str) -> CheckResult:
 def check_sensitivity(method: MethodSpec, *, seed: int = 0) -> CheckResult:
     """Sensitivity(a): a feature that alone changes the prediction gets a non-zero attribution.
 
-    Witness: seed 001/002's f(x) = 1 − ReLU(1 − x) at x ∈ {0.5, 2, 3} with the
+    Witness: Sundararajan et al.'s f(x) = 1 − ReLU(1 − x) at x ∈ {0.5, 2, 3} with the
     reference x' = 0 (f(x) − f(x') = 0.5, 1, 1). Measured: the smallest
     |attribution| / |f(x) − f(x')| over the three inputs. It must exceed
     :data:`ROUND_OFF` (1e-9): any genuine share of the change is far above float64
     round-off (LIME's, the smallest seen, is 6e-5), while a saturated gradient
     gives exactly 0 (gradient and guided backprop at x = 2 and 3).
-    ``seed`` is unused: the witness is the seeds' fixed example.
+    ``seed`` is unused: the witness is the paper's fixed example.
 
     Example
     -------
@@ -215,13 +216,13 @@ def check_specificity(method: MethodSpec, *, seed: int = 0) -> CheckResult:
 def check_continuity(method: MethodSpec, *, seed: int = 0) -> CheckResult:
     """Continuity: attributions change continuously where the gradient jumps.
 
-    Witness: f(x) = max(0, x1 + x2 − 10) (seed 001's max(0, x − 10) on x2 = 0),
+    Witness: f(x) = max(0, x1 + x2 − 10) (Shrikumar et al. 2017's max(0, x − 10) on x2 = 0),
     reference 0, evaluated on both sides of the kink, x1 = 10 ± h with
     h = 1e-2, 1e-3, 1e-4. Measured: the largest change of any attribution across
     the kink. Tolerance 0.1: the output changes by at most h ≤ 0.01 there, and an
     integral over the path adds at most x times its last quadrature weight
     (≈ 0.015 for 50 Gauss-Legendre nodes), while the gradient jumps by 1 and
-    gradient × input by 10 (seed 001). ``seed`` is unused (a fixed example).
+    gradient × input by 10 (Shrikumar et al. 2017). ``seed`` is unused (a fixed example).
 
     Example
     -------
@@ -271,9 +272,9 @@ def check_completeness(method: MethodSpec, *, seed: int = 0) -> CheckResult:
 def check_implementation_invariance(method: MethodSpec, *, seed: int = 0) -> CheckResult:
     """Implementation invariance: two networks that compute the same function get the same attributions.
 
-    Witness: the IG paper's pair (seed 001), f = ReLU(ReLU(x1) − 1 − ReLU(x2))
-    and g = ReLU(ReLU(x1 − 1) − ReLU(x2)), at the seed's x = (3, 1) and 4 random
-    points in [0, 4]², reference 0 (seed 001: DeepLIFT gives (1.5, −0.5) on f and
+    Witness: the IG paper's pair (Sundararajan et al. 2017), f = ReLU(ReLU(x1) − 1 − ReLU(x2))
+    and g = ReLU(ReLU(x1 − 1) − ReLU(x2)), at the paper's x = (3, 1) and 4 random
+    points in [0, 4]², reference 0 (in the paper DeepLIFT gives (1.5, −0.5) on f and
     (2, −1) on g, IG (1.5, −0.5) on both). Measured: largest |A_f − A_g| / largest
     |A_f|. Tolerance :data:`ROUND_OFF`: the two networks agree to float64
     round-off; DeepLIFT is off by 1.8.
@@ -323,7 +324,7 @@ def check_linearity(method: MethodSpec, *, seed: int = 0) -> CheckResult:
     :data:`ROUND_OFF` (a seeded sampling method draws the same samples for all
     three; LRP-ε's stabiliser departs by 2e-6).
 
-    The weights are positive, as in seed 002's table, which marks guided
+    The weights are positive, as in the usual table of these properties, which marks guided
     backprop linear: guided backprop (and DeconvNet) discard negative signals at
     ReLUs, so they are positively homogeneous but give A(−f) ≠ −A(f).
 
@@ -343,7 +344,7 @@ def check_linearity(method: MethodSpec, *, seed: int = 0) -> CheckResult:
 
 
 def check_input_invariance(method: MethodSpec, *, seed: int = 0) -> CheckResult:
-    """Input invariance (Kindermans et al. 2017, seed 003): a constant input shift, undone by the first bias.
+    """Input invariance (Kindermans et al. 2017): a constant input shift, undone by the first bias.
 
     Witness: a random-weight conv net (Conv-ReLU-Conv-ReLU-Linear, no padding) on
     3 random 2×6×6 inputs in [0, 1], and its :func:`~saliencelab.evaluate.invariance.shifted_model`

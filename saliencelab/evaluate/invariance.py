@@ -3,8 +3,8 @@
 Shift every input by a constant ``s`` and give the network's first layer the
 bias ``b' = b − W·s``: the shifted network ``g`` computes ``g(x + s) = f(x)``
 for every ``x``, so it is the same model on shifted data, and an input-invariant
-explanation of ``g`` at ``x + s`` equals that of ``f`` at ``x`` (seed 003:
-gradients pass, gradient × input and reference methods with a fixed reference
+explanation of ``g`` at ``x + s`` equals that of ``f`` at ``x`` (Kindermans et
+al. 2017: gradients pass, gradient × input and reference methods with a fixed reference
 do not).
 
 A first convolution that zero-pads sees zeros around ``x`` but would see zeros
@@ -130,7 +130,7 @@ def input_invariance(
     """Per sample, the largest |attribution of f at x − attribution of g at x + shift|, shape (N,).
 
     ``g = shifted_model(model, shift)`` is the same network on shifted data
-    (Kindermans et al. 2017, seed 003), so an input-invariant method gives 0 (up
+    (Kindermans et al. 2017), so an input-invariant method gives 0 (up
     to round-off). The method runs with the same options for both, so a fixed
     reference (e.g. ``baseline="zeros"``) is not shifted along.
 

@@ -1,6 +1,6 @@
 """Sanity checks for saliency maps: model and data randomisation (Adebayo et al. 2018).
 
-Seeds 000 and 003: an explanation that barely changes when the model's weights are
+An explanation that barely changes when the model's weights are
 re-initialised (model randomisation) or when the model was trained on shuffled
 labels (data randomisation) is not explaining the model; edge detectors pass
 neither check. Gradients and Grad-CAM pass; Guided Backprop and Guided Grad-CAM
@@ -206,7 +206,7 @@ def data_randomization(
 
     Both maps explain the **true-label model's** resolved target (its argmax class
     for ``target=None``). A method that explains the model should give dissimilar
-    maps; the seeds report that only Grad-CAM and gradients clearly do.
+    maps; Adebayo et al. report that only Grad-CAM and gradients clearly do.
 
     Parameters
     ----------

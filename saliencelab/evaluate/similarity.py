@@ -1,9 +1,9 @@
 """How alike are two attribution maps? The similarity measures of the sanity checks.
 
-Adebayo et al. (2018, "Sanity checks for saliency maps", cited in seeds 000 and
-003) compare the maps of a trained model with those of a randomised one by rank
-correlation (with and without absolute values), SSIM and the correlation of HOG
-features. :func:`similarity` computes each of them for every sample of a batch.
+Adebayo et al. (2018, "Sanity checks for saliency maps") compare the maps of a
+trained model with those of a randomised one by rank correlation (with and
+without absolute values), SSIM and the correlation of HOG features.
+:func:`similarity` computes each of them for every sample of a batch.
 
 Conventions, so that no NaN leaks out:
 

@@ -1,7 +1,7 @@
 """Small networks whose attributions are known, one per axiom (the witnesses of :mod:`.axioms`).
 
 Each witness is a float64 ``nn.Module`` built from ``nn.Linear``, ``nn.Conv2d``
-and ReLUs (functional ReLUs only where the seed writes the network that way), so
+and ReLUs (functional ReLUs only where the paper writes the network that way), so
 that every method with a rule for these operations can run on it. Random
 weights come from ``seed`` through :func:`saliencelab.core.sampling.generator`,
 never from the global RNG.
@@ -26,7 +26,7 @@ DTYPE = torch.float64
 """Witnesses run in float64 so that exact properties can be checked to round-off (~1e-15)."""
 
 KINK = 10.0
-"""Where the continuity witness ``max(0, x1 + x2 − 10)`` bends (seed 001's f(x) = max(0, x − 10))."""
+"""Where the continuity witness ``max(0, x1 + x2 − 10)`` bends (Shrikumar et al. 2017's f(x) = max(0, x − 10))."""
 
 
 def _linear(weight: list[list[float]] | torch.Tensor, bias: list[float] | torch.Tensor) -> nn.Linear:
@@ -59,7 +59,7 @@ def random_mlp(sizes: tuple[int, ...], seed: int = 0) -> nn.Sequential:
 
 
 def saturating_unit() -> nn.Sequential:
-    """f(x) = 1 − ReLU(1 − x), the sensitivity example of seeds 001 and 002.
+    """f(x) = 1 − ReLU(1 − x), the sensitivity example of Sundararajan et al. 2017.
 
     f(0) = 0 and f(2) = 1, yet the gradient is 0 for every x > 1: the network
     saturates. Written as Linear(w=−1, b=1) → ReLU → Linear(w=−1, b=1).
@@ -101,9 +101,9 @@ def dummy_feature_net(seed: int = 0, dummy: int = 2) -> nn.Sequential:
 
 
 def kink_net() -> nn.Sequential:
-    """f(x1, x2) = max(0, x1 + x2 − 10): seed 001's max(0, x − 10) with a second input.
+    """f(x1, x2) = max(0, x1 + x2 − 10): Shrikumar et al. 2017's max(0, x − 10) with a second input.
 
-    On x2 = 0 it is the seed's example, whose gradient jumps from 0 to 1 (and
+    On x2 = 0 it is the paper's example, whose gradient jumps from 0 to 1 (and
     gradient × input from 0 to 10) at x1 = 10. The second feature gives the input
     a value range, so noise-based methods have noise to add.
 
@@ -116,7 +116,7 @@ def kink_net() -> nn.Sequential:
 
 
 class InvarianceF(nn.Module):
-    """f(x1, x2) = ReLU(ReLU(x1) − 1 − ReLU(x2)), the IG paper's first network (seed 001).
+    """f(x1, x2) = ReLU(ReLU(x1) − 1 − ReLU(x2)), the IG paper's first network (Sundararajan et al. 2017).
 
     Example
     -------

@@ -1,4 +1,4 @@
-"""LRP rules: how relevance crosses one linear layer (seeds 000, 004; Montavon et al. 2019).
+"""LRP rules: how relevance crosses one linear layer (Bach et al. 2015; Montavon et al. 2019).
 
 A linear layer ``z_j = Σ_i x_i w_ij + b_j`` (a dense layer, a convolution, a
 transposed convolution) passes the relevance ``R_j`` of its outputs to its

@@ -1,4 +1,4 @@
-"""DeepLIFT (Shrikumar et al. 2017; seeds 000, 001, 002) and DeepSHAP (Lundberg & Lee 2017).
+"""DeepLIFT (Shrikumar et al. 2017) and DeepSHAP (Lundberg & Lee 2017).
 
 DeepLIFT explains ``f(x) − f(x′)`` by contributions ``C_i = m_i · (x_i − x′_i)``
 whose multipliers follow the chain rule through the linear rule, and the Rescale
@@ -51,9 +51,9 @@ class DeepLift(_ReferenceMethod):
     rule:
         ``"rescale"`` (default) or ``"reveal_cancel"`` for the nonlinearities.
     mean_normalize:
-        Seed 001's softmax adjustment: explain the target logit minus the mean of
-        all logits, i.e. contributions to the target minus their mean over the
-        classes. Needs a class target on an ``(N, C)`` output of logits.
+        The softmax adjustment of Shrikumar et al. 2017: explain the target logit
+        minus the mean of all logits, i.e. contributions to the target minus their
+        mean over the classes. Needs a class target on an ``(N, C)`` output of logits.
     combine:
         ``(multipliers, inputs, references) -> scores`` averaged over the
         references instead of the contributions ``m ⊙ (x − x′)``; e.g.
@@ -92,7 +92,7 @@ class DeepLift(_ReferenceMethod):
 
     name = "deeplift"
     description = "DeepLIFT: contributions to f(x) - f(x') by the Rescale or RevealCancel rule"
-    source = "Shrikumar et al. 2017; seeds 000, 001, 002"
+    source = "Shrikumar et al. 2017"
 
     def __init__(
         self,
@@ -271,4 +271,4 @@ class DeepShap(DeepLift):
     name = "deepshap"
     draws_references = True
     description = "DeepSHAP: DeepLIFT averaged over a background distribution of references"
-    source = "Lundberg & Lee 2017; seed 000"
+    source = "Lundberg & Lee 2017"

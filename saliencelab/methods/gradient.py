@@ -1,7 +1,7 @@
 """Gradient methods: Vanilla Gradient, Gradient×Input, DeconvNet and Guided Backprop.
 
 DeconvNet and Guided Backprop differ from the gradient only in how the backward
-pass crosses a ReLU (seed 003, "Vanilla Gradient / DeconvNet"):
+pass crosses a ReLU (as compared by Springenberg et al. 2015):
 
 - gradient: ``grad_in = grad_out · 1[x > 0]``
 - DeconvNet (Zeiler & Fergus 2014): ``grad_in = max(grad_out, 0)``
@@ -52,7 +52,7 @@ class _GradientFamily(Method):
 
 @register
 class Gradient(_GradientFamily):
-    """Vanilla Gradient (saliency map): ``∂f_target/∂x`` (Simonyan et al. 2014; seeds 000, 003).
+    """Vanilla Gradient (saliency map): ``∂f_target/∂x`` (Simonyan et al. 2014).
 
     Signed; take ``.abs()`` or a channel aggregation for the classic saliency map.
 
@@ -66,12 +66,12 @@ class Gradient(_GradientFamily):
 
     name = "gradient"
     description = "Vanilla Gradient: the derivative of the target score with respect to each input"
-    source = "Simonyan et al. 2014; seeds 000, 003"
+    source = "Simonyan et al. 2014"
 
 
 @register
 class GradientXInput(_GradientFamily):
-    """Gradient×Input: ``x ⊙ ∂f_target/∂x`` (Shrikumar et al. 2016; seeds 000, 002).
+    """Gradient×Input: ``x ⊙ ∂f_target/∂x`` (Shrikumar et al. 2016).
 
     Example
     -------
@@ -84,7 +84,7 @@ class GradientXInput(_GradientFamily):
 
     name = "gradient_x_input"
     description = "Gradient×Input: the gradient times the input, elementwise"
-    source = "Shrikumar et al. 2016; seeds 000, 002"
+    source = "Shrikumar et al. 2016"
 
     def from_gradient(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         return inputs * grad
@@ -109,7 +109,7 @@ class _ModifiedReLU(_GradientFamily):
 class DeconvNet(_ModifiedReLU):
     """DeconvNet: the backward pass through a ReLU keeps positive gradients, ignoring the input sign.
 
-    (Zeiler & Fergus 2014; seeds 000, 003.)
+    (Zeiler & Fergus 2014.)
 
     Example
     -------
@@ -122,7 +122,7 @@ class DeconvNet(_ModifiedReLU):
 
     name = "deconvnet"
     description = "DeconvNet: backward through ReLUs keeps only positive gradients"
-    source = "Zeiler & Fergus 2014; seeds 000, 003"
+    source = "Zeiler & Fergus 2014"
     rules = gate_rules(
         lambda grad, gate: grad.clamp(min=0), relu=modified_backward(lambda grad, out: grad.clamp(min=0))
     )
@@ -132,7 +132,7 @@ class DeconvNet(_ModifiedReLU):
 class GuidedBackprop(_ModifiedReLU):
     """Guided Backpropagation: gradient and DeconvNet masks combined at every ReLU.
 
-    (Springenberg et al. 2015; seeds 000, 003.)
+    (Springenberg et al. 2015.)
 
     Example
     -------
@@ -145,5 +145,5 @@ class GuidedBackprop(_ModifiedReLU):
 
     name = "guided_backprop"
     description = "Guided Backprop: backward through ReLUs keeps positive gradients of active units"
-    source = "Springenberg et al. 2015; seeds 000, 003"
+    source = "Springenberg et al. 2015"
     rules = gate_rules(lambda grad, gate: grad.clamp(min=0) * gate, relu=modified_backward(_guided_relu_backward))

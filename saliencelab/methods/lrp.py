@@ -1,4 +1,4 @@
-"""Layer-wise relevance propagation (Bach et al. 2015; seeds 000, 004) and Deep Taylor (Montavon et al. 2017).
+"""Layer-wise relevance propagation (Bach et al. 2015) and Deep Taylor (Montavon et al. 2017).
 
 The relevance put in at the output, ``R_k = y_k · ∂s/∂y_k`` for the explained
 score ``s`` of the model output ``y``, flows back through every operation by
@@ -58,7 +58,7 @@ class LRP(Method):
     bias:
         ``"absorb"`` (default): biases, and constants added to activations, take
         their share of the relevance; ``"ignore"``: they are left out of the
-        denominators, so relevance is conserved (the seeds' formula).
+        denominators, so relevance is conserved (the basic rule of Bach et al. 2015).
     batch_norm:
         ``"rule"`` (default): every batch norm ``s·x + t`` has its own rule, the
         shift ``t`` a bias like any other; ``"merge"``: a batch norm applied
@@ -92,7 +92,7 @@ class LRP(Method):
     description = (
         "Layer-wise relevance propagation: epsilon, z+, alpha-beta, gamma, z^B, flat, w^2 rules and composites"
     )
-    source = "Bach et al. 2015; Montavon et al. 2019; seeds 000, 004"
+    source = "Bach et al. 2015; Montavon et al. 2019"
 
     def __init__(
         self,
@@ -223,7 +223,7 @@ def output_relevance(output: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
 
 @register
 class DeepTaylor(LRP):
-    """Deep Taylor decomposition: z⁺ on hidden layers, z^B on the input layer (Montavon et al. 2017; seeds 000, 001).
+    """Deep Taylor decomposition: z⁺ on hidden layers, z^B on the input layer (Montavon et al. 2017).
 
     ``low``/``high`` bound the input domain of z^B (numbers, or tensors
     broadcastable to one sample; default: each sample's own smallest and largest
@@ -246,7 +246,7 @@ class DeepTaylor(LRP):
 
     name = "deep_taylor"
     description = "Deep Taylor decomposition: z+ on hidden layers, z^B with each sample's bounds on the input layer"
-    source = "Montavon et al. 2017; seeds 000, 001"
+    source = "Montavon et al. 2017"
 
     def __init__(
         self, model, *, low=None, high=None, stabilizer: float = STABILIZER, memory_budget: int | None = None

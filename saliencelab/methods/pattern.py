@@ -1,4 +1,4 @@
-"""PatternNet and PatternAttribution (Kindermans et al. 2018), the distractor problem of seed 001.
+"""PatternNet and PatternAttribution (Kindermans et al. 2018): the distractor problem.
 
 A linear neuron ``y = wᵀx`` responds to a signal direction ``a`` in its input,
 but its weights ``w`` also cancel the distractors, so the gradient ``w`` is not
@@ -150,7 +150,7 @@ class PatternNet(Method):
 
     name = "pattern_net"
     description = "PatternNet: the signal estimated by fitted patterns, back-projected to the input"
-    source = "Kindermans et al. 2018; seed 001 (the distractor problem)"
+    source = "Kindermans et al. 2018"
     uses_weights = False
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Every method side by side (seed 004): rows are inputs, columns are methods.
+"""Every method side by side: rows are inputs, columns are methods.
 
 Example
 -------

@@ -118,9 +118,9 @@ def overlay(
       heatmap.
     - ``"mask"``: only the pixels with ``|w| > threshold``, in their own
       colours; the others are transparent (white when saved).
-    - ``"scale"``: every pixel multiplied by ``|w|`` (seed 002: "scale the
-      intensities of pixels ... in proportion to their attributions"); a zero
-      map gives black.
+    - ``"scale"``: every pixel multiplied by ``|w|`` (as Sundararajan et al.
+      2017 show attributions: pixel intensities scaled in proportion to their
+      attributions); a zero map gives black.
 
     Parameters
     ----------

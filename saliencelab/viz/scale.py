@@ -1,8 +1,9 @@
 """From attributions to the 2-D maps that are drawn, their colour limit and their colour maps.
 
 A map is drawn in three steps: the channels are aggregated
-(:func:`saliencelab.core.aggregate.aggregate_channels`; seed 002 names the sum of
-magnitudes and the largest magnitude), one sign is kept, and the colour scale is
+(:func:`saliencelab.core.aggregate.aggregate_channels`, e.g. the sum of
+magnitudes of Sundararajan et al. 2017 or the largest magnitude of Simonyan et
+al. 2014), one sign is kept, and the colour scale is
 clipped at a percentile of the absolute values so one outlier does not wash out
 the rest. Zero is white in every default colour map.
 

@@ -2,10 +2,10 @@
 
 Every tensor that depends on the input carries a :class:`Difference`: its value
 at the reference and its difference from that value, split into the positive and
-negative parts ``Δ⁺`` and ``Δ⁻`` when the RevealCancel rule needs them (seeds
-001, 002). The parts are differentiable functions of the input's difference,
-built with every multiplier detached, so the gradient of the output's difference
-with respect to the input's difference is the DeepLIFT multiplier.
+negative parts ``Δ⁺`` and ``Δ⁻`` when the RevealCancel rule needs them
+(Shrikumar et al. 2017). The parts are differentiable functions of the input's
+difference, built with every multiplier detached, so the gradient of the output's
+difference with respect to the input's difference is the DeepLIFT multiplier.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Rules for linear operations and data movement (seeds 001, 002: the linear rule).
+"""Rules for linear operations and data movement (the Linear rule of Shrikumar et al. 2017).
 
 - Weighted sums (``linear``, convolutions, pooling by averaging, sums, means, the
   sum of two input-dependent tensors): the difference is the operation applied to
   the input's difference without the bias, and for RevealCancel the parts are
   ``Δy⁺ = Σ 1{wᵢΔxᵢ > 0} wᵢΔxᵢ`` and ``Δy⁻ = Σ 1{wᵢΔxᵢ < 0} wᵢΔxᵢ``, computed as
-  ``(WΔ ± |W||Δ|) / 2``. Their gradient is the seeds' multiplier ``1{wΔx > 0} w``,
+  ``(WΔ ± |W||Δ|) / 2``. Their gradient is DeepLIFT's multiplier ``1{wΔx > 0} w``,
   and ``0.5 w`` where ``Δx = 0``.
 - One-to-one scalings by constants (batch norm in eval mode, ``x * c``, ``x / c``,
   ``-x``, adding a constant): each part is scaled, swapping when the factor is

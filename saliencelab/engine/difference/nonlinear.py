@@ -1,13 +1,13 @@
 """Rules for nonlinear operations: elementwise functions, products and softmax.
 
-Elementwise ``y = f(z)`` (seeds 001, 002):
+Elementwise ``y = f(z)`` (Shrikumar et al. 2017):
 
 - Rescale: ``m = Δy / Δz``, so the difference ``m · Δz`` is exactly ``Δy``.
 - RevealCancel: ``Δy⁺ = ½(f(z′+Δz⁺) − f(z′)) + ½(f(z′+Δz⁺+Δz⁻) − f(z′+Δz⁻))`` and
   ``Δy⁻`` the same with the parts exchanged; ``m⁺ = Δy⁺/Δz⁺``, ``m⁻ = Δy⁻/Δz⁻``.
 
 Where a denominator is tiny, ``|Δ| <= threshold · (1 + |z′|)``, the ratio is
-replaced by the derivative at the middle of the step (the seeds' "use dy/dx",
+replaced by the derivative at the middle of the step (the DeepLIFT paper's "use dy/dx",
 taken at the midpoint because that is where the ratio tends to), so no 0/0 or
 rounding noise is ever multiplied into the result.
 

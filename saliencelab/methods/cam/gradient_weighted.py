@@ -1,12 +1,12 @@
 """CAMs that weight a layer's activations ``A`` by the gradient ``g = ∂score/∂A``.
 
-- Grad-CAM (Selvaraju et al. 2017; seeds 001, 003, 004): ``Σ_k mean(g_k) · A_k``.
-- Grad-CAM++ (Chattopadhyay et al. 2018; seed 000): ``Σ_k (Σ_ij α_ij relu(g_ij)) · A_k`` with
+- Grad-CAM (Selvaraju et al. 2017): ``Σ_k mean(g_k) · A_k``.
+- Grad-CAM++ (Chattopadhyay et al. 2018): ``Σ_k (Σ_ij α_ij relu(g_ij)) · A_k`` with
   ``α = g² / (2g² + Σ_ab A_ab · g³)`` (the closed form for an exponentiated score).
 - XGrad-CAM (Fu et al. 2020): ``Σ_k (Σ_ij A_ij g_ij / Σ_ab A_ab) · A_k``.
 - HiResCAM (Draelos & Carin 2020): ``Σ_k g_k ⊙ A_k``, no averaging.
 - LayerCAM (Jiang et al. 2021): ``Σ_k relu(g_k) ⊙ A_k``.
-- Guided Grad-CAM (seed 003): Guided Backprop times the upsampled Grad-CAM.
+- Guided Grad-CAM (Selvaraju et al. 2017): Guided Backprop times the upsampled Grad-CAM.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _weighted_sum(weights: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 @register
 class GradCam(_GradientWeighted):
-    """Grad-CAM: activations weighted by their gradient's spatial mean (Selvaraju et al. 2017; seeds 001, 003).
+    """Grad-CAM: activations weighted by their gradient's spatial mean (Selvaraju et al. 2017).
 
     ``values`` has shape ``(N, 1, H, W)``: one map per sample at the input's size.
 
@@ -56,7 +56,7 @@ class GradCam(_GradientWeighted):
 
     name = "grad_cam"
     description = "Grad-CAM: the layer's channels weighted by the spatial mean of their gradient"
-    source = "Selvaraju et al. 2017; seeds 001, 003, 004"
+    source = "Selvaraju et al. 2017"
 
     def map_from(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return _weighted_sum(g.mean(grid_axes(g)), a)
@@ -64,7 +64,7 @@ class GradCam(_GradientWeighted):
 
 @register
 class GradCamPlusPlus(_GradientWeighted):
-    """Grad-CAM++: pixel-wise weighted positive gradients (Chattopadhyay et al. 2018; seed 000).
+    """Grad-CAM++: pixel-wise weighted positive gradients (Chattopadhyay et al. 2018).
 
     The weights are the paper's closed form for the exponential of the score:
     ``α_ij = g_ij² / (2 g_ij² + Σ_ab A_ab g_ij³)`` (0 where the denominator is 0),
@@ -81,7 +81,7 @@ class GradCamPlusPlus(_GradientWeighted):
 
     name = "grad_cam_pp"
     description = "Grad-CAM++: activations weighted by pixel-wise weighted positive gradients"
-    source = "Chattopadhyay et al. 2018; seed 000"
+    source = "Chattopadhyay et al. 2018"
 
     def map_from(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         dims = grid_axes(a)
@@ -161,7 +161,7 @@ class LayerCam(_GradientWeighted):
 
 @register
 class GuidedGradCam(Method):
-    """Guided Grad-CAM: Guided Backprop times the upsampled Grad-CAM (Selvaraju et al. 2017; seed 003).
+    """Guided Grad-CAM: Guided Backprop times the upsampled Grad-CAM (Selvaraju et al. 2017).
 
     ``values`` has the input's shape; Grad-CAM (with its ReLU) is upsampled to
     the input's size and broadcast over the channels.
@@ -177,7 +177,7 @@ class GuidedGradCam(Method):
 
     name = "guided_grad_cam"
     description = "Guided Grad-CAM: Guided Backprop multiplied by the upsampled Grad-CAM"
-    source = "Selvaraju et al. 2017; seeds 001, 003"
+    source = "Selvaraju et al. 2017"
 
     def __init__(
         self,

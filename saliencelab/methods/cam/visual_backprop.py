@@ -1,4 +1,4 @@
-"""VisualBackProp (Bojarski et al. 2016; seed 000): which input pixels feed the network's strongest activations.
+"""VisualBackProp (Bojarski et al. 2016): which input pixels feed the network's strongest activations.
 
 The forward pass records, for each 2-D convolution, its geometry and the
 channel mean of the last activation (ReLU and the other elementwise
@@ -152,7 +152,7 @@ class VisualBackProp(Method):
 
     name = "visual_backprop"
     description = "VisualBackProp: averaged feature maps scaled up and multiplied down to the input"
-    source = "Bojarski et al. 2016; seed 000"
+    source = "Bojarski et al. 2016"
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         if inputs.ndim != 4:
