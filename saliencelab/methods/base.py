@@ -215,6 +215,21 @@ def outside_inference(value: Any) -> Any:
     return value
 
 
+def non_finite(tensor: torch.Tensor) -> str:
+    """How many values of ``tensor`` are NaN or Inf and where the first is, in words ('' when none).
+
+    Example
+    -------
+    >>> non_finite(torch.tensor([[1.0, float("nan")]])), non_finite(torch.ones(2))
+    ('1 NaN or Inf values (first at index (0, 1))', '')
+    """
+    finite = torch.isfinite(tensor)
+    if finite.all():
+        return ""
+    bad = (~finite).nonzero()
+    return f"{bad.shape[0]} NaN or Inf values (first at index {tuple(bad[0].tolist())})"
+
+
 def check_finite(attribution: Attribution) -> Attribution:
     """``attribution``, if its values (and delta) are finite; else an error that says where they are not.
 
@@ -223,17 +238,16 @@ def check_finite(attribution: Attribution) -> Attribution:
     >>> check_finite(Attribution(torch.tensor([[float("inf")]]), None, "demo", None))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    saliencelab.errors.NonFiniteResultError: demo computed 1 NaN or Inf attribution values (first at index (0, 0)); ...
+    saliencelab.errors.NonFiniteResultError: demo computed 1 NaN or Inf values (first at index (0, 0)) in its attribution values; ...
     """
     for what, tensor in (("attribution values", attribution.values), ("completeness errors", attribution.delta)):
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
             continue
-        finite = torch.isfinite(tensor)
-        if not finite.all():
-            bad = (~finite).nonzero()
+        bad = non_finite(tensor)
+        if bad:
             raise NonFiniteResultError(
-                f"{attribution.method} computed {bad.shape[0]} NaN or Inf {what} (first at index "
-                f"{tuple(bad[0].tolist())}); the model's scores or gradients overflowed for these inputs. "
+                f"{attribution.method} computed {bad} in its {what}; the model's scores or gradients overflowed for these "
+                "inputs. "
                 "Explain the logits rather than probabilities, use float64, or rescale the inputs"
             )
     return attribution
@@ -261,11 +275,9 @@ def check_inputs(inputs: object) -> torch.Tensor:
             f"inputs must be a non-empty batch (N, ...); got shape {tuple(inputs.shape)}. "
             "A single sample needs a batch dimension: inputs.unsqueeze(0)"
         )
-    finite = torch.isfinite(inputs)
-    if not finite.all():
-        bad = (~finite).nonzero()
+    bad = non_finite(inputs)
+    if bad:
         raise ValueError(
-            f"the inputs contain {bad.shape[0]} NaN or Inf values (first at index {tuple(bad[0].tolist())}); "
-            "attributions of non-finite inputs are meaningless: clean or impute them first"
+            f"the inputs contain {bad}; attributions of non-finite inputs are meaningless: clean or impute them first"
         )
     return inputs

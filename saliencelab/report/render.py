@@ -3,17 +3,7 @@
 The report is ``index.html`` with its figures as PNG files beside it in
 ``images/``: no CDN, no script, nothing fetched when it is opened. The page is
 rendered from a Jinja2 template (``templates/report.html.j2``, autoescaped).
-
-Example
--------
->>> import tempfile, saliencelab as sl
->>> from saliencelab.report.analysis import analyse
->>> model = sl.zoo.load("digits_cnn")
->>> _, _, x, _ = sl.zoo.dataset("digits")
->>> result = analyse(model, x[:2], methods={"gradient": {}}, title="digits", progress=False)
->>> page = write_report([result], tempfile.mkdtemp())
->>> page.name, sorted(p.name for p in (page.parent / "images").iterdir())[:2]
-('index.html', ['digits-deletion.png', 'digits-grid.png'])
+See :func:`write_report` for an example.
 """
 
 from __future__ import annotations
@@ -62,8 +52,11 @@ def write_report(analyses: Sequence[Analysis], out: str | Path, *, title: str = 
     >>> model = sl.zoo.load("digits_cnn")
     >>> _, _, x, _ = sl.zoo.dataset("digits")
     >>> result = analyse(model, x[:2], methods={"gradient": {}}, title="digits", progress=False)
-    >>> "Model randomisation" in write_report([result], tempfile.mkdtemp()).read_text()
+    >>> page = write_report([result], tempfile.mkdtemp())
+    >>> "Model randomisation" in page.read_text()
     True
+    >>> page.name, sorted(p.name for p in (page.parent / "images").iterdir())[:2]
+    ('index.html', ['digits-deletion.png', 'digits-grid.png'])
     """
     if not analyses:
         raise ValueError("write_report needs at least one Analysis (from saliencelab.report.analyse)")

@@ -23,18 +23,9 @@ from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target, reported_target
-from saliencelab.engine import (
-    DATA_MOVEMENT,
-    ELEMENTWISE_ACTIVATIONS,
-    LINEAR,
-    PRODUCTS,
-    QUERIES,
-    ROUTING,
-    Call,
-    Interception,
-    linear_products,
-)
+from saliencelab.engine import Call, Interception, linear_products
 from saliencelab.engine.gates import SPELLINGS, is_relu, mask_rules
+from saliencelab.engine.ops import DATA_MOVEMENT, ELEMENTWISE_ACTIVATIONS, LINEAR, PRODUCTS, QUERIES, ROUTING
 from saliencelab.methods.base import Method
 from saliencelab.methods.cam.base import upsampled
 
