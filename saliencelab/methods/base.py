@@ -238,7 +238,7 @@ def check_finite(attribution: Attribution) -> Attribution:
     >>> check_finite(Attribution(torch.tensor([[float("inf")]]), None, "demo", None))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    saliencelab.errors.NonFiniteResultError: demo computed 1 NaN or Inf values (first at index (0, 0)) in its attribution values; ...
+    saliencelab.errors.NonFiniteResultError: demo computed 1 NaN or Inf values (first at index (0, 0)) in its ...
     """
     for what, tensor in (("attribution values", attribution.values), ("completeness errors", attribution.delta)):
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
@@ -246,9 +246,9 @@ def check_finite(attribution: Attribution) -> Attribution:
         bad = non_finite(tensor)
         if bad:
             raise NonFiniteResultError(
-                f"{attribution.method} computed {bad} in its {what}; the model's scores or gradients overflowed for these "
-                "inputs. "
-                "Explain the logits rather than probabilities, use float64, or rescale the inputs"
+                f"{attribution.method} computed {bad} in its {what}; the model's scores or gradients "
+                "overflowed for these inputs. Explain the logits rather than probabilities, use float64, "
+                "or rescale the inputs"
             )
     return attribution
 
