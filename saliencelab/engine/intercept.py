@@ -8,7 +8,8 @@ canonical op name, the arguments bound as the functional op takes them, and
 whether it works in place. What happens next is the same for every method:
 
 1. a call none of whose tensors depends on the input (parameters, buffers,
-   shapes, constants) runs unchanged;
+   shapes, constants) runs unchanged, and so does one that reads only the
+   input's shape (``zeros_like``, ``new_ones``): its result is a constant;
 2. a call with a rule in the method's table runs through the rule;
 3. a call in the method's known-safe set (``passes``: data movement, linear
    ops, whatever the method's rules make safe) runs unchanged;
@@ -50,7 +51,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from saliencelab.engine.ops import functional_call, inplace_flag, op_name, out_of_place
+from saliencelab.engine.ops import SHAPE_ONLY, functional_call, inplace_flag, op_name, out_of_place
 from saliencelab.errors import UnsupportedOperationError
 
 _MARK = "_saliencelab_input_dependent"
@@ -240,6 +241,8 @@ class Interception(TorchFunctionMode):
         if not any(self.depends(t) for t in tensors_in((args, kwargs))):
             return func(*args, **kwargs)
         call = self.normalise(func, args, kwargs)
+        if call.name in SHAPE_ONLY:  # zeros_like(h): a constant, whatever the method
+            return call.genuine()
         result = self.dispatch(call)
         self.mark_result(call, result)
         return result

@@ -140,6 +140,14 @@ ROUTING = frozenset(
 )
 """Operations that pass each output the value of one chosen input: the gradient routes to the winner."""
 
+SHAPE_ONLY = frozenset(
+    (
+        "zeros_like ones_like empty_like full_like rand_like randn_like randint_like new_zeros new_ones new_empty "
+        "new_full"
+    ).split()
+)
+"""Operations that read only their input's shape, dtype and device: their results are constants."""
+
 QUERIES = frozenset("gt ge lt le eq ne isfinite isnan isinf argmax argmin bitwise_not bitwise_and bitwise_or".split())
 """Operations whose result carries no gradient (comparisons, indices of winners)."""
 

@@ -68,7 +68,6 @@ PASSES = (
     | QUERIES
     | frozenset("pad masked_fill where".split())
     | frozenset("dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout".split())
-    | frozenset("zeros_like ones_like empty_like full_like new_zeros new_ones new_empty new_full".split())
 )
 """Operations that move relevance with the data as the gradient does: they run unchanged."""
 

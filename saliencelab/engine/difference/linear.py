@@ -89,11 +89,6 @@ def dropout(call: DifferenceCall) -> object:
     return structural(call)
 
 
-def constant(call: DifferenceCall) -> torch.Tensor:
-    """Operations that use only the shape of their input (``zeros_like``, ...): a constant result."""
-    return call.genuine()
-
-
 def weighted_sum(
     call: DifferenceCall, weight: tuple[int, str] | None = None, bias: tuple[int, str] | None = None
 ) -> object:

@@ -30,10 +30,6 @@ ELEMENTWISE = (
     "arctan atan"
 ).split()
 
-SHAPE_ONLY = (
-    "zeros_like ones_like empty_like full_like rand_like randn_like randint_like new_zeros new_ones new_empty new_full"
-)
-
 DROPOUT = "dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout"
 
 AVERAGES = "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d sum mean"
@@ -75,7 +71,6 @@ def _table() -> dict[str, DifferenceRule]:
     rules: dict[str, DifferenceRule] = {}
     rules.update(dict.fromkeys(STRUCTURAL, linear.structural))
     rules.update(dict.fromkeys(ELEMENTWISE, nonlinear.elementwise_rule))
-    rules.update(dict.fromkeys(SHAPE_ONLY.split(), linear.constant))
     rules.update(dict.fromkeys(DROPOUT.split(), linear.dropout))
     rules.update(dict.fromkeys(AVERAGES.split(), linear.weighted_sum))
     rules.update(
