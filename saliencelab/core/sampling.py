@@ -8,6 +8,11 @@ the batch.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
 import torch
 
 
@@ -23,6 +28,30 @@ def generator(seed: int, device: torch.device) -> torch.Generator:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int; got {seed!r}")
     return torch.Generator(device=device).manual_seed(seed)
+
+
+@contextmanager
+def global_rng_untouched() -> Iterator[None]:
+    """Run third-party code (an import, a fit) that may draw from global RNG state, then restore it.
+
+    Python's ``random``, numpy's global generator and torch's CPU generator are
+    left as they were, whatever the code inside drew.
+
+    Example
+    -------
+    >>> state = random.getstate()
+    >>> with global_rng_untouched():
+    ...     _ = random.random(), np.random.rand(), torch.rand(1)
+    >>> random.getstate() == state
+    True
+    """
+    python, numpy_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(torch_state)
 
 
 def noise_scale(inputs: torch.Tensor, noise: float) -> torch.Tensor:
