@@ -9,6 +9,8 @@ from helpers import conv_net
 from torch import nn
 
 import saliencelab as sl
+from saliencelab.methods.noise import ROW_COPIES as SMOOTHGRAD_ROW_COPIES
+from saliencelab.methods.path import PATH_ROW_COPIES
 from saliencelab.methods.quadrature import INTEGRATIONS, quadrature, refinement
 
 
@@ -261,20 +263,22 @@ def test_baseline_presets(images):
 
 
 @pytest.mark.parametrize(
-    "method, options",
+    "method, options, own",
     [
-        ("integrated_gradients", {"steps": 20}),
-        ("smoothgrad", {"samples": 20}),
-        ("expected_gradients", {"samples": 20, "baseline": torch.zeros(3, 3, 8, 8)}),
+        ("integrated_gradients", {"steps": 20}, PATH_ROW_COPIES),
+        ("smoothgrad", {"samples": 20}, SMOOTHGRAD_ROW_COPIES),
+        ("expected_gradients", {"samples": 20, "baseline": torch.zeros(3, 3, 8, 8)}, PATH_ROW_COPIES),
     ],
 )
-def test_inner_loops_run_in_chunks_that_fit_the_memory_budget(method, options, images):
+def test_inner_loops_run_in_chunks_that_fit_the_memory_budget(method, options, own, images):
     from saliencelab.core.batching import ActivationMeter
 
     model = conv_net("module", seed=9)
     with ActivationMeter() as meter, torch.no_grad():
         model(images[:1])
-    budget = 3 * meter.bytes * 7  # room for seven rows' forward activations, gradients and working space
+    row = images[0].numel() * images.element_size()
+    # room for seven rows' forward activations, gradients and working space, and the method's own tensors
+    budget = (3 * meter.bytes + own * row) * 7
     seen = []
     model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
     sl.explain(model, images, method=method, target=0, memory_budget=budget, **options)
