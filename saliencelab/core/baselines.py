@@ -36,9 +36,10 @@ class References:
 
     def __init__(self, tensor: torch.Tensor, per_sample: bool = False) -> None:
         least = 2 if per_sample else 1
-        if not isinstance(tensor, torch.Tensor) or tensor.ndim < least or min(tensor.shape[:least]) < 1:
-            shape = "(N, K, *feature_shape)" if per_sample else "(K, *feature_shape)"
+        shape = "(N, K, *feature_shape)" if per_sample else "(K, *feature_shape)"
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim < least:
             raise ValueError(f"references must be a tensor of shape {shape} with K >= 1")
+        _require_references(tensor, f"shape {shape} with K >= 1")
         self.tensor = tensor
         self.per_sample = per_sample
 
@@ -150,8 +151,26 @@ def resolve_baseline(
     )
 
 
+def _require_references(tensor: torch.Tensor, expected: str) -> None:
+    """Reject an empty batch of references (K = 0); ``expected`` says what to pass instead.
+
+    Example
+    -------
+    >>> _require_references(torch.zeros(0, 3), "shape (K, 3) with K >= 1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the reference batch is empty (shape (0, 3)); pass at least one reference input: ...
+    """
+    if tensor.numel() == 0:
+        raise ValueError(
+            f"the reference batch is empty (shape {tuple(tensor.shape)}); pass at least one reference input: "
+            f"{expected}, e.g. baseline=X_train[:100]"
+        )
+
+
 def _per_sample(baseline: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """The baseline as ``(1, *features)`` when all samples share it, else ``(N, *features)``."""
+    _require_references(baseline, f"a tensor broadcastable to the inputs' shape {tuple(inputs.shape)}")
     baseline = _finite(baseline.to(device=inputs.device, dtype=inputs.dtype), "baseline")
     try:
         shape = torch.broadcast_shapes(baseline.shape, inputs.shape)
@@ -168,6 +187,7 @@ def _per_sample(baseline: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def _check_references(refs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    _require_references(refs, f"shape (K, {', '.join(map(str, inputs.shape[1:]))}) with K >= 1")
     refs = _finite(refs.to(device=inputs.device, dtype=inputs.dtype), "references")
     if refs.shape[1:] != inputs.shape[1:]:
         raise ValueError(
@@ -178,6 +198,7 @@ def _check_references(refs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def _check_per_sample_references(refs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    _require_references(refs, f"shape ({inputs.shape[0]}, K, {', '.join(map(str, inputs.shape[1:]))}) with K >= 1")
     refs = _finite(refs.to(device=inputs.device, dtype=inputs.dtype), "references")
     if refs.shape[0] != inputs.shape[0] or refs.shape[2:] != inputs.shape[1:]:
         raise ValueError(

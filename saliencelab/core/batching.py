@@ -70,19 +70,38 @@ class ActivationMeter(TorchDispatchMode):
         return result
 
 
-def rows_per_chunk(bytes_per_row: int, memory_budget: int, passes: float = _BACKWARD_FACTOR) -> int:
+def rows_per_chunk(bytes_per_row: int, memory_budget: int, passes: float = _BACKWARD_FACTOR, own: int = 0) -> int:
     """How many rows fit the budget, at least one.
 
-    ``passes`` is what a row needs in units of its forward activations.
+    ``passes`` is what a row needs in units of its forward activations, ``own``
+    the bytes the method itself holds per row (its points, noise, masks, gradients).
 
     Example
     -------
-    >>> rows_per_chunk(1000, 30_000)
-    10
+    >>> rows_per_chunk(1000, 30_000), rows_per_chunk(1000, 30_000, own=2000)
+    (10, 6)
     """
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget}")
-    return max(1, int(memory_budget // max(1, passes * bytes_per_row)))
+    return max(1, int(memory_budget // max(1, passes * bytes_per_row + own)))
+
+
+def check_row_fits(row_bytes: int, memory_budget: int) -> None:
+    """Refuse a budget smaller than what one row of a method's own tensors needs.
+
+    Example
+    -------
+    >>> check_row_fits(4096, 1000)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: one row of this method holds 4096 bytes of its own (...), more than memory_budget=1000 bytes; ...
+    """
+    if row_bytes > memory_budget:
+        raise ValueError(
+            f"one row of this method holds {row_bytes} bytes of its own (points, noise, masks, gradients), "
+            f"more than memory_budget={memory_budget} bytes; raise memory_budget to at least {row_bytes} bytes "
+            "(or pass None for the default, 1 GiB)"
+        )
 
 
 def run_chunked(
@@ -94,6 +113,7 @@ def run_chunked(
     owner: object = None,
     key: Hashable = None,
     passes: float = _BACKWARD_FACTOR,
+    row_bytes: int = 0,
 ) -> None:
     """Call ``run`` on consecutive slices covering ``range(total_rows)`` under the budget.
 
@@ -101,18 +121,23 @@ def run_chunked(
     when the value is not yet remembered for ``owner`` (usually the model) and
     ``key`` (the row's shape, dtype and device), and not at all for a single row.
     ``passes`` is what a row needs in units of its forward activations (default:
-    a forward+backward pass). ``run`` must not depend on how the rows are split.
+    a forward+backward pass). ``row_bytes`` is what the method holds of its own
+    per row, on top of the model's activations: a budget that cannot hold one
+    row of it is refused (:func:`check_row_fits`). A model whose one-row
+    activations exceed the budget still runs, one row at a time. ``run`` must
+    not depend on how the rows are split.
     """
     if total_rows <= 0:
         return
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    check_row_fits(row_bytes, budget)
     size = 1
     if total_rows > 1:
         known = _remembered(owner, key)
         if known is None:
             known = measure()
             _remember(owner, key, known)
-        size = rows_per_chunk(known, budget, passes)
+        size = rows_per_chunk(known, budget, passes, row_bytes)
     for first in range(0, total_rows, size):
         run(slice(first, min(first + size, total_rows)))
 

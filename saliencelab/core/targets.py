@@ -24,7 +24,8 @@ class Target:
     ``argmax`` marks a target still to be read off the model's output. Neither set
     means the model already returns one score per sample. :meth:`bind` checks the
     target against an output and fixes the argmax; :meth:`scores` then selects the
-    score of each row.
+    score of each row. ``sample`` (set by :meth:`rows` for a callable) names the
+    sample each row explains, so that errors about a row's score name its sample.
 
     Example
     -------
@@ -36,9 +37,13 @@ class Target:
     classes: torch.Tensor | None = None
     fn: TargetFn | None = None
     argmax: bool = False
+    sample: torch.Tensor | None = None
 
     def rows(self, sample_index: torch.Tensor) -> Target:
         """The target of rows that repeat samples: row ``r`` explains sample ``sample_index[r]``."""
+        if self.fn is not None:
+            index = sample_index.cpu()
+            return Target(fn=self.fn, sample=index if self.sample is None else self.sample[index])
         if self.classes is None:
             return self
         return Target(classes=self.classes[sample_index.to(self.classes.device)])
@@ -80,12 +85,25 @@ class Target:
                     f"the target callable must map the model output of shape {tuple(output.shape)} "
                     f"to one score per sample, shape ({rows},); it returned {got}"
                 )
-            return scores
+            return self._finite(scores)
         if self.argmax:
             raise RuntimeError("bind the target to the model output before selecting scores")
         if self.classes is None:
             return output.reshape(rows)
         return output.gather(1, self.classes.to(output.device).unsqueeze(1)).squeeze(1)
+
+    def _finite(self, scores: torch.Tensor) -> torch.Tensor:
+        """``scores`` of a callable target, if all finite; else an error naming the samples."""
+        finite = torch.isfinite(scores.detach())
+        if bool(finite.all()):
+            return scores
+        bad = (~finite).nonzero().flatten().cpu()
+        samples = bad if self.sample is None else self.sample[bad]
+        raise ValueError(
+            f"the target callable returned NaN or Inf scores for samples {sorted(set(samples.tolist()))}; "
+            "attributions of a non-finite score are meaningless: make the target finite for these inputs "
+            "(e.g. clamp probabilities before taking logs)"
+        )
 
     def public(self) -> torch.Tensor | TargetFn | None:
         """What :class:`~saliencelab.Attribution` reports as ``target``."""

@@ -118,12 +118,15 @@ class Method:
         make_rows: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
         target: Target,
         out: torch.Tensor,
+        own: float = 0,
     ) -> torch.Tensor:
         """Add ``scale_r ⊙ ∇f(point_r)`` to ``out[sample_r]`` for every row r, in chunks.
 
         ``make_rows(row_index)`` returns the points, the sample each row belongs
         to and the scale of each row's gradient; ``target`` is bound per sample.
-        This is the inner loop of every path and sampling method.
+        ``own``: how many tensors of a row's size ``make_rows`` and the gradient
+        hold per row (see :meth:`run_chunked`). This is the inner loop of every
+        path and sampling method.
         """
 
         def run(rows: slice) -> None:
@@ -131,17 +134,24 @@ class Method:
             grad, _ = self.input_gradients(points, target.rows(sample))
             out.index_add_(0, sample.to(out.device), (scale * grad).to(out.dtype))
 
-        self.run_chunked(out, run, total_rows)
+        self.run_chunked(out, run, total_rows, own=own)
         return out
 
     def run_chunked(
-        self, rows_like: torch.Tensor, run: Callable[[slice], None], total_rows: int = -1, passes: float = 3
+        self,
+        rows_like: torch.Tensor,
+        run: Callable[[slice], None],
+        total_rows: int = -1,
+        passes: float = 3,
+        own: float = 0,
     ) -> None:
         """Run ``total_rows`` rows (default: one per row of ``rows_like``) in chunks under the budget.
 
         Each row is shaped like a row of ``rows_like``; what a row's forward pass
         allocates is measured once per model and row shape, and a row needs
-        ``passes`` times that (3: a forward+backward pass).
+        ``passes`` times that (3: a forward+backward pass), plus ``own`` tensors
+        of a row's size that the method itself holds per row (points, noise,
+        masks, gradients): on a cheap model with large inputs those dominate.
         """
 
         def measure() -> int:
@@ -151,7 +161,17 @@ class Method:
 
         total = rows_like.shape[0] if total_rows < 0 else total_rows
         key = (tuple(rows_like.shape[1:]), rows_like.dtype, rows_like.device.type)
-        run_chunked(total, run, self.memory_budget, measure=measure, owner=self.model, key=key, passes=passes)
+        row_bytes = int(own * rows_like[:1].numel() * rows_like.element_size())
+        run_chunked(
+            total,
+            run,
+            self.memory_budget,
+            measure=measure,
+            owner=self.model,
+            key=key,
+            passes=passes,
+            row_bytes=row_bytes,
+        )
 
     def input_gradients(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
         """Gradient of each row's target score with respect to its input, under ``rules``.

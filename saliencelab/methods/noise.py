@@ -17,12 +17,16 @@ from saliencelab.core import registry
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec, References, resolve_baseline
 from saliencelab.core.registry import register
-from saliencelab.core.sampling import generator, noise_scale
+from saliencelab.core.sampling import noise_scale, normal_draws
 from saliencelab.core.targets import Target
 from saliencelab.core.validation import check_seed
 from saliencelab.methods.base import Method
 
 VARIANTS = ("mean", "squared", "var")
+ROW_COPIES = 12
+"""Tensors of an input row's size that SmoothGrad holds per noisy copy on top of the model's
+activations: the noise, the sample, the noisy copy, the base method's result and its float64 sum
+and square (two each), and working space."""
 
 
 @register
@@ -46,9 +50,11 @@ class SmoothGrad(Method):
     seed:
         Seed of the noise. One noise pattern per copy is shared by the whole
         batch, scaled to each sample's range, so results do not depend on the
-        rest of the batch.
+        rest of the batch. Each copy's noise comes from its own generator and is
+        drawn with the chunk that uses it, never all at once.
     memory_budget:
-        Bytes for activations and gradients; copies run in chunks under it.
+        Bytes for activations, gradients and the noisy copies; copies run in
+        chunks under it, and a budget smaller than one copy's working space is refused.
 
     The target is resolved on the clean inputs (``None``: their argmax class);
     a baseline is resolved on the clean inputs and shared by the noisy copies.
@@ -101,23 +107,23 @@ class SmoothGrad(Method):
         if target.argmax:  # the class is read off the clean inputs; other targets are checked by the base
             _, target = self.scores(inputs, target)
         sigma = noise_scale(inputs, self.noise)
-        rng = generator(self.seed, inputs.device)
-        eps = torch.randn((copies, *inputs.shape[1:]), generator=rng, device=inputs.device, dtype=inputs.dtype)
         baseline_rows = self._baseline_rows(baseline, inputs)
         total = torch.zeros(inputs.shape, dtype=torch.float64, device=inputs.device)
         total_sq = torch.zeros_like(total) if self.variant != "mean" else None
 
         def run(rows: slice) -> None:
             row = torch.arange(rows.start, rows.stop)
-            sample, copy = row // copies, row % copies
-            noisy = inputs[sample] + sigma[sample] * eps[copy]
+            copy, sample = row // n, row % n  # copy by copy: each chunk draws its copies' noise once
+            drawn, which = torch.unique(copy, return_inverse=True)
+            eps = normal_draws(self.seed, drawn, tuple(inputs.shape[1:]), inputs.device, inputs.dtype)
+            noisy = inputs[sample] + sigma[sample] * eps[which]
             values = self.base._attribute(noisy, target.rows(sample), baseline_rows(sample)).values
             values = values.to(torch.float64)
             total.index_add_(0, sample.to(total.device), values)
             if total_sq is not None:
                 total_sq.index_add_(0, sample.to(total.device), values * values)
 
-        self.run_chunked(inputs, run, n * copies)
+        self.run_chunked(inputs, run, n * copies, own=ROW_COPIES)
         mean = total / copies
         if self.variant == "mean":
             result = mean

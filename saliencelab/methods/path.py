@@ -23,12 +23,20 @@ import torch
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec, ReferenceSet, resolve_baseline
 from saliencelab.core.registry import register
-from saliencelab.core.sampling import generator, noise_scale
+from saliencelab.core.sampling import generator, noise_scale, normal_draws
 from saliencelab.core.targets import Target
 from saliencelab.core.validation import check_seed
 from saliencelab.methods.adaptive import adaptive_trapezoid
 from saliencelab.methods.base import Method
 from saliencelab.methods.quadrature import INTEGRATIONS, quadrature, refinement
+
+PATH_ROW_COPIES = 10
+"""Tensors of an input row's size that a path or sampling method holds per row on top of the
+model's activations: the sample, its reference, their difference, the point, the scale, the
+gradient, the scaled gradient, and working space."""
+
+NOISE_ROW_COPIES = 3
+"""What input noise adds per row: the noise, its scaled copy and the noisy sample."""
 
 
 def _feature_view(values: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -231,7 +239,7 @@ class IntegratedGradients(_ReferenceMethod):
             return start + alpha * difference, sample, _feature_view(weights[step], x.ndim) * difference
 
         values = torch.zeros_like(inputs)
-        return self.accumulate_gradients(inputs.shape[0] * per_sample, make_rows, target, values)
+        return self.accumulate_gradients(inputs.shape[0] * per_sample, make_rows, target, values, own=PATH_ROW_COPIES)
 
 
 def _error_scale(difference: torch.Tensor, f_x: torch.Tensor) -> torch.Tensor:
@@ -291,26 +299,24 @@ class ExpectedGradients(_ReferenceMethod):
         chosen = torch.randint(refs.k, (draws,), generator=rng, device=inputs.device).cpu()
         alphas = torch.rand(draws, generator=rng, device=inputs.device, dtype=inputs.dtype)
         sigma = noise_scale(inputs, self.noise)
-        eps = (
-            torch.randn((draws, *inputs.shape[1:]), generator=rng, device=inputs.device, dtype=inputs.dtype)
-            if self.noise > 0
-            else None
-        )
         f_x, target = self.scores(inputs, target)
         used, position = torch.unique(chosen, return_inverse=True)
         f_refs = self.reference_scores(refs, target, n, used)[:, position].mean(dim=1)
 
         def make_rows(row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            sample, draw = row // draws, row % draws
+            draw, sample = row // n, row % n  # draw by draw: each chunk draws its noise once
             x = inputs[sample]
-            if eps is not None:
-                x = x + sigma[sample] * eps[draw]
+            if self.noise > 0:
+                drawn, which = torch.unique(draw, return_inverse=True)
+                eps = normal_draws(self.seed, drawn, tuple(inputs.shape[1:]), inputs.device, inputs.dtype)
+                x = x + sigma[sample] * eps[which]
             start = refs.rows(sample, chosen[draw])
             difference = x - start
             point = start + _feature_view(alphas[draw], x.ndim) * difference
             return point, sample, difference / draws
 
-        values = self.accumulate_gradients(n * draws, make_rows, target, torch.zeros_like(inputs))
+        own = PATH_ROW_COPIES + (NOISE_ROW_COPIES if self.noise > 0 else 0)
+        values = self.accumulate_gradients(n * draws, make_rows, target, torch.zeros_like(inputs), own=own)
         delta = (_sum_features(values) - (f_x - f_refs)).abs()
         return Attribution(values, delta, self.name, target.public(), {"references": chosen})
 

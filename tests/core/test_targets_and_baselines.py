@@ -75,3 +75,39 @@ def test_bad_baselines():
         resolve_baseline("blur", x)
     with pytest.raises(TypeError, match="baseline must be"):
         resolve_baseline(object(), x)
+
+
+@pytest.mark.parametrize("method", ["expected_gradients", "gradient_shap", "prediction_difference"])
+@pytest.mark.parametrize("wrap", [lambda t: t, references], ids=["tensor", "references"])
+def test_an_empty_reference_batch_is_refused_with_what_to_pass(method, wrap):
+    import saliencelab as sl
+
+    with pytest.raises(ValueError, match=r"reference batch is empty \(shape \(0, 3\)\).*at least one reference"):
+        sl.explain(torch.nn.Linear(3, 2), torch.randn(2, 3), method=method, target=0, baseline=wrap(torch.zeros(0, 3)))
+
+
+def test_an_empty_baseline_tensor_is_refused_for_one_baseline_methods():
+    import saliencelab as sl
+
+    with pytest.raises(ValueError, match=r"reference batch is empty \(shape \(0, 3\)\)"):
+        sl.explain(torch.nn.Linear(3, 2), torch.randn(2, 3), method="integrated_gradients", baseline=torch.zeros(0, 3))
+
+
+@pytest.mark.parametrize(
+    "method", ["gradient", "integrated_gradients", "smoothgrad", "occlusion", "expected_gradients"]
+)
+@pytest.mark.parametrize(
+    "target",
+    [lambda out: torch.log(out[:, 0]), lambda out: out[:, 0] / (out[:, 0] > 0)],
+    ids=["nan", "inf"],
+)
+def test_a_callable_target_with_non_finite_scores_is_refused_naming_the_samples(method, target):
+    import saliencelab as sl
+
+    # sample 1 has log(-1) = NaN and -1/0 = -Inf at the input and near it; sample 0 is finite
+    x = torch.tensor([[5.0, 6.0], [-1.0, 0.0]])
+    options = {"baseline": torch.full((3, 2), 4.0)} if method == "expected_gradients" else {}
+    if method == "integrated_gradients":
+        options = {"baseline": torch.tensor([4.0, 5.0])}  # the path of sample 0 stays finite, that of 1 does not
+    with pytest.raises(ValueError, match=r"target callable returned NaN or Inf scores for samples \[1\]"):
+        sl.explain(torch.nn.Identity(), x, method=method, target=target, **options)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,6 +12,8 @@ from helpers import conv_net
 from torch import nn
 
 import saliencelab as sl
+from saliencelab.methods.noise import ROW_COPIES as SMOOTHGRAD_ROW_COPIES
+from saliencelab.methods.path import PATH_ROW_COPIES
 from saliencelab.methods.quadrature import INTEGRATIONS, quadrature, refinement
 
 
@@ -261,22 +266,58 @@ def test_baseline_presets(images):
 
 
 @pytest.mark.parametrize(
-    "method, options",
+    "method, options, own",
     [
-        ("integrated_gradients", {"steps": 20}),
-        ("smoothgrad", {"samples": 20}),
-        ("expected_gradients", {"samples": 20, "baseline": torch.zeros(3, 3, 8, 8)}),
+        ("integrated_gradients", {"steps": 20}, PATH_ROW_COPIES),
+        ("smoothgrad", {"samples": 20}, SMOOTHGRAD_ROW_COPIES),
+        ("expected_gradients", {"samples": 20, "baseline": torch.zeros(3, 3, 8, 8)}, PATH_ROW_COPIES),
     ],
 )
-def test_inner_loops_run_in_chunks_that_fit_the_memory_budget(method, options, images):
+def test_inner_loops_run_in_chunks_that_fit_the_memory_budget(method, options, own, images):
     from saliencelab.core.batching import ActivationMeter
 
     model = conv_net("module", seed=9)
     with ActivationMeter() as meter, torch.no_grad():
         model(images[:1])
-    budget = 3 * meter.bytes * 7  # room for seven rows' forward activations, gradients and working space
+    row = images[0].numel() * images.element_size()
+    # room for seven rows' forward activations, gradients and working space, and the method's own tensors
+    budget = (3 * meter.bytes + own * row) * 7
     seen = []
     model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
     sl.explain(model, images, method=method, target=0, memory_budget=budget, **options)
     assert max(seen) == 7
     assert sum(seen) >= 4 * 20  # every (sample, step or draw) row was evaluated
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 30, 64, 129, 500, 2000])
+def test_gauss_legendre_nodes_match_the_eigenvalue_method(n):
+    from scipy.special import roots_legendre
+
+    from saliencelab.methods.quadrature import gauss_legendre
+
+    nodes, weights = gauss_legendre(n)
+    expected_nodes, expected_weights = roots_legendre(n)
+    np.testing.assert_allclose(nodes, expected_nodes, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(weights, expected_weights, rtol=0, atol=1e-12)
+    assert abs(math.fsum(weights) - 2) < 1e-13
+
+
+def test_many_gauss_legendre_steps_are_quick_and_exact_on_polynomials():
+    import time
+
+    from saliencelab.methods.quadrature import _rule
+
+    _rule.cache_clear()
+    start = time.perf_counter()
+    sl.IntegratedGradients(nn.Linear(2, 1), steps=100_000)  # the O(steps²) eigenvalue method took minutes
+    assert time.perf_counter() - start < 5
+    alphas, weights = quadrature(100_000, "gauss_legendre")
+    # exact for polynomials of degree < 2 steps: ∫₀¹ α^k dα = 1 / (k + 1)
+    for k in (0, 1, 7, 40):
+        assert float((weights * alphas**k).sum()) == pytest.approx(1 / (k + 1), rel=1e-12)
+
+
+@pytest.mark.parametrize("steps", [0, -3, 2.5, True, 10**7])
+def test_steps_must_be_a_reasonable_positive_int(steps):
+    with pytest.raises(ValueError, match="steps"):
+        sl.IntegratedGradients(nn.Linear(2, 1), steps=steps)

@@ -56,7 +56,7 @@ def test_results_do_not_depend_on_the_rest_of_the_batch(images):
     alone = torch.cat(
         [sl.explain(model, images[i : i + 1], method="smoothgrad", target=1, samples=6).values for i in range(4)]
     )
-    chunked = sl.explain(model, images, method="smoothgrad", target=1, samples=6, memory_budget=1).values
+    chunked = sl.explain(model, images, method="smoothgrad", target=1, samples=6, memory_budget=20_000).values
     torch.testing.assert_close(alone, whole, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
 
@@ -99,3 +99,19 @@ def test_bad_options_are_refused():
         sl.explain(model, torch.randn(1, 2), method="smoothgrad", steps=4)
     with pytest.raises(ValueError, match="unknown method"):
         sl.explain(model, torch.randn(1, 2), method="smoothgrad", base="nope")
+
+
+def test_noise_drawn_chunk_by_chunk_is_the_same_whatever_the_chunks():
+    # ½Σx² has the noisy copy itself as its gradient, row by row: any change of the noise would show bit for bit
+    x = torch.randn(3, 2, 16, 16, generator=torch.Generator().manual_seed(5))
+    whole = sl.explain(_half_square, x, method="smoothgrad", variant="var", samples=9, seed=4).values
+    chunked = sl.explain(_half_square, x, method="smoothgrad", variant="var", samples=9, seed=4, memory_budget=30_000)
+    alone = sl.explain(_half_square, x[1:2], method="smoothgrad", variant="var", samples=9, seed=4).values
+    assert torch.equal(chunked.values, whole)
+    assert torch.equal(alone, whole[1:2])
+
+
+def test_a_budget_below_one_noisy_copy_is_refused_with_the_size_needed():
+    x = torch.zeros(1, 3, 32, 32)  # one copy of 12 KiB, held about a dozen times per copy
+    with pytest.raises(ValueError, match=r"one row of this method holds \d+ bytes.*raise memory_budget to at least"):
+        sl.explain(_half_square, x, method="smoothgrad", samples=4, memory_budget=12_288)

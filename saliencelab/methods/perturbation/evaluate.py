@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 MakeRows = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """``row_index -> (points, sample)``: the perturbed inputs of those rows and the sample each perturbs."""
 
+ROW_COPIES = 4
+"""Tensors of an input row's size that building a perturbed row holds on top of the model's
+activations: the sample, its baseline, the mask and the perturbed row."""
+
 LONG_RUN = 256
 """Runs of more rows than this show a progress bar on a terminal (``progress=None``)."""
 
@@ -57,9 +61,10 @@ def evaluate_rows(
     """The target score of every perturbed row, shape ``(total_rows,)``, float64.
 
     ``like`` is a tensor whose rows have the perturbed inputs' shape (usually the
-    inputs); ``target`` must already be bound to the clean outputs (a class per
-    sample, a callable, or a single-output model), and row ``r`` is scored for
-    the target of sample ``sample[r]``.
+    inputs; chunks count :data:`ROW_COPIES` of its rows per perturbed row);
+    ``target`` must already be bound to the clean outputs (a class per sample, a
+    callable, or a single-output model), and row ``r`` is scored for the target
+    of sample ``sample[r]``.
 
     Example
     -------
@@ -92,7 +97,7 @@ def evaluate_rows(
         bar.update(rows.stop - rows.start)
 
     try:
-        method.run_chunked(like, run, total_rows, passes=1)
+        method.run_chunked(like, run, total_rows, passes=1, own=ROW_COPIES)
     finally:
         bar.close()
     return scores

@@ -98,7 +98,7 @@ def kernel_coalitions(groups: int, samples: int, seed: int) -> tuple[torch.Tenso
         left = torch.tensor(sorted(remaining))
         probabilities = mass[left - 1]
         sizes = left[torch.multinomial(probabilities, budget, replacement=True, generator=rng)]
-        order = torch.rand((budget, groups), generator=rng).argsort(dim=1)
+        order = torch.rand((budget, groups), generator=rng, dtype=torch.float32).argsort(dim=1)  # not the default dtype
         drawn = order < sizes[:, None]  # a uniform subset of each drawn size
         paired = torch.tensor([groups - int(s) in remaining for s in sizes])
         coalitions = torch.stack([drawn, ~drawn], dim=1)[:, :, None]  # (budget, 2, 1, G)

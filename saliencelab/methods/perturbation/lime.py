@@ -18,7 +18,7 @@ import torch
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
-from saliencelab.core.sampling import generator
+from saliencelab.core.sampling import generator, global_rng_untouched
 from saliencelab.core.targets import Target
 from saliencelab.methods.perturbation.base import PerturbationMethod, check_count, check_fraction
 from saliencelab.methods.perturbation.coalitions import score_coalitions
@@ -132,12 +132,13 @@ class Lime(PerturbationMethod):
         self.surrogate = surrogate
 
     def _fit(self, z: torch.Tensor, scores: torch.Tensor, weights: torch.Tensor) -> tuple:
-        from sklearn.base import clone
-        from sklearn.linear_model import Ridge
-
-        model = Ridge(alpha=self.alpha) if self.surrogate is None else clone(self.surrogate)
         x, y, w = z.double().numpy(), scores.numpy(), weights.numpy()
-        model.fit(x, y, sample_weight=w)
+        with global_rng_untouched():  # importing scikit-learn draws from Python's random (via rich)
+            from sklearn.base import clone
+            from sklearn.linear_model import Ridge
+
+            model = Ridge(alpha=self.alpha) if self.surrogate is None else clone(self.surrogate)
+            model.fit(x, y, sample_weight=w)
         if not hasattr(model, "coef_"):
             raise TypeError(f"the surrogate {type(model).__name__} has no coef_ after fitting; use a linear model")
         coef = torch.as_tensor(model.coef_, dtype=torch.float64).reshape(-1)

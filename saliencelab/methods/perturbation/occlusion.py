@@ -75,7 +75,7 @@ class Occlusion(PerturbationMethod):
     >>> model = torch.nn.Linear(4, 1)  # additive: occluding one feature removes w_i x_i
     >>> x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     >>> a = sl.Occlusion(model, window=1, stride=1)(x)
-    >>> torch.allclose(a.values, model.weight.detach() * x)
+    >>> torch.allclose(a.values, model.weight.detach() * x, atol=1e-6)  # float32 rounding of f(x) - f(occluded)
     True
     """
 
@@ -157,13 +157,16 @@ class Occlusion(PerturbationMethod):
 def incremental_rows(inputs: torch.Tensor, reference: torch.Tensor, windows: Windows):
     """Rows as :class:`Patched` batches: each sample's clean image with its window's baseline values.
 
-    One memo per call keeps each operation's clean maps, so chunks over the
-    same samples compute them once.
+    A memo keeps each operation's clean maps of the samples in the current
+    chunk, so the following chunks over the same samples compute them once.
+    Rows run sample by sample, so a chunk over other samples replaces it: the
+    clean maps of one chunk's samples are all that is ever kept, never those of
+    the whole batch.
     """
     total = windows.total
     height, width = windows.size[1:]
     memo: dict = {}
-    bases: dict[tuple[int, ...], torch.Tensor] = {}
+    current: dict[tuple[int, ...], torch.Tensor] = {}
 
     def make_rows(row: torch.Tensor) -> tuple[Patched, torch.Tensor]:
         sample, position = row // total, row % total
@@ -171,12 +174,14 @@ def incremental_rows(inputs: torch.Tensor, reference: torch.Tensor, windows: Win
         top, left = starts[:, 1], starts[:, 2]
         present, inverse = torch.unique(sample, return_inverse=True)
         key = tuple(present.tolist())
-        if key not in bases:
-            bases[key] = inputs[present]
+        if key not in current:
+            current.clear()
+            memo.clear()
+            current[key] = inputs[present]
         if reference.shape[0] == 1:
             patch = crop(reference, torch.zeros_like(sample), top, left, height, width)
         else:
             patch = crop(reference, sample, top, left, height, width)
-        return Patched(bases[key], inverse, patch, top, left, memo), sample
+        return Patched(current[key], inverse, patch, top, left, memo), sample
 
     return make_rows

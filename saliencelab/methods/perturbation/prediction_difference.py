@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec, ReferenceSet, resolve_baseline
 from saliencelab.core.registry import register
-from saliencelab.core.sampling import generator
+from saliencelab.core.sampling import generator, substream_seed
 from saliencelab.core.targets import Target
 from saliencelab.methods.perturbation.base import PerturbationMethod, check_count
 from saliencelab.methods.perturbation.evaluate import clean_outputs
@@ -66,11 +66,6 @@ def looks_like_probabilities(output: torch.Tensor) -> bool:
         return False
     rows = output.to(torch.float64)
     return bool(((rows >= 0) & (rows <= 1)).all() and torch.allclose(rows.sum(1), torch.ones_like(rows[:, 0])))
-
-
-def _mix(seed: int, index: int) -> int:
-    """A generator seed for draw set ``index`` under ``seed``, independent of how rows are chunked."""
-    return (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + 1) % (1 << 63)
 
 
 class ConditionalSampler:
@@ -165,7 +160,7 @@ class ConditionalSampler:
             r0, c0 = int(starts[these[0], 1]), int(starts[these[0], 2])
             i_idx, o_idx, regression, mean_in, mean_out, factor = self._parts(r0, c0)
             flat = channel * height * width + (r0 + dr) * width + (c0 + dc)
-            rng = generator(_mix(self.seed, w), torch.device("cpu"))
+            rng = generator(substream_seed(self.seed, w), torch.device("cpu"))
             noise = torch.randn((self.samples, len(i_idx)), generator=rng, dtype=torch.float64)
             known = out[these][:, flat[o_idx].to(out.device)].cpu().to(torch.float64)
             mean = mean_in + (known - mean_out) @ regression.T

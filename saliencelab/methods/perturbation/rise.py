@@ -47,7 +47,8 @@ class RiseMasks:
             raise ValueError(f"rise: grid={grid} cells is more than the input's spatial size {spatial}")
         rng = generator(seed, torch.device("cpu"))
         self.spatial = spatial
-        self.cells = torch.rand((samples, 1) + (grid,) * len(spatial), generator=rng) < keep
+        cells = torch.rand((samples, 1) + (grid,) * len(spatial), generator=rng, dtype=torch.float32)
+        self.cells = cells < keep  # drawn in float32 whatever the default dtype: the seed alone fixes the masks
         self.cell_size = tuple(math.ceil(s / grid) for s in spatial)
         self.shifts = torch.stack([torch.randint(0, c, (samples,), generator=rng) for c in self.cell_size], dim=1)
 
