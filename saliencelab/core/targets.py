@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from saliencelab.engine.intercept import unintercepted
+
 TargetFn = Callable[[torch.Tensor], torch.Tensor]
 TargetSpec = int | Sequence[int] | torch.Tensor | TargetFn | None
 
@@ -94,7 +96,8 @@ class Target:
 
     def _finite(self, scores: torch.Tensor) -> torch.Tensor:
         """``scores`` of a callable target, if all finite; else an error naming the samples."""
-        finite = torch.isfinite(scores.detach())
+        with unintercepted():  # a check of the scores, not an operation of the model
+            finite = torch.isfinite(scores)
         if bool(finite.all()):
             return scores
         bad = (~finite).nonzero().flatten().cpu()

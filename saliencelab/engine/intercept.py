@@ -99,6 +99,22 @@ def is_marked(tensor: Any) -> bool:
     return isinstance(tensor, torch.Tensor) and getattr(tensor, _MARK, False)
 
 
+def unintercepted():
+    """A block of the library's own checks that reads values, while a method's interception is active.
+
+    Such code is not one of the model's operations: no interception sees it.
+
+    Example
+    -------
+    >>> mode = Interception({}, method="demo")
+    >>> x = mode.mark(torch.tensor([1.0, float("nan")]))
+    >>> with mode, unintercepted():
+    ...     torch.isfinite(x).tolist()
+    [True, False]
+    """
+    return torch._C.DisableTorchFunction()
+
+
 @dataclass(frozen=True)
 class Call:
     """One operation as the model called it, normalised.

@@ -116,12 +116,6 @@ class DeepLift(_ReferenceMethod):
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         refs = resolve_baseline(baseline, inputs, distribution=self.draws_references)
-        if refs.k == 0:
-            raise ValueError(
-                f"{self.name}: the reference batch is empty (shape {tuple(refs.tensor.shape[1:])}): pass baseline= "
-                f"at least one reference input, shape (K, {', '.join(map(str, inputs.shape[1:]))}) with K >= 1, "
-                "e.g. baseline=X_train[:100]"
-            )
         return self._average(inputs, target, refs)
 
     def _average(self, inputs: torch.Tensor, target: Target, refs: ReferenceSet) -> Attribution:

@@ -608,7 +608,7 @@ def test_an_empty_reference_batch_is_a_clear_error():
     """DeepSHAP draws from a background of K references; K = 0 used to raise IndexError."""
     model = nn.Linear(3, 2)
     before = snapshot(model)
-    with pytest.raises(ValueError, match=r"deepshap: the reference batch is empty.*\(K, 3\) with K >= 1"):
+    with pytest.raises(ValueError, match=r"the reference batch is empty.*\(K, 3\) with K >= 1"):
         sl.DeepShap(model)(torch.randn(2, 3), target=0, baseline=torch.zeros(0, 3))
     assert_unchanged(model, before)
 
