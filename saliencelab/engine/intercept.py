@@ -243,6 +243,13 @@ class Interception(TorchFunctionMode):
         self.passes = passes
         self.hint = hint
 
+    sight_reason = "replaces or records the model's operations as the model calls them"
+    """What the interception does, in words, for the error that refuses an opaque model (TorchScript)."""
+
+    def values_in(self, tree: Any) -> list:
+        """The values of a call's arguments that :meth:`depends` is asked about (its tensors)."""
+        return tensors_in(tree)
+
     def mark(self, tensor: torch.Tensor) -> torch.Tensor:
         """Mark ``tensor`` as depending on the input; returns it."""
         setattr(tensor, _MARK, True)
@@ -254,7 +261,7 @@ class Interception(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if not any(self.depends(t) for t in tensors_in((args, kwargs))):
+        if not any(self.depends(t) for t in self.values_in((args, kwargs))):
             return func(*args, **kwargs)
         call = self.normalise(func, args, kwargs)
         if call.name in SHAPE_ONLY:  # zeros_like(h): a constant, whatever the method

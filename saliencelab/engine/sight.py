@@ -13,10 +13,9 @@ its submodules, so module hooks see no layer.
 :func:`require_sight` watches, while a method runs, every module the model
 calls from Python. It raises :class:`OpaqueModelError` when such a model runs
 while something that needs to see inside it is active: a saliencelab
-torch-function mode (for TorchScript), a saliencelab module watcher in the same
-thread (:func:`~saliencelab.engine.watch.watching_modules`, for both), or a
-saliencelab tensor-like argument that intercepts operations (incremental
-occlusion's patched maps, for TorchScript). The same model run for its outputs
+interception (for TorchScript; incremental occlusion's patched maps run under
+one too) or a saliencelab module watcher in the same thread
+(:func:`~saliencelab.engine.watch.watching_modules`, for both). The same model run for its outputs
 and gradients alone is left alone: gradient, integrated gradients, occlusion
 and the sampling methods work on it unchanged.
 """
@@ -117,7 +116,7 @@ def require_sight(method: str) -> Iterator[None]:
         kind = opaque_kind(module)
         if kind is None:
             return
-        needs = _what_intercepts(args, hooks_only=kind == EXPORTED)
+        needs = _what_intercepts(hooks_only=kind == EXPORTED)
         if needs:
             raise OpaqueModelError(method, kind, needs)
 
@@ -125,18 +124,14 @@ def require_sight(method: str) -> Iterator[None]:
         yield
 
 
-def _what_intercepts(args: tuple, hooks_only: bool) -> str:
+def _what_intercepts(hooks_only: bool) -> str:
     """What of saliencelab's is watching the model's inside now, in words ('' for nothing)."""
     if watches_inside():
         return "watches the model's layers with module hooks (a CAM layer, LRP's per-layer rules)"
     if hooks_only:
         return ""
-    modes = torch.overrides._get_current_function_mode_stack()
-    if any(_ours(type(mode)) for mode in modes):
-        return "replaces or records the model's operations as the model calls them"
-    if any(_ours(type(arg)) and hasattr(arg, "__torch_function__") for arg in args):
-        return "runs the model on patched activations that compute only what changed"
-    return ""
+    ours = [mode for mode in torch.overrides._get_current_function_mode_stack() if _ours(type(mode))]
+    return ours[-1].sight_reason if ours else ""
 
 
 def _ours(thing: object) -> bool:

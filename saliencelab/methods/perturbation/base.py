@@ -11,7 +11,7 @@ from saliencelab.core.targets import Target
 from saliencelab.core.validation import check_seed
 from saliencelab.methods.base import Method, checked_output
 from saliencelab.methods.perturbation.evaluate import MakeRows, clean_scores, evaluate_rows
-from saliencelab.methods.perturbation.incremental import Patched
+from saliencelab.methods.perturbation.incremental import Incremental, Patched
 
 
 def check_count(value: object, what: str, least: int = 1) -> int:
@@ -69,7 +69,10 @@ class PerturbationMethod(Method):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The model's output for ``x`` (a tensor or a :class:`Patched` batch), checked to be one row per input row."""
-        output = self.model(x)
+        if not isinstance(x, Patched):
+            return checked_output(self.model(x), x.shape[0])
+        with Incremental():
+            output = self.model(x)
         if isinstance(output, Patched):
             output = output.materialize()
         return checked_output(output, x.shape[0])

@@ -7,7 +7,8 @@ its receptive field meets a changed input (Krypton, Nakandala et al. 2019). A
 clean map of its sample (``base``, computed once per call and kept in a memo)
 except inside one box per row, whose values it carries (``patch``,
 R × C × h × w; the boxes may reach past the map's edge, where nothing exists).
-The model runs on it as on a tensor: each supported operation computes the new
+The model runs on it as on a tensor, under the :class:`Incremental`
+interception: each supported operation computes the new
 box from the old one, gathering the input region it needs (clean values
 around, zero or −inf padding outside the map) and running the same operation
 on that region only. Every other operation, or one whose box would cover most
@@ -25,6 +26,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from saliencelab.engine import Call, Interception
 
 DENSE_FRACTION = 0.75
 """A box covering at least this fraction of its map is materialised: the rest runs on full maps."""
@@ -65,7 +68,8 @@ class Patched:
     -------
     >>> base = torch.zeros(1, 1, 4, 4)
     >>> p = Patched(base, torch.tensor([0, 0]), torch.ones(2, 1, 2, 2), torch.tensor([0, 3]), torch.tensor([0, 3]))
-    >>> q = torch.relu(p)  # still patched: ReLU ran on the boxes only
+    >>> with Incremental():
+    ...     q = torch.relu(p)  # still patched: ReLU ran on the boxes only
     >>> type(q).__name__, q.patch.shape
     ('Patched', torch.Size([2, 1, 2, 2]))
     >>> p.materialize()[:, 0].sum(dim=(1, 2)).tolist()  # the second box reaches past the corner: 1 element
@@ -191,13 +195,8 @@ class Patched:
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        handler = _HANDLERS.get(_name(func))
-        if handler is not None:
-            result = handler(func, args, kwargs)
-            if result is not NotImplemented:
-                return result
-        return func(*_dense(args), **_dense(kwargs))
+        """Only reached outside :class:`Incremental` (which takes every call first): an error."""
+        raise RuntimeError(f"a Patched value computes only under the Incremental interception; got {func}")
 
     def __add__(self, other):
         return torch.add(self, other)
@@ -221,14 +220,10 @@ class Patched:
         return torch.mul(other, self)
 
     def relu(self) -> Patched:
-        return _relu(torch.relu, (self,), {})
+        return torch.relu(self)
 
     def relu_(self) -> Patched:
-        return _relu(torch.relu_, (self,), {})
-
-
-def _name(func: Callable) -> str:
-    return getattr(func, "__name__", "")
+        return torch.relu_(self)
 
 
 def _dense(value):
@@ -246,15 +241,15 @@ def _live(value: object) -> bool:
     return isinstance(value, Patched) and value.dense is None
 
 
-def _arguments(names: tuple[str, ...], defaults: tuple, args: tuple, kwargs: dict) -> list:
-    values = list(args) + [kwargs.get(n, d) for n, d in zip(names[len(args) :], defaults[len(args) :], strict=True)]
-    return values[: len(names)]
-
-
-def _conv2d(func, args, kwargs):
-    names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
-    x, weight, bias, stride, padding, dilation, groups = _arguments(names, (None, None, None, 1, 0, 1, 1), args, kwargs)
-    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+def _conv2d(call: Call) -> Patched:
+    x, weight, bias, groups = (
+        call.args[0],
+        call.argument(1, "weight"),
+        call.argument(2, "bias"),
+        call.argument(6, "groups", 1),
+    )
+    stride = _pair(call.argument(3, "stride", 1))
+    padding, dilation = _pair(call.argument(4, "padding", 0)), _pair(call.argument(5, "dilation", 1))
     if not _live(x) or isinstance(weight, Patched) or None in (stride, padding, dilation) or weight.ndim != 4:
         return NotImplemented
     kernel = tuple(weight.shape[2:])
@@ -266,12 +261,10 @@ def _conv2d(func, args, kwargs):
     return _local(x, kernel, stride, padding, dilation, 0.0, op, key, (x.base, weight, bias))
 
 
-def _max_pool2d(func, args, kwargs):
-    names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
-    x, kernel, stride, padding, dilation, ceil_mode, indices = _arguments(
-        names, (None, None, None, 0, 1, False, False), args, kwargs
-    )
-    kernel = _pair(kernel)
+def _max_pool2d(call: Call) -> Patched:
+    x, kernel, stride = call.args[0], _pair(call.argument(1, "kernel_size")), call.argument(2, "stride")
+    padding, dilation = call.argument(3, "padding", 0), call.argument(4, "dilation", 1)
+    ceil_mode, indices = call.argument(5, "ceil_mode", False), call.argument(6, "return_indices", False)
     stride = kernel if stride is None or stride == [] or stride == () else _pair(stride)
     padding, dilation = _pair(padding), _pair(dilation)
     if not _live(x) or ceil_mode or indices or None in (kernel, stride, padding, dilation):
@@ -313,9 +306,10 @@ def _local(x: Patched, kernel, stride, padding, dilation, fill: float, op, key: 
     return x.derive(base, op(region, (0, 0)), tops[0], tops[1])
 
 
-def _batch_norm(func, args, kwargs):
+def _batch_norm(call: Call) -> Patched:
     names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
-    values = _arguments(names, (None, None, None, None, None, False, 0.1, 1e-5), args, kwargs)
+    defaults = (None, None, None, None, None, False, 0.1, 1e-5)
+    values = [call.argument(i, name, default) for i, (name, default) in enumerate(zip(names, defaults, strict=True))]
     x, mean, var, weight, bias, training, momentum, eps = values
     if not _live(x) or training or mean is None or any(isinstance(v, Patched) for v in values[1:5]):
         return NotImplemented
@@ -328,20 +322,19 @@ def _batch_norm(func, args, kwargs):
     return x.derive(base, norm(x.patch), x.top, x.left)
 
 
-def _relu(func, args, kwargs):
-    x = args[0] if args else kwargs.get("input")
-    if not _live(x) or len(args) > 2:
+def _relu(call: Call) -> Patched:
+    x = call.args[0]
+    if not _live(x):
         return NotImplemented
-    inplace = _name(func).endswith("_") or bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
     base = x.clean(("relu", id(x.base)), (x.base,), lambda: torch.relu(x.base))
     result = x.derive(base, torch.relu(x.patch), x.top, x.left)
-    return x._become(result) if inplace else result
+    return x._become(result) if call.inplace else result
 
 
-def _add(func, args, kwargs):
-    if len(args) != 2 or set(kwargs) - {"alpha"} or kwargs.get("alpha", 1) != 1:
+def _add(call: Call) -> Patched:
+    if len(call.args) != 2 or set(call.kwargs) - {"alpha"} or call.kwargs.get("alpha", 1) != 1:
         return NotImplemented
-    a, b = args
+    a, b = call.args
     if not (_live(a) and _live(b)) or a.base.shape != b.base.shape or not torch.equal(a.sample, b.sample):
         return NotImplemented
     top, left = torch.minimum(a.top, b.top), torch.minimum(a.left, b.left)
@@ -353,17 +346,65 @@ def _add(func, args, kwargs):
     patch = a.region(top, left, h, w, 0.0) + b.region(top, left, h, w, 0.0)
     base = a.clean(("add", id(a.base), id(b.base)), (a.base, b.base), lambda: a.base + b.base)
     result = a.derive(base, patch, top, left)
-    return a._become(result) if _name(func).endswith("_") else result
+    return a._become(result) if call.inplace else result
 
 
-_HANDLERS = {
+INCREMENTAL_RULES = {
     "conv2d": _conv2d,
     "max_pool2d": _max_pool2d,
-    "_max_pool2d": _max_pool2d,
     "batch_norm": _batch_norm,
     "relu": _relu,
-    "relu_": _relu,
     "add": _add,
-    "__add__": _add,
-    "__radd__": lambda func, args, kwargs: _add(func, args[::-1], kwargs),
 }
+"""The operations that compute only what the window changed; each may still decline (NotImplemented)."""
+
+
+class Incremental(Interception):
+    """The interception under which a model runs on :class:`Patched` values.
+
+    A patched value is what depends on the input here. An operation in
+    :data:`INCREMENTAL_RULES` recomputes the boxes only; any other operation,
+    or one whose rule declines, materialises its patched arguments and runs on
+    full maps, so the result is always the plain batched one.
+
+    Example
+    -------
+    >>> base = torch.zeros(1, 1, 4, 4)
+    >>> p = Patched(base, torch.tensor([0]), torch.ones(1, 1, 2, 2), torch.tensor([1]), torch.tensor([1]))
+    >>> with Incremental():
+    ...     q = torch.relu(p)
+    ...     total = torch.sum(p)  # no rule: materialised
+    >>> type(q).__name__, total.item()
+    ('Patched', 4.0)
+    """
+
+    sight_reason = "runs the model on patched activations that compute only what changed"
+
+    def __init__(self) -> None:
+        super().__init__(INCREMENTAL_RULES, method="occlusion")
+
+    def values_in(self, tree: Any) -> list:
+        return _patched_in(tree)
+
+    def depends(self, value: Any) -> bool:
+        return _live(value)
+
+    def mark_result(self, call: Call, result: Any) -> None:
+        """Nothing to mark: patched values are known by their type."""
+
+    def dispatch(self, call: Call) -> Any:
+        rule = self.rules.get(call.name)
+        result = NotImplemented if rule is None else rule(call)
+        if result is NotImplemented:
+            return call.func(*_dense(call.args), **_dense(call.kwargs))
+        return result
+
+
+def _patched_in(tree: Any) -> list:
+    if isinstance(tree, Patched):
+        return [tree]
+    if isinstance(tree, (list, tuple)):
+        return [found for item in tree for found in _patched_in(item)]
+    if isinstance(tree, dict):
+        return [found for item in tree.values() for found in _patched_in(item)]
+    return []
