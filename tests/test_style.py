@@ -36,21 +36,6 @@ USER_FACING = ("saliencelab", "docs", "examples", "README.md")
 
 TEXT_SUFFIXES = {".py", ".md", ".rst", ".txt", ".j2", ".jinja", ".html", ".toml", ".json", ".yaml", ".yml"}
 
-NOT_YET_CONVERTED = {
-    "saliencelab/methods/path.py",
-    "saliencelab/methods/noise.py",
-    "saliencelab/methods/quadrature.py",
-    "saliencelab/core/sampling.py",
-    "saliencelab/methods/perturbation/__init__.py",
-    "saliencelab/methods/perturbation/kernel_shap.py",
-    "saliencelab/methods/perturbation/lime.py",
-    "saliencelab/methods/perturbation/meaningful_perturbation.py",
-    "saliencelab/methods/perturbation/occlusion.py",
-    "saliencelab/methods/perturbation/prediction_difference.py",
-    "saliencelab/methods/perturbation/shapley.py",
-}
-"""Files still citing the source documents, to be converted (then removed from this set)."""
-
 
 def _user_facing_files() -> list[Path]:
     files = []
@@ -65,19 +50,7 @@ def test_user_facing_text_cites_papers_not_source_documents():
     found = []
     for path in _user_facing_files():
         relative = path.relative_to(ROOT).as_posix()
-        if relative in NOT_YET_CONVERTED:
-            continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if SOURCE_DOCUMENT.search(line):
                 found.append(f"{relative}:{number}: {line.strip()}")
     assert not found, "cite the paper, not the source document:\n" + "\n".join(found)
-
-
-def test_not_yet_converted_files_still_exist_and_still_need_converting():
-    """Keeps :data:`NOT_YET_CONVERTED` honest: a file that is clean (or gone) must leave the set."""
-    stale = [
-        name
-        for name in sorted(NOT_YET_CONVERTED)
-        if not (ROOT / name).is_file() or not SOURCE_DOCUMENT.search((ROOT / name).read_text(encoding="utf-8"))
-    ]
-    assert not stale, f"remove from NOT_YET_CONVERTED: {stale}"

@@ -93,7 +93,7 @@ def global_rng_untouched() -> Iterator[None]:
 def noise_scale(inputs: torch.Tensor, noise: float) -> torch.Tensor:
     """Standard deviation of the noise for each sample: ``noise · (max(x_i) − min(x_i))``.
 
-    The seeds' SmoothGrad recipe (seed 001) sets σ as a fraction of the input's
+    SmoothGrad (Smilkov et al. 2017) sets σ as a fraction of the input's
     value range, 10-20 % being a good default. Returned with shape ``(N, 1, ..., 1)``.
 
     Example

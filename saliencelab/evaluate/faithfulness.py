@@ -40,7 +40,7 @@ from saliencelab.core.guard import preserved
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
 from saliencelab.evaluate.explainers import as_explainer
 from saliencelab.methods.base import Method, check_inputs
-from saliencelab.methods.perturbation.evaluate import clean_scores, evaluate_rows
+from saliencelab.methods.perturbation.scoring import clean_scores, evaluate_rows
 
 __all__ = ["Curve", "PixelFlippingCurve", "deletion", "insertion", "pixel_flipping"]
 

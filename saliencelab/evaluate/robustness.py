@@ -32,7 +32,7 @@ from saliencelab.core.targets import TargetSpec, prepare_target
 from saliencelab.evaluate.explainers import as_explainer
 from saliencelab.evaluate.faithfulness import MethodSpec
 from saliencelab.methods.base import Method, check_inputs
-from saliencelab.methods.perturbation.evaluate import clean_scores
+from saliencelab.methods.perturbation.scoring import clean_scores
 
 __all__ = ["local_lipschitz", "max_sensitivity"]
 

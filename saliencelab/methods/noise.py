@@ -1,6 +1,6 @@
 """SmoothGrad and its variants: any method averaged over noisy copies of the input.
 
-SmoothGrad (Smilkov et al. 2017; seeds 000, 001, 003) adds Gaussian noise with
+SmoothGrad (Smilkov et al. 2017) adds Gaussian noise with
 σ = ``noise`` · (max(x) − min(x)) of each sample and averages a base method's
 attributions over ``samples`` noisy copies. ``variant="squared"`` averages the
 squares (SmoothGrad², Hooker et al. 2019) and ``variant="var"`` takes their
@@ -42,9 +42,9 @@ class SmoothGrad(Method):
         can be given as extra keywords, e.g. ``steps=16`` for
         ``base="integrated_gradients"``.
     samples:
-        Number of noisy copies (the seeds find little change beyond 50).
+        Number of noisy copies (Smilkov et al. 2017 find little change beyond 50).
     noise:
-        σ as a fraction of each sample's value range (the seeds' 10-20 %).
+        σ as a fraction of each sample's value range (Smilkov et al. 2017 recommend 10-20 %).
     variant:
         ``"mean"`` (SmoothGrad), ``"squared"`` (SmoothGrad²) or ``"var"`` (VarGrad).
     seed:
@@ -70,7 +70,7 @@ class SmoothGrad(Method):
 
     name = "smoothgrad"
     description = "SmoothGrad: a method averaged over noisy copies of the input (also SmoothGrad², VarGrad)"
-    source = "Smilkov et al. 2017; seeds 000, 001, 003"
+    source = "Smilkov et al. 2017"
     quick_options = {"samples": 3}
 
     def __init__(

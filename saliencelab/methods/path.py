@@ -1,6 +1,6 @@
 """Path methods: Integrated Gradients, Expected Gradients and GradientSHAP.
 
-Integrated Gradients (Sundararajan et al. 2017; seeds 000, 001, 002)::
+Integrated Gradients (Sundararajan et al. 2017)::
 
     IG_i(x) = (x_i − x'_i) · ∫₀¹ ∂f(x' + α(x − x'))/∂x_i dα
 
@@ -120,7 +120,7 @@ class IntegratedGradients(_ReferenceMethod):
 
     name = "integrated_gradients"
     description = "Integrated Gradients: gradients integrated along the path from a baseline"
-    source = "Sundararajan et al. 2017; seeds 000, 001, 002"
+    source = "Sundararajan et al. 2017"
     quick_options = {"steps": 8}
 
     def __init__(
@@ -272,7 +272,7 @@ class ExpectedGradients(_ReferenceMethod):
     name = "expected_gradients"
     draws_references = True
     description = "Expected Gradients: Integrated Gradients in expectation over a reference distribution"
-    source = "Erion et al. 2021; seed 000 (GradientSHAP)"
+    source = "Erion et al. 2021"
     quick_options = {"samples": 4}
 
     def __init__(
@@ -341,5 +341,5 @@ class GradientShap(ExpectedGradients):
 
     name = "gradient_shap"
     description = "GradientSHAP: SHAP values approximated by expected gradients with input noise"
-    source = "Lundberg & Lee 2017; seed 000"
+    source = "Lundberg & Lee 2017"
     quick_options = {"samples": 4}

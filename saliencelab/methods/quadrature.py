@@ -1,7 +1,7 @@
 """Quadrature rules on [0, 1] for path integrals (Integrated Gradients).
 
 Each rule returns the points α_k and weights w_k with Σ w_k = 1, so that
-``∫₀¹ g(α) dα ≈ Σ w_k g(α_k)`` (seed 002, "Riemann sums").
+``∫₀¹ g(α) dα ≈ Σ w_k g(α_k)`` (Sundararajan et al. 2017 use a Riemann sum).
 
 Gauss-Legendre nodes are computed in O(steps) (:func:`gauss_legendre`): Newton
 iterations in θ (x = cos θ) on the Stieltjes asymptotic expansion of P_n(cos θ)

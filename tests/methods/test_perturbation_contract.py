@@ -76,7 +76,7 @@ def test_results_do_not_depend_on_chunking_or_the_rest_of_the_batch(method, imag
 
 def test_evaluations_run_in_chunks_that_fit_the_memory_budget(images):
     from saliencelab.core.batching import ActivationMeter
-    from saliencelab.methods.perturbation.evaluate import ROW_COPIES
+    from saliencelab.methods.perturbation.scoring import ROW_COPIES
 
     model = conv_net("module", seed=34)
     with ActivationMeter() as meter, torch.inference_mode():  # as the method measures a row

@@ -1,7 +1,7 @@
 """Perturbation methods: attributions from forward passes on perturbed inputs only.
 
 Occlusion, Shapley value sampling, KernelSHAP, LIME, RISE, Prediction
-Difference Analysis and Meaningful Perturbation (seeds 000, 003). Their cost is
+Difference Analysis and Meaningful Perturbation. Their cost is
 the number of model evaluations: every method runs its perturbed copies as
 rows of one batch, in chunks under ``memory_budget``, in
 ``torch.inference_mode()`` (Meaningful Perturbation, which optimises a mask,

@@ -10,8 +10,8 @@ from saliencelab.core.baselines import BaselineSpec, resolve_baseline
 from saliencelab.core.targets import Target
 from saliencelab.core.validation import check_seed
 from saliencelab.methods.base import Method, checked_output
-from saliencelab.methods.perturbation.evaluate import MakeRows, clean_scores, evaluate_rows
 from saliencelab.methods.perturbation.incremental import Incremental, Patched
+from saliencelab.methods.perturbation.scoring import MakeRows, clean_scores, evaluate_rows
 
 
 def check_count(value: object, what: str, least: int = 1) -> int:

@@ -1,4 +1,4 @@
-"""KernelSHAP: Shapley values as the solution of a weighted regression (Lundberg & Lee 2017; seed 003).
+"""KernelSHAP: Shapley values as the solution of a weighted regression (Lundberg & Lee 2017).
 
 The Shapley values of G feature groups are the coefficients of the linear
 model ``v(z) ≈ f(baseline) + Σ_g z_g φ_g`` over coalitions ``z ∈ {0,1}^G``
@@ -170,7 +170,7 @@ class KernelShap(PerturbationMethod):
 
     name = "kernel_shap"
     description = "KernelSHAP: Shapley values from a Shapley-kernel weighted linear regression on coalitions"
-    source = "Lundberg & Lee 2017; seed 003"
+    source = "Lundberg & Lee 2017"
     quick_options = {"samples": 70, "feature_mask": "grid"}
 
     def __init__(

@@ -1,4 +1,4 @@
-"""LIME: a weighted linear surrogate fitted around the input (Ribeiro et al. 2016; seeds 000, 003).
+"""LIME: a weighted linear surrogate fitted around the input (Ribeiro et al. 2016).
 
 Coalitions ``z ∈ {0,1}^G`` of feature groups are drawn (each group kept with
 probability ``keep``; the first coalition is the input itself), the model is
@@ -100,7 +100,7 @@ class Lime(PerturbationMethod):
 
     name = "lime"
     description = "LIME: a locally weighted linear surrogate over interpretable feature groups"
-    source = "Ribeiro et al. 2016; seeds 000, 003"
+    source = "Ribeiro et al. 2016"
     quick_options = {"samples": 40, "feature_mask": "grid"}
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Meaningful Perturbation: an optimised deletion mask (Fong & Vedaldi 2017; seed 000).
+"""Meaningful Perturbation: an optimised deletion mask (Fong & Vedaldi 2017).
 
 A low-resolution mask ``m`` in [0, 1] (1: keep, 0: delete), upsampled to the
 input, blends the input with a perturbed version of it (the ``baseline``,
@@ -9,7 +9,7 @@ minimises, per sample, with Adam and projection onto [0, 1],
 
 starting from m = 1: it deletes the smallest, smoothest region that removes
 the evidence for the target. The score is the target's softmax probability
-for class targets (as in the published implementation, linked in seed 000)
+for class targets (as in a widely used PyTorch port of the method)
 and the raw target score otherwise. The attribution is the deletion ``1 − m``
 at the input's resolution, the same for every channel. Samples are optimised
 independently, in chunks that fit the memory budget; this is the one
@@ -30,7 +30,7 @@ from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, noise_scale
 from saliencelab.core.targets import Target
 from saliencelab.methods.perturbation.base import PerturbationMethod, check_count, sample_rows
-from saliencelab.methods.perturbation.evaluate import clean_outputs, show_progress
+from saliencelab.methods.perturbation.scoring import clean_outputs, show_progress
 
 _MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
@@ -133,7 +133,7 @@ class MeaningfulPerturbation(PerturbationMethod):
 
     name = "meaningful_perturbation"
     description = "Meaningful Perturbation: an optimised smooth deletion mask (blur or baseline)"
-    source = "Fong & Vedaldi 2017; seed 000"
+    source = "Fong & Vedaldi 2017"
     quick_options = {"steps": 5, "resolution": 4, "softmax": False}
 
     def __init__(

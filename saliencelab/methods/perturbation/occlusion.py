@@ -1,4 +1,4 @@
-"""Occlusion: slide a window of baseline values over the input (Zeiler & Fergus 2014; seed 000).
+"""Occlusion: slide a window of baseline values over the input (Zeiler & Fergus 2014).
 
 For every window position the window's elements are replaced by the baseline,
 and each element's attribution is the mean, over the windows covering it, of
@@ -81,7 +81,7 @@ class Occlusion(PerturbationMethod):
 
     name = "occlusion"
     description = "Occlusion: mean change of the score when a sliding window is replaced by the baseline"
-    source = "Zeiler & Fergus 2014; seed 000"
+    source = "Zeiler & Fergus 2014"
     quick_options = {"window": 3, "stride": 2}
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Prediction Difference Analysis (Zintgraf et al. 2017; seed 000).
+"""Prediction Difference Analysis (Zintgraf et al. 2017).
 
 The relevance of a window of features is how much the prediction changes when
 the window is unknown, simulated by replacing it with values drawn from the
@@ -34,7 +34,7 @@ from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, substream_seed
 from saliencelab.core.targets import Target
 from saliencelab.methods.perturbation.base import PerturbationMethod, check_count
-from saliencelab.methods.perturbation.evaluate import clean_outputs
+from saliencelab.methods.perturbation.scoring import clean_outputs
 from saliencelab.methods.perturbation.windows import Size, Windows, check_size_spec, spatial_dims
 
 SAMPLING = ("marginal", "conditional")
@@ -217,7 +217,7 @@ class PredictionDifference(PerturbationMethod):
 
     name = "prediction_difference"
     description = "Prediction Difference Analysis: change of the prediction when a window is drawn from the data"
-    source = "Zintgraf et al. 2017; seed 000"
+    source = "Zintgraf et al. 2017"
     quick_options = {"window": 2, "stride": 2, "samples": 3}
     draws_references = True
 

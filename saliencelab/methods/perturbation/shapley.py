@@ -1,4 +1,4 @@
-"""Shapley value sampling by random permutations (Castro et al. 2009; Štrumbelj & Kononenko 2014; seed 000).
+"""Shapley value sampling by random permutations (Castro et al. 2009; Štrumbelj & Kononenko 2014).
 
 The Shapley value of feature group g is its marginal contribution
 ``f(S ∪ {g}) − f(S)`` averaged over all orders in which the groups can be added
@@ -84,7 +84,7 @@ class ShapleySampling(PerturbationMethod):
 
     name = "shapley_sampling"
     description = "Shapley value sampling: marginal contributions averaged over sampled (antithetic) permutations"
-    source = "Castro et al. 2009; Strumbelj & Kononenko 2014; seed 000"
+    source = "Castro et al. 2009; Strumbelj & Kononenko 2014"
     quick_options = {"samples": 2, "feature_mask": "grid"}
 
     def __init__(
