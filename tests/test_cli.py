@@ -307,7 +307,7 @@ def error_cases(files, tmp_path):
         ([*zoo, "-i", png, "-m", "gradiant"], 7, ["unknown method 'gradiant'", "close matches: gradient"]),
         ([*zoo, "-i", png, "-m", "gradient", "-o", "steps"], 8, ["KEY=VALUE"]),
         ([*zoo, "-i", png, "-m", "gradient", "-o", "steps=4"], 8, ["no chosen method takes the option 'steps'"]),
-        ([*zoo, "-i", png, "-m", "integrated_gradients", "-o", "steps=-3"], 8, ["steps must be a positive int"]),
+        ([*zoo, "-i", png, "-m", "integrated_gradients", "-o", "steps=-3"], 8, ["steps must be an int >= 1"]),
         ([*zoo, "-i", png, "-m", "gradient", "--target", "x"], 8, ["--target takes a class index or 'argmax'"]),
         ([*zoo, "-i", png, "-m", "gradient", "--target", "12"], 8, ["target 12 is out of range"]),
         ([*zoo, "-i", png, "-m", "integrated_gradients", "--baseline", "bogus"], 8, ["--baseline takes"]),

@@ -232,6 +232,19 @@ def test_an_empty_reference_batch_is_a_clear_error(model, inputs, method):
         sl.explain(model, inputs, method=method, target=1, baseline=REFERENCES[:0], **options)
 
 
+COUNTED = [m for m in METHODS if {"samples", "steps"} & set(registry.option_names(registry.get(m)))]
+
+
+@pytest.mark.parametrize("method", COUNTED)
+def test_an_absurd_number_of_samples_or_steps_is_refused_when_the_method_is_built(model, method):
+    """10⁹ model evaluations per input would never finish (or allocate hundreds of GB first): refused at once."""
+    cls = registry.get(method)
+    option = "samples" if "samples" in registry.option_names(cls) else "steps"
+    options, _ = call_options(method)
+    with pytest.raises(ValueError, match=f"{option}=1,000,000,000 is more than 1,000,000"):
+        cls(model, **{**options, option: 10**9})
+
+
 # ------------------------------------------------------------------------------------- the model untouched
 
 

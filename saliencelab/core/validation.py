@@ -16,6 +16,7 @@ import operator
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,6 +26,36 @@ SEED_RANGE = (0, 2**64 - 1)
 """The seeds a ``torch.Generator`` takes: 0 to 2**64 - 1."""
 
 _INPUT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+
+
+MAX_COUNT = 1_000_000
+"""The most samples, masks or steps a method takes: each is at least one model evaluation per input."""
+
+
+def check_count(value: Any, what: str, least: int = 1, hint: str = "") -> int:
+    """``value`` as an int from ``least`` to :data:`MAX_COUNT`, else a ``ValueError`` naming ``what``.
+
+    ``hint`` replaces the advice given for a count above the limit.
+
+    Example
+    -------
+    >>> check_count(0, "samples")
+    Traceback (most recent call last):
+    ...
+    ValueError: samples must be an int >= 1; got 0
+    >>> check_count(10**9, "samples")
+    Traceback (most recent call last):
+    ...
+    ValueError: samples=1,000,000,000 is more than 1,000,000, each at least one model evaluation per input: ...
+    """
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+        raise ValueError(f"{what} must be an int >= {least}; got {value!r}")
+    if value > MAX_COUNT:
+        raise ValueError(
+            f"{what}={value:,} is more than {MAX_COUNT:,}, each at least one model evaluation per input: "
+            + (hint or f"the call would not finish; lower {what}")
+        )
+    return int(value)
 
 
 def check_seed(seed: Any) -> int:

@@ -19,7 +19,7 @@ from saliencelab.core.baselines import BaselineSpec, References, resolve_baselin
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import noise_scale, normal_draws
 from saliencelab.core.targets import Target
-from saliencelab.core.validation import check_seed
+from saliencelab.core.validation import check_count, check_seed
 from saliencelab.methods.base import Method
 
 VARIANTS = ("mean", "squared", "var")
@@ -91,13 +91,11 @@ class SmoothGrad(Method):
             raise ValueError("smoothgrad cannot smooth itself; choose another base method")
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        if not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples must be a positive int; got {samples!r}")
         noise_scale(torch.zeros(1, 1), noise)
         registry.check_options(base_class, base_options)
         self.base = base_class(model, memory_budget=memory_budget, **base_options)
         self.takes_baseline = self.base.takes_baseline
-        self.samples = samples
+        self.samples = check_count(samples, "samples")
         self.noise = noise
         self.variant = variant
         self.seed = check_seed(seed)

@@ -25,7 +25,7 @@ from saliencelab.core.baselines import BaselineSpec, ReferenceSet, resolve_basel
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, noise_scale, normal_draws
 from saliencelab.core.targets import Target
-from saliencelab.core.validation import check_seed
+from saliencelab.core.validation import check_count, check_seed
 from saliencelab.methods.adaptive import adaptive_trapezoid
 from saliencelab.methods.base import Method
 from saliencelab.methods.quadrature import INTEGRATIONS, quadrature, refinement
@@ -285,10 +285,8 @@ class ExpectedGradients(_ReferenceMethod):
         memory_budget: int | None = None,
     ) -> None:
         super().__init__(model, memory_budget=memory_budget)
-        if not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples must be a positive int; got {samples!r}")
         noise_scale(torch.zeros(1, 1), noise)
-        self.samples = samples
+        self.samples = check_count(samples, "samples")
         self.noise = noise
         self.seed = check_seed(seed)
 

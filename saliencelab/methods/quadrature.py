@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from scipy.special import eval_legendre
 
-INTEGRATIONS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gauss_legendre")
+from saliencelab.core.validation import check_count
 
-MAX_STEPS = 1_000_000
-"""The most quadrature points a rule takes: each is a forward and backward pass per sample."""
+INTEGRATIONS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gauss_legendre")
 
 _EDGE = 30.0
 """Nodes with n·sin θ below this (about ten at each end) are found on P_n by recurrence."""
@@ -40,13 +39,9 @@ def quadrature(steps: int, integration: str) -> tuple[torch.Tensor, torch.Tensor
     >>> alphas.tolist(), float(weights.sum())
     ([0.125, 0.375, 0.625, 0.875], 1.0)
     """
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive int; got {steps!r}")
-    if steps > MAX_STEPS:
-        raise ValueError(
-            f"steps={steps} quadrature points is more than {MAX_STEPS:,}, each a forward and backward pass per "
-            "sample; a smooth path needs far fewer: lower steps, or set tolerance= to refine only as far as needed"
-        )
+    steps = check_count(
+        steps, "steps", hint="a smooth path needs far fewer: lower steps, or set tolerance= to refine only as needed"
+    )
     alphas, weights = _rule(steps, integration)
     return torch.from_numpy(alphas.copy()), torch.from_numpy(weights.copy())
 

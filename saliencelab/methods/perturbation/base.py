@@ -14,21 +14,6 @@ from saliencelab.methods.perturbation.incremental import Incremental, Patched
 from saliencelab.methods.perturbation.scoring import MakeRows, clean_scores, evaluate_rows
 
 
-def check_count(value: object, what: str, least: int = 1) -> int:
-    """``value`` as an int of at least ``least``, else a ``ValueError`` naming ``what``.
-
-    Example
-    -------
-    >>> check_count(0, "samples")
-    Traceback (most recent call last):
-    ...
-    ValueError: samples must be an int >= 1; got 0
-    """
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise ValueError(f"{what} must be an int >= {least}; got {value!r}")
-    return value
-
-
 def check_fraction(value: object, what: str, low: float = 0.0, high: float = 1.0, open_low: bool = True) -> float:
     """``value`` as a float in ``(low, high]`` (``[low, high]`` with ``open_low=False``).
 

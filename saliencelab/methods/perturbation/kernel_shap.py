@@ -28,7 +28,8 @@ from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator
 from saliencelab.core.targets import Target
-from saliencelab.methods.perturbation.base import PerturbationMethod, check_count
+from saliencelab.core.validation import check_count
+from saliencelab.methods.perturbation.base import PerturbationMethod
 from saliencelab.methods.perturbation.coalitions import baseline_scores, score_coalitions
 from saliencelab.methods.perturbation.masks import MaskSpec, feature_groups
 

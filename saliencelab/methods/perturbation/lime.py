@@ -20,7 +20,8 @@ from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, global_rng_untouched
 from saliencelab.core.targets import Target
-from saliencelab.methods.perturbation.base import PerturbationMethod, check_count, check_fraction
+from saliencelab.core.validation import check_count
+from saliencelab.methods.perturbation.base import PerturbationMethod, check_fraction
 from saliencelab.methods.perturbation.coalitions import score_coalitions
 from saliencelab.methods.perturbation.masks import MaskSpec, feature_groups
 

@@ -29,7 +29,8 @@ from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, noise_scale
 from saliencelab.core.targets import Target
-from saliencelab.methods.perturbation.base import PerturbationMethod, check_count, sample_rows
+from saliencelab.core.validation import check_count
+from saliencelab.methods.perturbation.base import PerturbationMethod, sample_rows
 from saliencelab.methods.perturbation.scoring import clean_outputs, show_progress
 
 _MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}

@@ -33,7 +33,8 @@ from saliencelab.core.baselines import BaselineSpec, ReferenceSet, resolve_basel
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, substream_seed
 from saliencelab.core.targets import Target
-from saliencelab.methods.perturbation.base import PerturbationMethod, check_count
+from saliencelab.core.validation import check_count
+from saliencelab.methods.perturbation.base import PerturbationMethod
 from saliencelab.methods.perturbation.scoring import clean_outputs
 from saliencelab.methods.perturbation.windows import Size, Windows, check_size_spec, spatial_dims
 

@@ -24,7 +24,8 @@ from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator
 from saliencelab.core.targets import Target
-from saliencelab.methods.perturbation.base import PerturbationMethod, check_count, check_fraction, sample_rows
+from saliencelab.core.validation import check_count
+from saliencelab.methods.perturbation.base import PerturbationMethod, check_fraction, sample_rows
 
 _MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
