@@ -141,13 +141,13 @@ class Call:
     method: str
 
     @classmethod
-    def of(cls, func: Callable[..., Any], args: tuple, kwargs: dict, *, method: str) -> Call:
-        """The normalised call of ``func(*args, **kwargs)``."""
+    def of(cls, func: Callable[..., Any], args: tuple, kwargs: dict, *, method: str, **fields: Any) -> Call:
+        """The normalised call of ``func(*args, **kwargs)``; ``fields`` are a subclass's own."""
         func, args, kwargs = functional_call(func, args, kwargs)
         name, inplace = op_name(func)
         if name == "__get__":  # a property read through the descriptor (``x.T``, ``x.mT``)
             name = getattr(getattr(func, "__self__", None), "__name__", name)
-        return cls(func, name, args, kwargs, inplace or inplace_flag(name, args, kwargs), method)
+        return cls(func, name, args, kwargs, inplace or inplace_flag(name, args, kwargs), method, **fields)
 
     def argument(self, position: int, keyword: str, default: Any = None) -> Any:
         """An argument given by position or by keyword (``default`` when neither)."""

@@ -26,12 +26,6 @@ class DifferenceCall(Call):
 
     settings: Settings
 
-    @classmethod
-    def of(cls, func: Callable[..., Any], args: tuple, kwargs: dict, *, method: str, settings: Settings) -> Any:
-        """The normalised call of ``func(*args, **kwargs)`` under ``settings``."""
-        call = Call.of(func, args, kwargs, method=method)
-        return cls(call.func, call.name, call.args, call.kwargs, call.inplace, call.method, settings)
-
     def operands(self) -> list[Operand]:
         """The arguments that depend on the input, in order."""
         return [op for op in map(operand, self.tensors()) if op is not None]

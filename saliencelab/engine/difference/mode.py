@@ -64,17 +64,19 @@ class DifferenceMode(Interception):
     def depends(self, tensor: torch.Tensor) -> bool:
         return difference_of(tensor) is not None
 
-    def mark(self, tensor: torch.Tensor) -> torch.Tensor:
+    def mark_result(self, call: DifferenceCall, result: Any) -> None:
         """Nothing to mark: the rules attach each output's difference."""
-        return tensor
 
     def normalise(self, func, args: tuple, kwargs: dict) -> DifferenceCall:
         return DifferenceCall.of(func, args, kwargs, method=self.method, settings=self.settings)
 
     def dispatch(self, call: DifferenceCall) -> Any:
         """The operation's result, with its difference attached by the operation's rule."""
-        with torch.enable_grad():
+        if torch.is_grad_enabled():
             result = self._propagate(call)
+        else:  # a no_grad block or a custom Function's forward inside the model
+            with torch.enable_grad():
+                result = self._propagate(call)
         if self.check_finite:
             self._require_finite(call.name, result)
         return result
