@@ -84,8 +84,20 @@ def tensors_in(tree: Any) -> list[torch.Tensor]:
     2
     """
     found: list[torch.Tensor] = []
-    map_tensors(tree, found.append)
+    _collect(tree, found)
     return found
+
+
+def _collect(tree: Any, found: list[torch.Tensor]) -> None:
+    """Append the tensors of ``tree`` to ``found`` without rebuilding its containers (every call pays this)."""
+    if isinstance(tree, torch.Tensor):
+        found.append(tree)
+    elif isinstance(tree, (tuple, list)):
+        for item in tree:
+            _collect(item, found)
+    elif isinstance(tree, dict):
+        for item in tree.values():
+            _collect(item, found)
 
 
 def is_marked(tensor: Any) -> bool:
