@@ -127,7 +127,7 @@ def unintercepted():
     return torch._C.DisableTorchFunction()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Call:
     """One operation as the model called it, normalised.
 
@@ -258,9 +258,19 @@ class Interception(TorchFunctionMode):
     sight_reason = "replaces or records the model's operations as the model calls them"
     """What the interception does, in words, for the error that refuses an opaque model (TorchScript)."""
 
-    def values_in(self, tree: Any) -> list:
-        """The values of a call's arguments that :meth:`depends` is asked about (its tensors)."""
-        return tensors_in(tree)
+    def depends_any(self, tree: Any) -> bool:
+        """Whether any tensor in a call's arguments (nested tuples, lists, dicts) :meth:`depends` on the input."""
+        if isinstance(tree, torch.Tensor):
+            return self.depends(tree)
+        if isinstance(tree, (tuple, list)):
+            for item in tree:
+                if self.depends_any(item):
+                    return True
+        elif isinstance(tree, dict):
+            for item in tree.values():
+                if self.depends_any(item):
+                    return True
+        return False
 
     def mark(self, tensor: torch.Tensor) -> torch.Tensor:
         """Mark ``tensor`` as depending on the input; returns it."""
@@ -273,7 +283,7 @@ class Interception(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if not any(self.depends(t) for t in self.values_in((args, kwargs))):
+        if not (self.depends_any(args) or (kwargs and self.depends_any(kwargs))):
             return func(*args, **kwargs)
         call = self.normalise(func, args, kwargs)
         if call.name in SHAPE_ONLY:  # zeros_like(h): a constant, whatever the method

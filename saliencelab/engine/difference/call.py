@@ -12,7 +12,7 @@ from saliencelab.engine.difference.difference import Difference, Operand, Settin
 from saliencelab.engine.intercept import Call, map_tensors
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DifferenceCall(Call):
     """An operation the model called on tensors that carry differences, with DeepLIFT's settings.
 

@@ -383,11 +383,8 @@ class Incremental(Interception):
     def __init__(self) -> None:
         super().__init__(INCREMENTAL_RULES, method="occlusion")
 
-    def values_in(self, tree: Any) -> list:
-        return _patched_in(tree)
-
-    def depends(self, value: Any) -> bool:
-        return _live(value)
+    def depends_any(self, tree: Any) -> bool:
+        return any(_live(value) for value in _patched_in(tree))
 
     def mark_result(self, call: Call, result: Any) -> None:
         """Nothing to mark: patched values are known by their type."""
