@@ -73,6 +73,13 @@ def test_each_supported_operation_equals_it_on_the_materialised_maps(op):
         torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_shape_only_operations_see_the_full_maps():
+    """The interception runs zeros_like and friends unchanged, on the patched value itself."""
+    with Incremental():
+        zeros, ones = torch.zeros_like(patched()), patched().new_ones(2)
+    assert torch.equal(zeros, torch.zeros(5, 3, 12, 12)) and torch.equal(ones, torch.ones(2))
+
+
 def test_other_operations_run_on_the_materialised_maps():
     p = patched()
     expected = torch.sigmoid(patched().materialize()).mean(dim=(2, 3))

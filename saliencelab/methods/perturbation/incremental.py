@@ -195,8 +195,8 @@ class Patched:
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        """Only reached outside :class:`Incremental` (which takes every call first): an error."""
-        raise RuntimeError(f"a Patched value computes only under the Incremental interception; got {func}")
+        """Reached where :class:`Incremental` lets a call through unchanged (``zeros_like``): the full maps."""
+        return func(*_dense(args), **_dense(kwargs or {}))
 
     def __add__(self, other):
         return torch.add(self, other)
