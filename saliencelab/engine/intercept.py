@@ -51,7 +51,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from saliencelab.engine.ops import SHAPE_ONLY, functional_call, inplace_flag, op_name, out_of_place
+from saliencelab.engine.ops import SHAPE_ONLY, functional_call, inplace_flag, inplace_position, op_name, out_of_place
 from saliencelab.errors import UnsupportedOperationError
 
 _MARK = "_saliencelab_input_dependent"
@@ -180,8 +180,6 @@ class Call:
         """The same operation writing a new tensor instead of into its first argument."""
         if not self.inplace:
             return self
-        from saliencelab.engine.ops import inplace_position  # noqa: PLC0415 (one table, kept beside op_name)
-
         position = inplace_position(self.name)
         args, kwargs, func = self.args, dict(self.kwargs), self.func
         if position is not None and len(args) > position:

@@ -392,7 +392,7 @@ class SeededDraws(TorchDispatchMode):
 
     def _generator(self, device: torch.device) -> torch.Generator:
         if device not in self.generators:
-            self.generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+            self.generators[device] = generator(self.seed, device)
         return self.generators[device]
 
 

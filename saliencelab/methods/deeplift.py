@@ -141,7 +141,7 @@ class DeepLift(_ReferenceMethod):
         self.run_chunked(inputs, run, n * k, passes=passes)
         resolved = Target(classes=classes) if bound[0].classes is not None else bound[0]
         f_refs = self.reference_scores(refs, resolved, n).mean(dim=1)
-        _require_finite(self.name, values, f_x, f_refs)
+        _require_finite(self.name, f_x, f_refs)
         delta = None
         if self.combine is contributions:
             delta = (_sum_features(values) - (f_x - f_refs)).abs()
@@ -211,12 +211,14 @@ class DeepLift(_ReferenceMethod):
         return scores - output.mean(dim=1)
 
 
-def _require_finite(method: str, values: torch.Tensor, f_x: torch.Tensor, f_refs: torch.Tensor) -> None:
-    """A :class:`~saliencelab.NonFiniteResultError` if the scores at either end or the attributions are NaN or Inf."""
+def _require_finite(method: str, f_x: torch.Tensor, f_refs: torch.Tensor) -> None:
+    """A :class:`~saliencelab.NonFiniteResultError` if the scores at either end are NaN or Inf.
+
+    (The attributions themselves are checked for every method by ``Method.__call__``.)
+    """
     for what, tensor, hint in (
         ("the model's output at the inputs", f_x, "check the model and the inputs"),
         ("the model's output at the references", f_refs, "check the model and the references"),
-        ("the attributions", values, "explain in float64"),
     ):
         finite = torch.isfinite(tensor.flatten(1) if tensor.ndim > 1 else tensor.unsqueeze(1)).all(dim=1)
         if not bool(finite.all()):
