@@ -14,7 +14,7 @@ from saliencelab.api import available_methods, explain
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import References, references
 from saliencelab.core.registry import classes as _registered_classes
-from saliencelab.errors import NonFiniteResultError, UnsupportedOperationError
+from saliencelab.errors import DegenerateMapWarning, NonFiniteResultError, UnsupportedOperationError
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     *_registered_classes(),
     "Attribution",
     "References",
+    "DegenerateMapWarning",
     "NonFiniteResultError",
     "UnsupportedOperationError",
     "available_methods",

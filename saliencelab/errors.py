@@ -52,3 +52,16 @@ class NonFiniteResultError(FloatingPointError, ValueError):
     >>> issubclass(NonFiniteResultError, ValueError) and issubclass(NonFiniteResultError, FloatingPointError)
     True
     """
+
+
+class DegenerateMapWarning(UserWarning):
+    """A method returned a constant map (all zero included) for some inputs: it attributes nothing there.
+
+    The map is still returned, flagged in ``Attribution.info["degenerate"]``; every
+    check of :mod:`saliencelab.report` fails it.
+
+    Example
+    -------
+    >>> issubclass(DegenerateMapWarning, UserWarning)
+    True
+    """

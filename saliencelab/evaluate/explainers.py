@@ -24,6 +24,7 @@ import torch
 from saliencelab.api import explain
 from saliencelab.core import registry
 from saliencelab.core.attribution import Attribution
+from saliencelab.core.degenerate import checked_by_caller
 
 Explainer = Callable[[Any, torch.Tensor, Any], torch.Tensor]
 
@@ -54,7 +55,9 @@ def as_explainer(method: str | Callable, **options: Any) -> Explainer:
         registry.check_options(cls, options)
 
         def named(model: Any, inputs: torch.Tensor, target: Any) -> torch.Tensor:
-            return explain(model, inputs, method=method, target=target, baseline=baseline, **options).values.detach()
+            with checked_by_caller():  # the checks judge constant maps themselves
+                found = explain(model, inputs, method=method, target=target, baseline=baseline, **options)
+            return found.values.detach()
 
         named.__name__ = method
         return named

@@ -51,10 +51,12 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from tqdm.auto import tqdm
 
+from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, warns_about_degenerate_maps
 from saliencelab.core.guard import preserved
 from saliencelab.core.sampling import generator
 from saliencelab.core.targets import TargetSpec, resolve_target
 from saliencelab.engine.watch import watching_modules
+from saliencelab.errors import DegenerateMapWarning
 from saliencelab.evaluate.explainers import as_explainer, method_name
 from saliencelab.evaluate.similarity import METRICS
 from saliencelab.evaluate.similarity import similarity as compare
@@ -129,9 +131,11 @@ def model_randomization(
         One row per randomisation step (the trained model is the reference, not a
         row): ``step`` (1, 2, ...), ``layer`` (the dotted name of the layer randomised
         last), ``similarity`` (mean over samples) and ``per_sample`` (a list of N
-        values). ``df.attrs`` holds ``reference`` (the trained model's maps),
-        ``maps`` (one tensor per step, on the CPU), ``method``, ``mode``, ``metric``,
-        ``aggregate``, ``seed`` and ``target``.
+        values). An input whose trained map is constant (all zero included) has
+        similarity NaN, not the 0 that would read as a pass (with a
+        :class:`~saliencelab.DegenerateMapWarning`), and so has the mean.
+        ``df.attrs`` holds ``reference`` (the trained model's maps), ``maps`` (one
+        tensor per step, on the CPU), ``method``, ``mode``, ``metric``, ``aggregate``, ``seed`` and ``target``.
 
     Raises
     ------
@@ -162,6 +166,7 @@ def model_randomization(
     resolved = resolve_target(target, output).public()
     units = _units(work, order, _names(model, layers))
     reference = explain_fn(work, inputs, resolved) if reference is None else _given(reference, inputs)
+    undefined = _degenerate_references(reference, method_name(method))
 
     rows, maps, label = [], [], method_name(method)
     for step, (name, unit, modules) in enumerate(tqdm(units, desc="model randomisation", disable=not progress), 1):
@@ -170,7 +175,7 @@ def model_randomization(
             saved = {key: value.clone() for key, value in saved.items()}
         _reinitialize(modules, _layer_seed(seed, name))
         step_maps = explain_fn(work, inputs, resolved)
-        values = compare(reference, step_maps, similarity, aggregate=aggregate)
+        values = compare(reference, step_maps, similarity, aggregate=aggregate).masked_fill(undefined, float("nan"))
         mean, per_sample = values.mean().item(), values.tolist()
         rows.append({"step": step, "layer": name, "method": label, "similarity": mean, "per_sample": per_sample})
         maps.append(step_maps.cpu())
@@ -225,7 +230,7 @@ def data_randomization(
     Returns
     -------
     torch.Tensor
-        Shape ``(N,)``.
+        Shape ``(N,)``; NaN for an input whose trained map is constant, as in :func:`model_randomization`.
 
     Example
     -------
@@ -245,8 +250,22 @@ def data_randomization(
     with preserved(model), torch.no_grad():
         resolved = resolve_target(target, model(inputs)).public()
     trained_maps = explain_fn(model, inputs, resolved) if reference is None else _given(reference, inputs)
+    undefined = _degenerate_references(trained_maps, method_name(method))
     shuffled_maps = explain_fn(shuffled_model, inputs, resolved)
-    return compare(trained_maps, shuffled_maps, similarity, aggregate=aggregate)
+    return compare(trained_maps, shuffled_maps, similarity, aggregate=aggregate).masked_fill(undefined, float("nan"))
+
+
+def _degenerate_references(reference: torch.Tensor, label: str) -> torch.Tensor:
+    """Which trained maps are constant, warning when any is: their similarity to anything is undefined."""
+    flags = degenerate_maps(reference).to(reference.device)
+    if flags.any() and warns_about_degenerate_maps():
+        warnings.warn(
+            f"{label}: the trained model's map is constant for {describe_degenerate(flags)}; its similarity "
+            "is undefined (NaN), not 0, which would read as a passed check",
+            DegenerateMapWarning,
+            stacklevel=3,
+        )
+    return flags
 
 
 def _given(reference: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

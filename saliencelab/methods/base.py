@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from typing import Any, ClassVar
@@ -11,11 +12,12 @@ import torch
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.batching import ActivationMeter, run_chunked
+from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, warns_about_degenerate_maps
 from saliencelab.core.guard import preserved
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
 from saliencelab.core.validation import batch_dimension_hint, check_inputs_fit_model, check_memory_budget
 from saliencelab.engine import Interception, OpRule, require_sight
-from saliencelab.errors import NonFiniteResultError
+from saliencelab.errors import DegenerateMapWarning, NonFiniteResultError
 
 
 class Method:
@@ -82,7 +84,7 @@ class Method:
             inputs, baseline = outside_inference(inputs), outside_inference(baseline)
             with preserved(self.model), require_sight(self.name), batch_dimension_hint(self.model, inputs):
                 result = self._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
-        return check_finite(result)
+        return flag_degenerate(check_finite(result))
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         raise NotImplementedError
@@ -270,6 +272,34 @@ def check_finite(attribution: Attribution) -> Attribution:
                 "overflowed for these inputs. Explain the logits rather than probabilities, use float64, "
                 "or rescale the inputs"
             )
+    return attribution
+
+
+def flag_degenerate(attribution: Attribution) -> Attribution:
+    """``attribution`` with ``info["degenerate"]``, ``(N,)`` bool: which samples' maps are constant.
+
+    Warns (:class:`~saliencelab.DegenerateMapWarning`) when any is: a constant map,
+    all zero included, attributes nothing, and every check fails it.
+
+    Example
+    -------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     flagged = flag_degenerate(Attribution(torch.tensor([[0.0, 0.0], [1.0, 2.0]]), None, "demo", None))
+    >>> flagged.info["degenerate"].tolist(), len(caught)
+    ([True, False], 1)
+    """
+    flags = degenerate_maps(attribution.values)
+    attribution.info["degenerate"] = flags
+    if flags.any() and warns_about_degenerate_maps():
+        warnings.warn(
+            f"{attribution.method} returned a constant map (no attribution) for {describe_degenerate(flags)}; "
+            "they are flagged in info['degenerate'] and fail every check. For a saturated output explain the "
+            "logit or log-probability; for a CAM, read a layer whose activations vary over the input",
+            DegenerateMapWarning,
+            stacklevel=3,
+        )
     return attribution
 
 

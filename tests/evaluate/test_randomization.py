@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -102,12 +104,14 @@ def test_reset_parameters_as_at_construction_and_the_trained_target():
         net.weight[2] = 20.0
         net.bias.zero_()
     x = torch.ones(4, 5)
-    df = model_randomization(net, x, method="gradient", similarity="pearson", progress=False)
+    with pytest.warns(sl.DegenerateMapWarning, match="constant for inputs 0, 1, 2, 3"):
+        df = model_randomization(net, x, method="gradient", similarity="pearson", progress=False)
     assert df.attrs["target"].tolist() == [2, 2, 2, 2]
     (maps,) = df.attrs["maps"]
     assert (maps.abs() <= 5**-0.5).all() and torch.equal(maps, maps[:1].expand(4, 5))
     assert torch.equal(df.attrs["reference"], torch.full((4, 5), 20.0))  # constant reference map
-    assert df["similarity"].item() == 0.0  # a constant map against a varying one (documented)
+    # a constant map ranks nothing: its similarity is undefined, never the 0 that would pass the check
+    assert math.isnan(df["similarity"].item()) and all(math.isnan(v) for v in df["per_sample"].item())
 
 
 def test_normalisation_layers_are_not_reset_unless_named():
@@ -194,7 +198,8 @@ def test_data_randomization():
     # the shuffled model predicts class 1, but both maps explain the trained model's class 0
     got = data_randomization(trained, shuffled, x, method="gradient", similarity="spearman")
     assert got.tolist() == pytest.approx([spearmanr([1, 2, 3, 4], [4, 3, 1, 2])[0]] * 3, abs=1e-7)
-    assert data_randomization(trained, trained, x, method=_edges_1d).tolist() == [1.0] * 3
+    ramps = torch.tensor([[0.0, 1.0, 3.0, 6.0]]).expand(3, 4)  # edges of a constant input would be constant maps
+    assert data_randomization(trained, trained, ramps, method=_edges_1d).tolist() == [1.0] * 3
 
 
 def _edges_1d(model, x, target):
@@ -336,3 +341,15 @@ def test_method_options_stay_apart_from_the_randomisation_seed(digits):
     ]
     assert not torch.equal(runs[0].attrs["reference"], runs[1].attrs["reference"])
     assert runs[0].attrs["seed"] == runs[1].attrs["seed"] == 0
+
+
+def test_a_constant_trained_map_is_never_read_as_decorrelated_by_data_randomisation():
+    """An all-zero map against any other map used to score 0 (a pass); it is undefined, per input."""
+    trained, shuffled = nn.Linear(3, 2), nn.Linear(3, 2)
+    with torch.no_grad():
+        trained.weight.copy_(torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]]))
+    zero_for_first = lambda model, x, target: model.weight[target].detach() * x * (x.sum(1, keepdim=True) > 1)  # noqa: E731
+    x = torch.tensor([[0.1, 0.2, 0.3], [1.0, 2.0, 3.0]])
+    with pytest.warns(sl.DegenerateMapWarning, match="input 0"):
+        found = data_randomization(trained, shuffled, x, method=zero_for_first, target=1)
+    assert math.isnan(found[0]) and not math.isnan(found[1])

@@ -1,0 +1,104 @@
+"""Maps that carry no attribution: all zero, constant, or not finite.
+
+A constant map ranks no feature above another, so every check that compares
+rankings (deletion, insertion, the randomisation checks) would measure noise
+or, worse, reward it: a constant map's rank correlation with anything is
+undefined, and reading it as 0 passes a randomisation check. Such maps are
+flagged per sample (``Attribution.info["degenerate"]``) and fail every check.
+
+Example
+-------
+>>> import torch
+>>> maps = torch.stack([torch.zeros(1, 2, 2), torch.full((1, 2, 2), 3.0), torch.eye(2)[None]])
+>>> degenerate_maps(maps).tolist()
+[True, True, False]
+>>> describe_degenerate(degenerate_maps(maps))
+'inputs 0, 1 (2 of 3)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import torch
+
+_CHECKED_BY_CALLER: ContextVar[bool] = ContextVar("degenerate_maps_checked_by_caller", default=False)
+
+ROUNDING = 4.0
+"""A spread of at most this many units in the last place of the map's largest value counts as constant."""
+
+
+def degenerate_maps(values: torch.Tensor) -> torch.Tensor:
+    """Per sample, whether its map is constant (all zero included) or holds NaN or Inf; shape ``(N,)``.
+
+    A map counts as constant when ``max - min`` is at most :data:`ROUNDING` units in
+    the last place of its largest magnitude: a spread that small is rounding, not
+    a ranking. Integer and boolean maps are compared exactly.
+
+    Example
+    -------
+    >>> degenerate_maps(torch.tensor([[1.0, 1.0 + 1e-9], [1.0, 1.1], [float("nan"), 1.0]])).tolist()
+    [True, False, True]
+    """
+    if values.ndim == 0:
+        raise ValueError("degenerate_maps needs a batch of maps, (N, ...); got a scalar")
+    flat = values.detach().reshape(values.shape[0], -1)
+    if flat.shape[1] == 0:
+        return torch.ones(flat.shape[0], dtype=torch.bool, device=values.device)
+    if not flat.is_floating_point():
+        return flat.amax(dim=1) == flat.amin(dim=1)
+    finite = torch.isfinite(flat).all(dim=1)
+    high, low = flat.amax(dim=1), flat.amin(dim=1)
+    scale = torch.maximum(high.abs(), low.abs())
+    spread = high - low
+    return ~finite | (spread <= ROUNDING * torch.finfo(flat.dtype).eps * scale)
+
+
+def describe_degenerate(flags: torch.Tensor) -> str:
+    """The flagged inputs in words, e.g. ``'inputs 0, 3 (2 of 6)'``; ``''`` when none is flagged.
+
+    Example
+    -------
+    >>> describe_degenerate(torch.tensor([False, True])), describe_degenerate(torch.tensor([False]))
+    ('input 1 (1 of 2)', '')
+    """
+    where = flags.nonzero()[:, 0].tolist()
+    if not where:
+        return ""
+    shown = ", ".join(str(i) for i in where[:8]) + (", ..." if len(where) > 8 else "")
+    return f"input{'s' if len(where) > 1 else ''} {shown} ({len(where)} of {flags.numel()})"
+
+
+@contextmanager
+def checked_by_caller() -> Iterator[None]:
+    """Within the block, in this thread, methods flag constant maps without warning: the caller judges them.
+
+    The checks use it: a randomised model's blank map is a finding of the check,
+    not a surprise to warn about.
+
+    Example
+    -------
+    >>> with checked_by_caller():
+    ...     warns_about_degenerate_maps()
+    False
+    >>> warns_about_degenerate_maps()
+    True
+    """
+    token = _CHECKED_BY_CALLER.set(True)
+    try:
+        yield
+    finally:
+        _CHECKED_BY_CALLER.reset(token)
+
+
+def warns_about_degenerate_maps() -> bool:
+    """Whether a method should warn about the constant maps it returns (see :func:`checked_by_caller`).
+
+    Example
+    -------
+    >>> warns_about_degenerate_maps()
+    True
+    """
+    return not _CHECKED_BY_CALLER.get()
