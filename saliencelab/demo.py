@@ -12,7 +12,7 @@ Example
 >>> import tempfile
 >>> rows = run_demo(tempfile.mkdtemp(), inputs=2, methods=["gradient", "grad_cam"], progress=False)
 >>> sorted(rows[0])
-['checks', 'data set', 'deletion AUC', 'method', 'seconds']
+['checks', 'data set', 'deletion AUC', 'method', 'random deletion AUC', 'seconds']
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def run_demo(
 
     Returns
     -------
-    One row per data set and method: its seconds, deletion AUC and a summary of
-    the checks it passed and failed.
+    One row per data set and method: its seconds, its deletion AUC and that of
+    random pixel rankings of the same inputs (lower is better for both numbers),
+    and a summary of the checks it passed, failed and could not decide.
     """
     analyses = [_analysis(data, inputs, methods, progress) for data in DATA]
     report.write_report(analyses, out, title="saliencelab demo: digits and faces")
@@ -123,6 +124,7 @@ def run_demo(
                     "method": name,
                     "seconds": result.seconds,
                     "deletion AUC": float(result.deletion.auc.mean()),
+                    "random deletion AUC": float(analysis.random_auc("deletion").mean()),
                     "checks": summary(report.verdicts(analysis, name)),
                 }
             )

@@ -23,18 +23,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from saliencelab.api import explain
 from saliencelab.core import registry
+from saliencelab.core.degenerate import checked_by_caller
 from saliencelab.core.sampling import generator
 from saliencelab.core.targets import TargetSpec, resolve_target
 from saliencelab.evaluate.axioms import axiom_table
 from saliencelab.evaluate.explainers import as_explainer
 from saliencelab.evaluate.faithfulness import Curve, deletion, insertion
 from saliencelab.evaluate.randomization import data_randomization, model_randomization
+from saliencelab.report.thresholds import Thresholds
 
 
 @dataclass
@@ -55,10 +58,14 @@ class MethodResult:
         Per-sample similarity to the shuffled-label twin's maps, ``(N,)``, or ``None``.
     deletion, insertion:
         The faithfulness curves of ``maps``, or ``None``.
+    degenerate:
+        Per input, whether its map is constant (all zero included), ``(N,)`` bool:
+        such a map fails every check (:func:`saliencelab.core.degenerate.degenerate_maps`).
     """
 
     maps: torch.Tensor
     seconds: float
+    degenerate: torch.Tensor
     delta: float | None = None
     randomization: pd.DataFrame | None = None
     data_randomization: torch.Tensor | None = None
@@ -70,9 +77,12 @@ class MethodResult:
 class Analysis:
     """Everything the report shows about one model on one batch of inputs.
 
-    ``random_deletion`` / ``random_insertion`` are the curves of a random pixel
-    ranking (the control a faithful map must beat); ``axioms`` is the property ×
-    method table of :func:`saliencelab.evaluate.axiom_table` (model-independent).
+    ``random_deletion`` / ``random_insertion`` are the curves of ``rankings``
+    seeded random pixel rankings of every input (the control a faithful map must
+    beat), ranking-major: row ``k·N + i`` is ranking ``k`` of input ``i``;
+    ``axioms`` is the property × method table of
+    :func:`saliencelab.evaluate.axiom_table` (model-independent); ``thresholds``
+    are what the verdicts are judged against.
     """
 
     title: str
@@ -85,6 +95,24 @@ class Analysis:
     random_insertion: Curve | None = None
     axioms: pd.DataFrame | None = None
     shuffled_accuracy: str | None = None
+    rankings: int = 0
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def random_auc(self, kind: str) -> np.ndarray | None:
+        """Per input, the mean AUC of the random rankings' ``"deletion"`` or ``"insertion"`` curves, or ``None``.
+
+        Example
+        -------
+        >>> import saliencelab as sl
+        >>> model = sl.zoo.load("digits_cnn")
+        >>> _, _, x, _ = sl.zoo.dataset("digits")
+        >>> analyse(model, x[:3], methods={}, title="digits", rankings=4, progress=False).random_auc("deletion").shape
+        (3,)
+        """
+        control = {"deletion": self.random_deletion, "insertion": self.random_insertion}[kind]
+        if control is None:
+            return None
+        return control.auc.double().cpu().numpy().reshape(self.rankings, len(self.inputs)).mean(axis=0)
 
 
 def analyse(
@@ -101,6 +129,8 @@ def analyse(
     faithfulness: bool = True,
     axioms: bool = False,
     steps: int = 16,
+    rankings: int = 8,
+    thresholds: Thresholds | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> Analysis:
@@ -124,6 +154,11 @@ def analyse(
     randomization, faithfulness, axioms:
         Which checks to run: model randomisation (cascading, Spearman of absolute
         values), deletion and insertion curves with ``steps`` steps, the axiom table.
+    rankings:
+        How many seeded random pixel rankings of each input the deletion and
+        insertion curves are compared with (the control of their verdicts).
+    thresholds:
+        What the verdicts are judged against (default :class:`Thresholds`).
     seed:
         Seed of every stochastic method without its own, of the randomised
         layers and of the random-ranking control.
@@ -146,17 +181,20 @@ def analyse(
     labels = list(row_labels) if row_labels is not None else [f"target {int(t)}" for t in targets]
     if len(labels) != len(inputs):
         raise ValueError(f"row_labels has {len(labels)} labels for {len(inputs)} inputs; give one per input")
-    result = Analysis(title, description, inputs, targets, labels)
+    if isinstance(rankings, bool) or not isinstance(rankings, int) or rankings < 2:
+        raise ValueError(f"rankings must be an int of at least 2 (random rankings per input); got {rankings!r}")
+    result = Analysis(title, description, inputs, targets, labels, rankings=rankings)
+    result.thresholds = thresholds or Thresholds()
     checks = _Checks(
         targets, float(bound.scores(output).abs().max()), shuffled_model, randomization, faithfulness, steps, seed
     )
     if faithfulness:
-        noise = torch.rand(inputs.shape, generator=generator(seed, inputs.device), device=inputs.device)
-        result.random_deletion, result.random_insertion = _faithfulness(model, inputs, noise, checks)
+        result.random_deletion, result.random_insertion = _random_rankings(model, inputs, rankings, checks)
     bar = tqdm(methods.items(), desc=f"{title}: methods", disable=not progress, leave=False)
     for name, options in bar:
         bar.set_postfix_str(name)
-        result.methods[name] = _run_method(model, inputs, name, dict(options), checks)
+        with checked_by_caller():  # the verdicts fail constant maps, with the reason: no warning
+            result.methods[name] = _run_method(model, inputs, name, dict(options), checks)
     if axioms:
         result.axioms = axiom_table(list(methods), seed=seed, progress=progress)
     return result
@@ -183,7 +221,7 @@ def _run_method(model: Any, inputs: torch.Tensor, name: str, options: dict[str, 
     seconds = time.perf_counter() - began
     maps = attribution.values.detach()
     delta = None if attribution.delta is None else float(attribution.delta.max()) / max(checks.scale, 1e-12)
-    outcome = MethodResult(maps, seconds, delta=delta)
+    outcome = MethodResult(maps, seconds, attribution.info["degenerate"].cpu(), delta=delta)
     explain_fn = as_explainer(name, **options)  # the method's own seed stays bound; seed= below re-initialises layers
     if checks.randomization:
         outcome.randomization = model_randomization(
@@ -198,6 +236,16 @@ def _run_method(model: Any, inputs: torch.Tensor, name: str, options: dict[str, 
     return outcome
 
 
-def _faithfulness(model: Any, inputs: torch.Tensor, maps: torch.Tensor, checks: _Checks) -> tuple[Curve, Curve]:
-    shared = {"target": checks.targets, "steps": checks.steps, "aggregate": "sum_abs", "progress": False}
+def _random_rankings(model: Any, inputs: torch.Tensor, rankings: int, checks: _Checks) -> tuple[Curve, Curve]:
+    """The curves of ``rankings`` seeded random pixel rankings of every input, ranking-major."""
+    repeated = inputs.repeat(rankings, *([1] * (inputs.ndim - 1)))
+    noise = torch.rand(repeated.shape, generator=generator(checks.seed, inputs.device), device=inputs.device)
+    return _faithfulness(model, repeated, noise, checks, checks.targets.repeat(rankings))
+
+
+def _faithfulness(
+    model: Any, inputs: torch.Tensor, maps: torch.Tensor, checks: _Checks, targets: torch.Tensor | None = None
+) -> tuple[Curve, Curve]:
+    target = checks.targets if targets is None else targets
+    shared = {"target": target, "steps": checks.steps, "aggregate": "sum_abs", "progress": False}
     return deletion(model, inputs, maps, **shared), insertion(model, inputs, maps, **shared)

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from saliencelab import viz
 from saliencelab.report.analysis import Analysis
-from saliencelab.report.checks import CHECKS, COMPLETE, DECORRELATED, verdicts
+from saliencelab.report.checks import CHECKS, Verdict, verdicts
 
 MARKS = {
     "model randomisation": "MR",
@@ -69,7 +69,7 @@ def write_report(analyses: Sequence[Analysis], out: str | Path, *, title: str = 
         undefined=jinja2.StrictUndefined,
     )
     page = environment.get_template("report.html.j2").render(
-        title=title, sections=sections, marks=MARKS, decorrelated=DECORRELATED, complete=COMPLETE
+        title=title, sections=sections, marks=MARKS, thresholds=analyses[0].thresholds
     )
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
@@ -99,7 +99,7 @@ def _section(analysis: Analysis, out: Path) -> dict[str, Any]:
     }
 
 
-def _row(analysis: Analysis, name: str, found: dict[str, bool]) -> dict[str, Any]:
+def _row(analysis: Analysis, name: str, found: dict[str, Verdict]) -> dict[str, Any]:
     result = analysis.methods[name]
     randomised = result.randomization
     return {
@@ -132,9 +132,13 @@ def _axioms(table: pd.DataFrame | None) -> dict[str, Any] | None:
     return {"methods": [str(c) for c in table.columns], "cells": cells}
 
 
-def _grid(analysis: Analysis, found: dict[str, dict[str, bool]], path: Path) -> Path:
+SYMBOLS = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
+"""How each outcome is marked under a map."""
+
+
+def _grid(analysis: Analysis, found: dict[str, dict[str, Verdict]], path: Path) -> Path:
     labels = {
-        name: " ".join(f"{'✓' if ok else '✗'}{MARKS[check]}" for check, ok in found[name].items())
+        name: " ".join(f"{SYMBOLS[v.outcome]}{MARKS[check]}" for check, v in found[name].items())
         for name in analysis.methods
     }
     viz.grid(
@@ -160,7 +164,7 @@ def _randomization(analysis: Analysis, path: Path) -> Path:
     figure = Figure(figsize=(9, 5))
     ax = figure.add_subplot()
     viz.randomization_curve(long, ax=ax, title=f"{analysis.title}: cascading model randomisation", band=None)
-    ax.axhline(DECORRELATED, color="grey", linestyle=":", linewidth=1)
+    ax.axhline(analysis.thresholds.decorrelated, color="grey", linestyle=":", linewidth=1)
     ax.legend(fontsize=7, ncol=2, loc="upper right")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
