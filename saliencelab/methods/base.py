@@ -57,6 +57,9 @@ class Method:
     passes: ClassVar[frozenset[str]] = frozenset()
     hint: ClassVar[str] = ""
     """What to do instead when the model uses an operation outside ``rules`` and ``passes``."""
+    centred_display: ClassVar[bool] = False
+    """True when a map's values are expected scores whose level carries no meaning (RISE): a picture of the map
+    shows it relative to its own mean, so that what stands out is what raises or lowers the score."""
 
     def __init__(self, model: Any, *, memory_budget: int | None = None) -> None:
         if not callable(model):

@@ -101,6 +101,7 @@ class Rise(PerturbationMethod):
     name = "rise"
     description = "RISE: the score averaged over random smooth masks, weighted by each mask"
     source = "Petsiuk et al. 2018"
+    centred_display = True  # every value is near the mean score: the picture shows the difference from it
     quick_options = {"samples": 30, "grid": 3}
 
     def __init__(
