@@ -15,9 +15,9 @@ Example
 """
 
 from .analysis import Analysis, MethodResult, analyse
-from .checks import CHECKS, Verdict, verdict_table, verdicts
+from .checks import CHECKS, Verdict, randomisation_verdict, verdict_table, verdicts
 from .render import write_report
 from .thresholds import Thresholds
 
 __all__ = ["CHECKS", "Analysis", "MethodResult", "Thresholds", "Verdict", "analyse", "verdict_table", "verdicts"]
-__all__ += ["write_report"]
+__all__ += ["randomisation_verdict", "write_report"]

@@ -149,14 +149,10 @@ def verdicts(analysis: Analysis, method: str, thresholds: Thresholds | None = No
     found: dict[str, Verdict] = {}
     if outcome.randomization is not None and len(outcome.randomization):
         steps = np.array(outcome.randomization["per_sample"].to_list(), dtype=float)  # (steps, N)
-        found["model randomisation"] = _below(
-            "model randomisation", steps.mean(axis=0), limits, "mean |Spearman| over the cascading steps"
-        )
+        found["model randomisation"] = randomisation_verdict("model randomisation", steps.mean(axis=0), limits)
     if outcome.data_randomization is not None:
         similarity = outcome.data_randomization.double().cpu().numpy()
-        found["data randomisation"] = _below(
-            "data randomisation", similarity, limits, "|Spearman| to the shuffled-label twin's map"
-        )
+        found["data randomisation"] = randomisation_verdict("data randomisation", similarity, limits)
     for kind in ("deletion", "insertion"):
         curve, control = getattr(outcome, kind), analysis.random_auc(kind)
         if curve is not None and control is not None:
@@ -208,10 +204,31 @@ def summary(found: dict[str, Verdict]) -> str:
     return " · ".join(parts) or "no checks ran"
 
 
-def _below(check: str, values: np.ndarray, limits: Thresholds, statistic: str) -> Verdict:
-    """A similarity that passes when its mean is confidently below ``limits.decorrelated``."""
+STATISTICS = {
+    "model randomisation": "per input, the similarity to the randomised models' maps, averaged over the steps",
+    "data randomisation": "per input, the similarity to the map of the twin trained on shuffled labels",
+}
+"""What the per-input statistic of each randomisation check is."""
+
+
+def randomisation_verdict(check: str, per_input: np.ndarray, thresholds: Thresholds | None = None) -> Verdict:
+    """The verdict of a randomisation check from its per-input similarities (NaN: undefined, a degenerate map).
+
+    Passes when the interval of the mean lies below ``thresholds.decorrelated``
+    (the maps changed), fails when it lies above, and is inconclusive otherwise.
+    The caller fails degenerate maps (see :func:`verdicts`).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> v = randomisation_verdict("model randomisation", np.array([0.1, 0.2, 0.15, 0.12]))
+    >>> v.outcome, v.interval
+    ('pass', '0.143 [0.073, 0.212]')
+    """
+    limits = thresholds or Thresholds()
+    values = np.asarray(per_input, dtype=float)
     effect, low, high, p_value = _interval(values, limits.decorrelated, limits.confidence, greater=False)
-    test = f"{statistic}; {_t_interval(limits.confidence, values)}"
+    test = f"{STATISTICS.get(check, check)}; {_t_interval(limits.confidence, values)}"
     if high < limits.decorrelated:
         outcome, reason = "pass", f"the interval lies below {limits.decorrelated}: the maps changed"
     elif low > limits.decorrelated:
