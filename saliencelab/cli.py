@@ -214,6 +214,8 @@ def sanity(
             shuffled=twin,
         )  # fmt: skip
     typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo("\nverdicts (pass: the 95% interval of the mean similarity lies below 0.5; fail: above):")
+    typer.echo(table.attrs["verdicts"].to_string(index=False))
     if out is not None:
         table.to_csv(out, index=False)
         typer.echo(f"table: {out}")

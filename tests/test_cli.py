@@ -502,6 +502,10 @@ def test_sanity_prints_and_saves_the_randomisation_table_of_the_library(files, d
     last = table[table.step == "1"].set_index("method").similarity
     assert last["gradient"] < 0.6 < last["guided_backprop"]
     assert f"{expected.similarity.iloc[0]:.3f}" in result.output
+    verdicts = [line.split() for line in result.output.split("verdicts (pass:")[1].splitlines()[2:6]]
+    outcomes = {(row[1], row[2]): row[-4] for row in verdicts}  # row[2]: 'model' or 'data'
+    assert set(outcomes.values()) <= {"pass", "fail", "inconclusive"} and len(outcomes) == 4
+    assert outcomes["gradient", "model"] == "pass" and outcomes["guided_backprop", "model"] == "fail"
 
 
 def test_axioms_prints_the_axiom_table_of_the_library(tmp_path):
