@@ -12,7 +12,7 @@ Example
 >>> import tempfile
 >>> rows = run_demo(tempfile.mkdtemp(), inputs=2, methods=["gradient", "grad_cam"], progress=False)
 >>> sorted(rows[0])
-['checks', 'data set', 'deletion AUC', 'method', 'random deletion AUC', 'seconds']
+['checks', 'data set', 'degenerate maps', 'deletion AUC', 'method', 'random deletion AUC', 'seconds']
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def run_demo(
     -------
     One row per data set and method: its seconds, its deletion AUC and that of
     random pixel rankings of the same inputs (lower is better for both numbers),
-    and a summary of the checks it passed, failed and could not decide.
+    how many inputs got a constant map, and a summary of the checks it passed,
+    failed and could not decide.
     """
     analyses = [_analysis(data, inputs, methods, progress) for data in DATA]
     report.write_report(analyses, out, title="saliencelab demo: digits and faces")
@@ -125,7 +126,8 @@ def run_demo(
                     "seconds": result.seconds,
                     "deletion AUC": float(result.deletion.auc.mean()),
                     "random deletion AUC": float(analysis.random_auc("deletion").mean()),
-                    "checks": summary(report.verdicts(analysis, name)),
+                    "degenerate maps": int(result.degenerate.sum()),
+                    "checks": summary(report.verdicts(analysis, name)) + _degenerate_note(result),
                 }
             )
     return rows
@@ -194,6 +196,11 @@ def _analysis(data: DemoData, count: int, methods: Sequence[str] | None, progres
         axioms=data.axioms,
         progress=progress,
     )
+
+
+def _degenerate_note(result: report.MethodResult) -> str:
+    count = int(result.degenerate.sum())
+    return f" (constant map on {count} of {len(result.degenerate)} inputs)" if count else ""
 
 
 def _chosen(options: dict[str, dict[str, Any]], methods: Sequence[str] | None) -> dict[str, dict[str, Any]]:
