@@ -459,7 +459,8 @@ def _correlate(
 def subset_sums(values: torch.Tensor, subsets: torch.Tensor) -> torch.Tensor:
     """``Σ_{i∈S} values_i`` for every subset: ``(N, R)`` from values ``(N, U)`` and subsets ``(1 or N, R, U)``.
 
-    The boolean subsets are widened to the values' dtype a block of rows at a time.
+    Boolean subsets (or any weights ``w``, giving ``Σ_i w_i · values_i``) are
+    converted to the values' dtype a block of rows at a time.
 
     Example
     -------
