@@ -234,7 +234,7 @@ def _explicit(perturbation: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     features = inputs.shape[1:]
     if perturbation.ndim == inputs.ndim and perturbation.shape[1:] == features:
         perturbation = perturbation.unsqueeze(0)
-    elif not (perturbation.ndim == inputs.ndim + 1 and perturbation.shape[::2] == (len(inputs), *features[:1])):
+    elif perturbation.ndim != inputs.ndim + 1 or len(perturbation) != len(inputs):
         perturbation = None
     if perturbation is None or perturbation.shape[2:] != features or perturbation.shape[1] < 1:
         shape = ", ".join(map(str, features))
