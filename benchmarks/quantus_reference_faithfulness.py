@@ -75,6 +75,22 @@ def build_case() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
     return model, x, target.detach(), (gradient * x).detach()
 
 
+def reference_case(path: Path = OUT) -> tuple[dict, tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The stored record and :func:`build_case`, checked to be the case the record was made on.
+
+    The model's logits and the targets must match the stored ones: a change in
+    torch's random streams would otherwise compare different cases.
+    """
+    record = json.loads(path.read_text())
+    model, x, target, attributions = build_case()
+    with torch.no_grad():
+        logits = model(x)
+    stored = torch.tensor(record["logits_fingerprint"])
+    if not torch.allclose(logits, stored, rtol=0, atol=1e-6) or target.tolist() != record["target"]:
+        raise RuntimeError(f"build_case() no longer gives the case stored in {path}; rerun this script")
+    return record, (model, x, target, attributions)
+
+
 def main() -> None:
     """Run Quantus on :func:`build_case` and write the JSON."""
     from bench_evaluate import import_quantus
