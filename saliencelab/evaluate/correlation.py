@@ -60,7 +60,6 @@ from saliencelab.evaluate.faithfulness import (
     single_baseline,
 )
 from saliencelab.methods.base import check_inputs
-from saliencelab.methods.perturbation.scoring import clean_scores
 
 __all__ = ["SensitivityN", "faithfulness_correlation", "sensitivity_n", "subset_correlation"]
 
@@ -451,8 +450,8 @@ def _correlate(
             filled = fill[sample if fill.shape[0] > 1 else torch.zeros_like(sample)]
             return torch.where(chosen, filled, inputs[sample])
 
-        clean, _ = clean_scores(scorer, inputs, bound)
-        drops = clean[:, None] - score_rows(scorer, inputs, bound, groups * samples, perturbed, progress, name)
+        # f(x) is the same for all subsets of a sample, so corr(sums, f(x) − f(x_S)) = corr(sums, −f(x_S)).
+        drops = -score_rows(scorer, inputs, bound, groups * samples, perturbed, progress, name)
     return pearson(sums.view(n, groups, samples), drops.view(n, groups, samples))
 
 
