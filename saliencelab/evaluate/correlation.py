@@ -146,9 +146,10 @@ def sensitivity_n(
         An int, one int per sample, a callable ``output -> (N,)``, or None (argmax class).
     sizes:
         The subset sizes n, each from 1 to ``U − 1`` for U features. None: up to
-        10 sizes log-spaced from 1 to 80 % of the features (Ancona et al.'s range).
+        10 sizes log-spaced from 1 to 80 % of the features (:func:`default_sizes`).
     samples:
-        K, the random subsets drawn for each size.
+        K, the random subsets drawn for each size. They are held as one boolean
+        ``(S, K, U)`` tensor.
     region:
         Images only: the features are non-overlapping ``region × region`` patches
         (smaller at the right and bottom edges).
@@ -361,7 +362,8 @@ def feature_units(inputs: torch.Tensor, region: int, feature_mask: torch.Tensor 
 
 
 def default_sizes(count: int) -> torch.Tensor:
-    """Ancona et al.'s range of subset sizes: up to 10 log-spaced from 1 to 80 % of ``count`` features.
+    """Default subset sizes: up to 10, log-spaced from 1 to 80 % of ``count`` features (n on a log scale,
+    as Ancona et al. plot it; 80 % is Quantus' default upper bound).
 
     Example
     -------

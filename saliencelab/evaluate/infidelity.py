@@ -107,7 +107,8 @@ def infidelity(
     perturbation:
         ``"gaussian"``, ``"square"`` or explicit perturbations (see the module's notes).
     samples:
-        Number of drawn perturbations per input (ignored for explicit ones).
+        Number of drawn perturbations per input (ignored for explicit ones). The
+        ``"gaussian"`` draws are held as ``samples`` input-sized tensors.
     noise:
         Standard deviation of the ``"gaussian"`` perturbation, in input units.
     region:
@@ -205,9 +206,8 @@ def _draw(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The perturbations as ``I[n, k] = scale[n] ⊙ pattern[n, k]``.
 
-    ``scale`` has shape ``(1 or N, ...)`` and ``pattern`` ``(1 or N, K, ...)``.
-
-    A leading dimension of 1 is shared by all samples; ``pattern``'s channel dimension may be 1.
+    ``scale`` has shape ``(1 or N, ...)`` and ``pattern`` ``(1 or N, K, ...)``; a leading
+    dimension of 1 is shared by all samples, and ``pattern``'s channel dimension may be 1.
     """
     features = inputs.shape[1:]
     if isinstance(perturbation, torch.Tensor):
