@@ -373,6 +373,33 @@ def prepare(
             f"expected images of shape (N, C, H, W); got {tuple(inputs.shape)}. "
             "Add the batch and channel dimensions, e.g. inputs.view(N, 1, H, W)"
         )
+    bound, attributions = resolve_attributions(scorer, inputs, attributions, method, method_options, target)
+    maps = aggregate_channels(attributions, aggregate)
+    if maps.shape != (inputs.shape[0], *inputs.shape[2:]):
+        raise ValueError(
+            f"attributions of shape {tuple(attributions.shape)} do not fit inputs of shape {tuple(inputs.shape)}; "
+            "give (N, C, H, W), (N, 1, H, W) or (N, H, W) maps at the inputs' size"
+        )
+    if not torch.isfinite(maps).all():
+        raise ValueError("the attributions contain NaN or Inf values; a ranking of them is meaningless")
+    return bound, maps
+
+
+def resolve_attributions(
+    scorer: Scorer,
+    inputs: torch.Tensor,
+    attributions: AttributionSpec,
+    method: MethodSpec,
+    method_options: Mapping[str, Any] | None,
+    target: TargetSpec,
+) -> tuple[Target, torch.Tensor]:
+    """Bind the target on the clean inputs and return it with the attributions, detached, on the inputs' device.
+
+    ``attributions`` are used as given (an :class:`~saliencelab.Attribution` lends its
+    target when ``target`` is None); otherwise ``method`` explains the bound target.
+    The caller has checked ``inputs`` (:func:`~saliencelab.methods.base.check_inputs`) and
+    checks the attributions' shape.
+    """
     if (attributions is None) == (method is None):
         raise TypeError("give either attributions (a tensor or an Attribution) or method= (a name or a callable)")
     if isinstance(attributions, Attribution):
@@ -386,15 +413,7 @@ def prepare(
         raise TypeError("method_options are only used with method=; drop them or pass method=")
     if not isinstance(attributions, torch.Tensor):
         raise TypeError(f"attributions must be a tensor or an Attribution; got {type(attributions).__name__}")
-    maps = aggregate_channels(attributions.detach().to(inputs.device), aggregate)
-    if maps.shape != (inputs.shape[0], *inputs.shape[2:]):
-        raise ValueError(
-            f"attributions of shape {tuple(attributions.shape)} do not fit inputs of shape {tuple(inputs.shape)}; "
-            "give (N, C, H, W), (N, 1, H, W) or (N, H, W) maps at the inputs' size"
-        )
-    if not torch.isfinite(maps).all():
-        raise ValueError("the attributions contain NaN or Inf values; a ranking of them is meaningless")
-    return bound, maps
+    return bound, attributions.detach().to(inputs.device)
 
 
 def rank(maps: torch.Tensor, descending: bool = True) -> torch.Tensor:
