@@ -38,3 +38,10 @@ from .robustness import local_lipschitz, max_sensitivity  # noqa: E402
 
 __all__ += ["Curve", "PixelFlippingCurve", "RoadResult", "deletion", "entropy", "insertion", "local_lipschitz"]
 __all__ += ["max_sensitivity", "noisy_linear_imputation", "pixel_flipping", "road", "roar", "sparseness"]
+
+# the perturbation tests of Yeh et al. 2019, Ancona et al. 2018 and Bhatt et al. 2020
+from .correlation import SensitivityN, faithfulness_correlation, sensitivity_n, subset_correlation  # noqa: E402
+from .infidelity import infidelity, infidelity_perturbations  # noqa: E402
+
+__all__ += ["SensitivityN", "faithfulness_correlation", "infidelity", "infidelity_perturbations", "sensitivity_n"]
+__all__ += ["subset_correlation"]
