@@ -216,7 +216,8 @@ class MetricReliability:
     ----------
     table:
         One row per metric (its first, default variant): ``metric``,
-        ``higher_is_better``, ``inputs``, ``methods``, ``inter_rater_alpha``
+        ``higher_is_better``, ``inputs`` (those with a score for every method),
+        ``methods``, ``inter_rater_alpha``
         (Krippendorff's ordinal alpha, inputs as raters of the methods),
         ``inter_method_spearman`` (mean per-input Spearman correlation between
         the variants' rankings, over all pairs of variants; NaN without variants),
@@ -340,9 +341,11 @@ def reliability_from_scores(scores: pd.DataFrame) -> MetricReliability:
     ----------
     scores:
         A DataFrame with the columns :data:`SCORE_COLUMNS`: one row per (metric,
-        variant, input, method) with the metric's ``score`` (NaN where missing)
-        and whether a higher score is better (the same for every row of a
-        variant). A metric's first variant in the table is its default.
+        variant, input, method) with the metric's ``score`` and whether a higher
+        score is better (the same for every row of a variant). A metric's first
+        variant in the table is its default. A score may be NaN (missing); an
+        input missing a method's score is left out of that variant's statistics,
+        since ranks among fewer methods are not comparable.
 
     Returns
     -------
@@ -381,7 +384,7 @@ def reliability_from_scores(scores: pd.DataFrame) -> MetricReliability:
                     "metric": metric,
                     "variant": variant,
                     "higher_is_better": directions[metric, variant],
-                    "inter_rater_alpha": krippendorff_alpha(ranked, level="ordinal"),
+                    "inter_rater_alpha": _inter_rater(ranked),
                     "spearman_with_variants": _nanmean(others),
                 }
             )
@@ -396,7 +399,7 @@ def reliability_from_scores(scores: pd.DataFrame) -> MetricReliability:
     )
     rows = []
     for metric, family in rankings.items():
-        inter_rater = krippendorff_alpha(defaults[metric], level="ordinal")
+        inter_rater = _inter_rater(defaults[metric])
         pairs = [_mean_spearman(a, b) for a, b in itertools.combinations(family.values(), 2)]
         inter_method = _nanmean(pairs)
         internal = _nanmean([agreement.loc[metric, other] for other in names if other != metric])
@@ -404,7 +407,7 @@ def reliability_from_scores(scores: pd.DataFrame) -> MetricReliability:
             {
                 "metric": metric,
                 "higher_is_better": directions[metric, next(iter(family))],
-                "inputs": int(defaults[metric].shape[0]),
+                "inputs": int((~defaults[metric].isnan().any(dim=1)).sum()),
                 "methods": int(defaults[metric].shape[1]),
                 "inter_rater_alpha": inter_rater,
                 "inter_method_spearman": inter_method,
@@ -510,17 +513,26 @@ def _checked_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ranks_within_inputs(oriented: torch.Tensor) -> torch.Tensor:
-    """Each input's ranks of the methods (0 for the worst), ties averaged, NaN kept for missing scores."""
-    missing = oriented.isnan()
-    ranked = ranks(oriented.masked_fill(missing, float("inf")))
-    return ranked.masked_fill(missing, float("nan"))
+    """Each input's ranks of the methods (0 for the worst), ties averaged.
+
+    An input missing any method's score becomes a row of NaN: ranks among fewer
+    methods are on another scale, so the input is left out of every statistic.
+    """
+    ranked = ranks(oriented.nan_to_num(0.0))
+    return ranked.masked_fill(oriented.isnan().any(dim=1, keepdim=True), float("nan"))
+
+
+def _inter_rater(ranked: torch.Tensor) -> float:
+    """Krippendorff's ordinal alpha of the inputs' rankings; NaN when fewer than two inputs rank every method."""
+    complete = ranked[~ranked.isnan().any(dim=1)]
+    return krippendorff_alpha(complete, level="ordinal") if complete.shape[0] >= 2 else float("nan")
 
 
 def _mean_spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean over inputs of the Spearman correlation between two rankings of the methods.
 
-    Inputs with a missing score in either ranking, or on which either ranking ties
-    every method, are left out (their correlation is undefined); NaN if none is left.
+    Inputs left out of either ranking, or on which either ranking ties every
+    method, are left out (their correlation is undefined); NaN if none is left.
     """
     usable = ~(a.isnan() | b.isnan()).any(dim=1)
     usable &= (a.amax(dim=1) > a.amin(dim=1)) & (b.amax(dim=1) > b.amin(dim=1))
@@ -546,7 +558,7 @@ def _nanmean(values: list[float]) -> float:
 def _reading(inter_rater: float, inter_method: float, internal: float) -> str:
     """One sentence on the three reliabilities, by Krippendorff's cut-offs."""
     if np.isnan(inter_rater):
-        parts = ["cannot rank the methods: every input ties them all (inter-rater alpha undefined)"]
+        parts = ["cannot rank the methods: no two inputs score them all, or all inputs tie them (alpha undefined)"]
     else:
         parts = [
             (
