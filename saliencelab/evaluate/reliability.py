@@ -364,49 +364,38 @@ def reliability_from_scores(scores: pd.DataFrame) -> MetricReliability:
     (1.0, 'ranks the methods reliably (inter-rater alpha 1.00 ≥ 0.800)')
     """
     scores = _checked_table(scores)
-    rankings: dict[str, dict[str, torch.Tensor]] = {}
-    directions: dict[tuple[str, str], bool] = {}
-    for (metric, variant), rows in scores.groupby(["metric", "variant"], sort=False):
-        oriented = rows["score"] if rows["higher_is_better"].iloc[0] else -rows["score"]
-        wide = oriented.set_axis(pd.MultiIndex.from_frame(rows[["input", "method"]])).unstack("method")
-        wide = wide.reindex(index=scores["input"].unique(), columns=scores["method"].unique())
-        rankings.setdefault(metric, {})[variant] = _ranks_within_inputs(
-            torch.tensor(wide.to_numpy(), dtype=torch.float64)
-        )
-        directions[metric, variant] = bool(rows["higher_is_better"].iloc[0])
-
-    variant_rows = []
-    for metric, family in rankings.items():
-        for variant, ranked in family.items():
-            others = [_mean_spearman(ranked, other) for label, other in family.items() if label != variant]
-            variant_rows.append(
-                {
-                    "metric": metric,
-                    "variant": variant,
-                    "higher_is_better": directions[metric, variant],
-                    "inter_rater_alpha": _inter_rater(ranked),
-                    "spearman_with_variants": _nanmean(others),
-                }
-            )
-    variants = pd.DataFrame(variant_rows)
-
-    defaults = {metric: next(iter(family.values())) for metric, family in rankings.items()}
-    names = list(defaults)
-    agreement = pd.DataFrame(
-        [[1.0 if a == b else _mean_spearman(defaults[a], defaults[b]) for b in names] for a in names],
-        index=names,
-        columns=names,
+    rankings, directions = _rankings(scores)
+    variants = pd.DataFrame(
+        [
+            {
+                "metric": metric,
+                "variant": variant,
+                "higher_is_better": directions[metric, variant],
+                "inter_rater_alpha": _inter_rater(ranked),
+                "spearman_with_variants": _nanmean(
+                    [_mean_spearman(ranked, other) for label, other in family.items() if label != variant]
+                ),
+            }
+            for metric, family in rankings.items()
+            for variant, ranked in family.items()
+        ]
     )
+    defaults = {metric: next(iter(family.values())) for metric, family in rankings.items()}
+    agreement = pd.DataFrame(
+        [[_mean_spearman(a, b) for b in defaults.values()] for a in defaults.values()],
+        index=list(defaults),
+        columns=list(defaults),
+    )
+    first = variants.drop_duplicates("metric").set_index("metric")
     rows = []
     for metric, family in rankings.items():
-        inter_rater = _inter_rater(defaults[metric])
-        pairs = [_mean_spearman(a, b) for a, b in itertools.combinations(family.values(), 2)]
-        inter_method = _nanmean(pairs)
-        internal = _nanmean([agreement.loc[metric, other] for other in names if other != metric])
+        inter_rater = float(first.loc[metric, "inter_rater_alpha"])
+        inter_method = _nanmean([_mean_spearman(a, b) for a, b in itertools.combinations(family.values(), 2)])
+        internal = _nanmean([agreement.loc[metric, other] for other in defaults if other != metric])
         rows.append(
             {
                 "metric": metric,
-                "higher_is_better": directions[metric, next(iter(family))],
+                "higher_is_better": bool(first.loc[metric, "higher_is_better"]),
                 "inputs": int((~defaults[metric].isnan().any(dim=1)).sum()),
                 "methods": int(defaults[metric].shape[1]),
                 "inter_rater_alpha": inter_rater,
@@ -416,6 +405,24 @@ def reliability_from_scores(scores: pd.DataFrame) -> MetricReliability:
             }
         )
     return MetricReliability(pd.DataFrame(rows), variants, agreement, _cronbach(list(defaults.values())), scores)
+
+
+def _rankings(scores: pd.DataFrame) -> tuple[dict[str, dict[str, torch.Tensor]], dict[tuple[str, str], bool]]:
+    """Per metric and variant, the ``(inputs, methods)`` per-input ranks of the oriented scores; and the directions.
+
+    Every table has the same rows (inputs) and columns (methods), in the order they first appear.
+    """
+    inputs, methods = scores["input"].unique(), scores["method"].unique()
+    rankings: dict[str, dict[str, torch.Tensor]] = {}
+    directions = {}
+    for (metric, variant), rows in scores.groupby(["metric", "variant"], sort=False):
+        higher = bool(rows["higher_is_better"].iloc[0])
+        oriented = rows["score"] if higher else -rows["score"]
+        wide = oriented.set_axis(pd.MultiIndex.from_frame(rows[["input", "method"]])).unstack("method")
+        wide = wide.reindex(index=inputs, columns=methods)
+        rankings.setdefault(metric, {})[variant] = _ranks_within_inputs(torch.tensor(wide.to_numpy(np.float64)))
+        directions[metric, variant] = higher
+    return rankings, directions
 
 
 def _explainers(methods: Mapping[str, Any] | Sequence[str], seed: int) -> dict[str, Callable]:
