@@ -287,8 +287,9 @@ def metric_reliability(
     target:
         An int, one int per sample, a callable ``output -> (N,)``, or None.
     seed:
-        Seeds the stochastic methods and the named metrics (uniform baselines,
-        ROAD's noise); the same seed gives the same tables.
+        Seeds the stochastic methods and the metrics given by name (uniform
+        baselines, ROAD's noise); the same seed gives the same tables. A
+        :class:`Metric` keeps its own seed (``standard_metric(name, seed=1)``).
 
     Returns
     -------

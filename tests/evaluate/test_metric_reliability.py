@@ -325,6 +325,13 @@ def test_small_real_run_is_sane_and_deterministic(digits):
         assert torch.equal(value, before[name]), name
 
 
+def test_the_seed_reaches_metrics_given_by_name(digits):
+    model, x = digits
+    methods = ["gradient", "gradient_x_input"]  # deterministic: only pixel flipping's uniform baseline is drawn
+    first, second = (metric_reliability(model, x[:3], methods, ["pixel_flipping"], seed=seed) for seed in (0, 1))
+    assert not np.allclose(first.scores["score"], second.scores["score"])
+
+
 def test_the_diagnosis_separates_a_fixed_metric_from_noise_on_real_explanations(digits):
     model, x = digits
     methods = {"zero": _constant_map(0.0), "one": _constant_map(1.0), "two": _constant_map(2.0)}
