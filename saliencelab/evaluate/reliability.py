@@ -74,8 +74,14 @@ from saliencelab.evaluate.similarity import pearson, ranks
 from saliencelab.methods.base import check_inputs
 from saliencelab.methods.perturbation.scoring import clean_scores
 
-__all__ = ["STANDARD_METRICS", "Metric", "MetricReliability", "metric_reliability", "reliability_from_scores"]
-__all__ += ["standard_metric"]
+__all__ = [
+    "STANDARD_METRICS",
+    "Metric",
+    "MetricReliability",
+    "metric_reliability",
+    "reliability_from_scores",
+    "standard_metric",
+]
 
 STANDARD_METRICS = ("deletion", "insertion", "pixel_flipping", "road")
 """Metric names :func:`metric_reliability` and :func:`standard_metric` know."""
@@ -88,6 +94,15 @@ RELIABLE, TENTATIVE = 0.800, 0.667
 
 SCORE_COLUMNS = ("input", "method", "metric", "variant", "score", "higher_is_better")
 """The columns of a long score table, one row per (metric, variant, input, method)."""
+
+_CURVES = {
+    "deletion": (deletion, "auc", False, "baseline", BASELINES),
+    "insertion": (insertion, "auc", True, "baseline", BASELINES),
+    "pixel_flipping": (pixel_flipping, "aopc", True, "order", ORDERS),
+    "road": (road, "scores", False, "order", ORDERS),
+}
+"""Per standard metric: the curve function, the attribute of its result that is the score, whether higher is
+better (in MoRF order where there is an order), the setting its variants differ in, and that setting's choices."""
 
 MetricFn = Callable[[Any, torch.Tensor, torch.Tensor, Any], Any]
 """``(model, inputs, maps, target) -> (N,)`` scores, one per sample."""
@@ -186,20 +201,14 @@ def standard_metric(name: str, **options: Any) -> Metric:
     >>> [(m.label, m.higher_is_better) for m in standard_metric("pixel_flipping", order="lerf").family]
     [('order=lerf', False), ('order=morf', True)]
     """
-    curves = {
-        "deletion": (deletion, "auc", False, "baseline", BASELINES),
-        "insertion": (insertion, "auc", True, "baseline", BASELINES),
-        "pixel_flipping": (pixel_flipping, "aopc", True, "order", ORDERS),
-        "road": (road, "scores", False, "order", ORDERS),
-    }
-    if name not in curves:
+    if name not in _CURVES:
         raise ValueError(f"unknown metric {name!r}; use one of {', '.join(map(repr, STANDARD_METRICS))}")
-    function, summary, higher_first, setting, choices = curves[name]
+    function, summary, higher_is_better, setting, choices = _CURVES[name]
     _check_options(function, options)
     default = options.get(setting, inspect.signature(function).parameters[setting].default)
 
     def variant(value: Any) -> Metric:
-        higher = higher_first if setting == "baseline" else higher_first == (value == "morf")
+        higher = higher_is_better if setting == "baseline" else higher_is_better == (value == "morf")
         label = f"{setting}={value}" if isinstance(value, str) else f"{setting}=custom"
         return Metric(_curve_score(function, summary, {**options, setting: value}), higher, label)
 
