@@ -45,3 +45,17 @@ from .infidelity import infidelity, infidelity_perturbations  # noqa: E402
 
 __all__ += ["SensitivityN", "faithfulness_correlation", "infidelity", "infidelity_perturbations", "sensitivity_n"]
 __all__ += ["subset_correlation"]
+
+# the reliability of the metrics themselves (Tomsett et al. 2020)
+from .agreement import LEVELS, cronbach_alpha, krippendorff_alpha  # noqa: E402
+from .reliability import (  # noqa: E402
+    STANDARD_METRICS,
+    Metric,
+    MetricReliability,
+    metric_reliability,
+    reliability_from_scores,
+    standard_metric,
+)
+
+__all__ += ["LEVELS", "STANDARD_METRICS", "Metric", "MetricReliability", "cronbach_alpha", "krippendorff_alpha"]
+__all__ += ["metric_reliability", "reliability_from_scores", "standard_metric"]
