@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from saliencelab.core import registry
 from saliencelab.core.baselines import references
+from saliencelab.core.degenerate import checked_by_caller
 from saliencelab.core.sampling import generator
 from saliencelab.errors import UnsupportedOperationError
 from saliencelab.evaluate import witnesses
@@ -134,7 +135,14 @@ class _Subject:
         self.method, self.options = name, options
 
     def explain(self, model: Any, inputs: torch.Tensor, target: Any, reference: torch.Tensor) -> torch.Tensor:
-        """Attributions of ``model`` at ``inputs`` for ``target``, with ``reference`` where the method takes one."""
+        """Attributions of ``model`` at ``inputs`` for ``target``, with ``reference`` where the method takes one.
+
+        Constant maps raise no warning: a witness may zero a method's map, and the check judges it.
+        """
+        with checked_by_caller():
+            return self._explain(model, inputs, target, reference)
+
+    def _explain(self, model: Any, inputs: torch.Tensor, target: Any, reference: torch.Tensor) -> torch.Tensor:
         if not self.takes_baseline:
             return as_explainer(self.method, **self.options)(model, inputs, target)
         if callable(self.method):

@@ -51,6 +51,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from tqdm.auto import tqdm
 
+from saliencelab.core.caller import user_stacklevel
 from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, warns_about_degenerate_maps
 from saliencelab.core.guard import preserved
 from saliencelab.core.sampling import generator
@@ -263,7 +264,7 @@ def _degenerate_references(reference: torch.Tensor, label: str) -> torch.Tensor:
             f"{label}: the trained model's map is constant for {describe_degenerate(flags)}; its similarity "
             "is undefined (NaN), not 0, which would read as a passed check",
             DegenerateMapWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return flags
 

@@ -12,6 +12,7 @@ import torch
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.batching import ActivationMeter, run_chunked
+from saliencelab.core.caller import user_stacklevel
 from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, warns_about_degenerate_maps
 from saliencelab.core.guard import preserved
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
@@ -301,7 +302,7 @@ def flag_degenerate(attribution: Attribution) -> Attribution:
             "they are flagged in info['degenerate'] and fail every check. For a saturated output explain the "
             "logit or log-probability; for a CAM, read a layer whose activations vary over the input",
             DegenerateMapWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return attribution
 

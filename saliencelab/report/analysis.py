@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from saliencelab.api import explain
 from saliencelab.core import registry
-from saliencelab.core.degenerate import checked_by_caller
+from saliencelab.core.degenerate import checked_by_caller, degenerate_maps
 from saliencelab.core.sampling import generator
 from saliencelab.core.targets import TargetSpec, resolve_target
 from saliencelab.evaluate.axioms import axiom_table
@@ -221,7 +221,7 @@ def _run_method(model: Any, inputs: torch.Tensor, name: str, options: dict[str, 
     seconds = time.perf_counter() - began
     maps = attribution.values.detach()
     delta = None if attribution.delta is None else float(attribution.delta.max()) / max(checks.scale, 1e-12)
-    outcome = MethodResult(maps, seconds, attribution.info["degenerate"].cpu(), delta=delta)
+    outcome = MethodResult(maps, seconds, degenerate_maps(maps).cpu(), delta=delta)
     explain_fn = as_explainer(name, **options)  # the method's own seed stays bound; seed= below re-initialises layers
     if checks.randomization:
         outcome.randomization = model_randomization(
