@@ -138,9 +138,9 @@ class ClutteredDigitsCNN(nn.Module):
     position of the last one sees an 18x18 window of the input, enough for an
     8x8 digit. ``classifier``: global max pooling over the 8x8 grid (the
     digit may be anywhere), Flatten, Linear(64, num_classes). 23,946
-    parameters for ten classes. CAM layers: ``"features.7"`` (the last ReLU,
-    64x8x8; the default layer of the CAM methods) or ``"features.6"`` (the
-    last convolution).
+    parameters for ten classes. CAM layers: ``"features"`` or ``"features.7"``
+    (the last ReLU, 64x8x8; the CAM methods' default layer is ``features``)
+    or ``"features.6"`` (the last convolution).
 
     Parameters
     ----------
