@@ -43,6 +43,8 @@ Example
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -106,8 +108,8 @@ def pointing_game(
     >>> pointing_game(maps, masks).tolist(), pointing_game(maps, masks, tolerance=3).tolist()
     ([1.0, 0.0], [1.0, 1.0])
     """
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
-        raise ValueError(f"tolerance must be a number of pixels >= 0; got {tolerance!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < math.inf:
+        raise ValueError(f"tolerance must be a finite number of pixels >= 0; got {tolerance!r}")
     values, objects, flat = _prepared(attributions, masks, relevance, aggregate, upsample)
     if tolerance > 0:
         objects = _dilated(objects, tolerance)
@@ -198,7 +200,7 @@ def _prepared(
     if upsample not in _UPSAMPLE:
         raise ValueError(f"upsample must be 'bilinear', 'nearest' or None; got {upsample!r}")
     maps = _maps(attributions, aggregate)
-    objects = _masks(masks, len(maps))
+    objects = _masks(masks, len(maps)).to(maps.device)
     maps = _resized(maps, tuple(objects.shape[1:]), upsample)
     values = maps.clamp(min=0) if relevance == "positive" else maps.abs()
     values = values.flatten(1)

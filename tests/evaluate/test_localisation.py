@@ -169,8 +169,8 @@ def test_bad_input_is_refused_with_a_reason(metric) -> None:
 
 
 def test_pointing_game_refuses_a_negative_tolerance() -> None:
-    for tolerance in (-1, float("nan"), True, "15"):
-        with pytest.raises(ValueError, match="tolerance must be a number of pixels >= 0"):
+    for tolerance in (-1, float("nan"), float("inf"), True, "15"):
+        with pytest.raises(ValueError, match="tolerance must be a finite number of pixels >= 0"):
             pointing_game(torch.rand(1, 3, 3), grid("#..", "...", "..."), tolerance=tolerance)
 
 
