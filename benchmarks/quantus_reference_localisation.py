@@ -9,7 +9,8 @@ more often). Quantus 0.6.0's ``PointingGame``, ``RelevanceMassAccuracy`` and
 ``RelevanceRankAccuracy`` score them with ``abs=False`` and ``abs=True``
 (its default ``normalise=True`` divides each map by its largest absolute
 value, which changes none of the three), and ``RelevanceMassAccuracy`` also
-scores the maps' positive part. The scores, the settings and a checksum of the
+scores the maps' positive part. Two hand-made maps probe the pointing game's
+ties (:func:`tie_maps`). The scores, the settings and a checksum of the
 attributions go to ``tests/evaluate/data/quantus_localisation.json``.
 
 Quantus is not installed in the project's environment; it lives in the
@@ -71,6 +72,15 @@ def checksums(values: torch.Tensor) -> dict[str, float | int]:
     }
 
 
+def tie_maps(masks: torch.Tensor) -> torch.Tensor:
+    """Maps for the first two masks: two tied maxima (the first object pixel and the first background pixel); ones."""
+    flat = masks[:2].flatten(1)
+    maps = torch.zeros(2, flat.shape[1])
+    maps[0, flat[0].double().argmax()] = maps[0, (~flat[0]).double().argmax()] = 1.0
+    maps[1] = 1.0
+    return maps.reshape(masks[:2].shape)
+
+
 def main() -> None:
     """Score the case with Quantus and write the JSON file."""
     quantus = import_quantus()
@@ -86,6 +96,9 @@ def main() -> None:
             scores = scorer(model=model, a_batch=values.numpy(), channel_first=True, device="cpu", **arrays)
             row = {"method": method, "metric": metric, "abs": absolute, "attributions": which}
             results.append({**row, "scores": [float(s) for s in scores]})
+    ties = quantus.PointingGame(abs=False, normalise=True, disable_warnings=True)
+    tie_arrays = {name: array[:2] for name, array in arrays.items()}
+    tie_scores = ties(model=model, a_batch=tie_maps(masks).numpy(), channel_first=True, device="cpu", **tie_arrays)
     record = {
         "regenerate": COMMAND,
         "quantus_version": importlib.metadata.version("quantus"),
@@ -102,6 +115,7 @@ def main() -> None:
         },
         "settings": "normalise=True (normalise_by_max), channel_first=True, model and device='cpu' as required",
         "results": results,
+        "pointing_game_ties": {"maps": "tie_maps() of the first two masks", "scores": [float(s) for s in tie_scores]},
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(record, indent=1) + "\n")

@@ -300,3 +300,19 @@ def test_quantus_signed_mass_is_not_a_share(quantus_case) -> None:
             assert ((theirs < 0) | (theirs > 1)).any()
             ours = relevance_mass_accuracy(maps[row["method"]], masks)
             assert ((ours >= 0) & (ours <= 1)).all()
+
+
+def test_quantus_counts_any_tied_maximum_as_a_hit(quantus_case) -> None:
+    """Two maxima, one on the object: Quantus scores a hit, we score 1/2; a constant map: Quantus hits, we say NaN.
+
+    The maps are those of the reference script's ``tie_maps``: the first object pixel and the first background
+    pixel (row-major) set to 1 on the first mask; ones everywhere on the second.
+    """
+    record, _, masks = quantus_case
+    flat = masks[:2].flatten(1)
+    maps = torch.zeros(2, flat.shape[1])
+    maps[0, flat[0].double().argmax()] = maps[0, (~flat[0]).double().argmax()] = 1.0
+    maps[1] = 1.0
+    assert record["pointing_game_ties"]["scores"] == [1.0, 1.0]
+    ours = pointing_game(maps.reshape(masks[:2].shape), masks[:2])
+    assert ours[0].item() == 0.5 and ours[1].isnan()
