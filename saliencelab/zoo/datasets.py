@@ -87,12 +87,16 @@ def _lfw_arrays() -> Arrays:
     return _split(images, labels, LFW_TEST_FRACTION, LFW_SEED)
 
 
+def _window(top: torch.Tensor, left: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices ``(N, side, 1)``, ``(N, 1, side)`` of the ``side x side`` windows at ``(top, left)``."""
+    offsets = torch.arange(side)
+    return (top[:, None] + offsets)[:, :, None], (left[:, None] + offsets)[:, None, :]
+
+
 def _paste(canvas: torch.Tensor, patches: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> None:
-    """Write ``patches`` ``(N, h, w)`` into ``canvas`` ``(N, S, S)`` at ``(top, left)``, keeping the brighter pixel."""
-    n, h, w = patches.shape
-    batch = torch.arange(n)[:, None, None]
-    rows = (top[:, None] + torch.arange(h))[:, :, None]
-    cols = (left[:, None] + torch.arange(w))[:, None, :]
+    """Write square ``patches`` ``(N, h, h)`` into ``canvas`` ``(N, S, S)`` at ``(top, left)``; the brighter wins."""
+    batch = torch.arange(len(patches))[:, None, None]
+    rows, cols = _window(top, left, patches.shape[1])
     canvas[batch, rows, cols] = torch.maximum(canvas[batch, rows, cols], patches)
 
 
@@ -118,9 +122,7 @@ def _fragments(digits: torch.Tensor, sources: torch.Tensor, rng: torch.Generator
     """A random 4x4 crop of a random digit other than each of ``sources``, ``(len(sources), 4, 4)``."""
     n = len(sources)
     other = (sources + torch.randint(1, len(digits), (n,), generator=rng)) % len(digits)
-    top, left = _corners(n, _DIGIT - _FRAGMENT + 1, rng)
-    rows = (top[:, None] + torch.arange(_FRAGMENT))[:, :, None]
-    cols = (left[:, None] + torch.arange(_FRAGMENT))[:, None, :]
+    rows, cols = _window(*_corners(n, _DIGIT - _FRAGMENT + 1, rng), _FRAGMENT)
     return digits[other[:, None, None], rows, cols]
 
 
