@@ -9,7 +9,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "DigitsCNN", "FacesCNN", "ResNet", "VGG", "resnet18_shaped", "vgg16_shaped"]
+__all__ = [
+    "BasicBlock",
+    "ClutteredDigitsCNN",
+    "DigitsCNN",
+    "FacesCNN",
+    "ResNet",
+    "VGG",
+    "resnet18_shaped",
+    "vgg16_shaped",
+]
 
 RESNET18_LAYERS: tuple[int, ...] = (2, 2, 2, 2)
 RESNET_WIDTHS: tuple[int, ...] = (64, 128, 256, 512)
@@ -116,6 +125,60 @@ class FacesCNN(nn.Module):
         >>> import torch
         >>> FacesCNN()(torch.zeros(1, 1, 25, 25)).shape
         torch.Size([1, 2])
+        """
+        return self.classifier(self.features(x))
+
+
+class ClutteredDigitsCNN(nn.Module):
+    """Small convolutional classifier that finds and reads a digit on a 1x32x32 cluttered canvas.
+
+    The architecture of the zoo model ``"cluttered_digits_cnn"``. ``features``:
+    three 3x3 convolutions (padding 1) with ReLU, 1->16->32->64 channels, the
+    first two followed by a 2x2 max pool (32x32 -> 16x16 -> 8x8); each output
+    position of the last one sees an 18x18 window of the input, enough for an
+    8x8 digit. ``classifier``: global max pooling over the 8x8 grid (the
+    digit may be anywhere), Flatten, Linear(64, num_classes). 23,946
+    parameters for ten classes. CAM layers: ``"features"`` or ``"features.7"``
+    (the last ReLU, 64x8x8; the CAM methods' default layer is ``features``)
+    or ``"features.6"`` (the last convolution).
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Number of output logits.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = ClutteredDigitsCNN().eval()
+    >>> model(torch.zeros(2, 1, 32, 32)).shape
+    torch.Size([2, 10])
+    >>> model.features(torch.zeros(1, 1, 32, 32)).shape, sum(p.numel() for p in model.parameters())
+    (torch.Size([1, 64, 8, 8]), 23946)
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, kernel_size=3, padding=1),
+            nn.ReLU(),
+        )
+        self.classifier = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits ``(N, num_classes)`` for images ``x`` of ``(N, 1, 32, 32)``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> ClutteredDigitsCNN()(torch.zeros(1, 1, 32, 32)).shape
+        torch.Size([1, 10])
         """
         return self.classifier(self.features(x))
 

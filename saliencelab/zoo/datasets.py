@@ -8,9 +8,11 @@ from functools import cache
 import numpy as np
 import torch
 
-from ..core.sampling import generator
+from ..core.sampling import generator, substream_seed
 
 __all__ = [
+    "CLUTTER_SEED",
+    "CLUTTERED_DIGITS_SIZE",
     "DIGITS_SEED",
     "DIGITS_TEST_FRACTION",
     "LABELS",
@@ -19,9 +21,11 @@ __all__ = [
     "LFW_TEST_FRACTION",
     "available_datasets",
     "check_labels",
+    "cluttered_digits",
     "dataset",
     "digits",
     "lfw_faces",
+    "object_masks",
 ]
 
 DIGITS_SEED: int = 0
@@ -32,9 +36,22 @@ LABELS: tuple[str, ...] = ("true", "shuffled")
 """Label versions: ``"true"`` as published; ``"shuffled"``: training labels permuted (Adebayo et al., 2018)."""
 LABEL_SEED: int = 0
 """Seed of the permutation of the training labels for ``labels="shuffled"``."""
+CLUTTER_SEED: int = 0
+"""Seed of the positions, fragments and noise of ``"cluttered_digits"``."""
+CLUTTERED_DIGITS_SIZE: int = 32
+"""Side of the square canvas of ``"cluttered_digits"``, in pixels."""
+CLUTTER_FRAGMENTS: int = 6
+"""Clutter fragments per cluttered digit, each a 4x4 crop of another digit of the same split."""
+CLUTTER_NOISE: float = 0.2
+"""Amplitude of the uniform background noise of ``"cluttered_digits"``, ``U[0, CLUTTER_NOISE)``."""
+CLUTTER_TRAIN_COPIES: int = 4
+"""Cluttered copies (new position, fragments and noise) of each training digit; one per test digit."""
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+Masks = tuple[torch.Tensor, torch.Tensor]
+_DIGIT: int = 8  # side of a scikit-learn digit
+_FRAGMENT: int = 4  # side of a clutter fragment
 
 
 def _split(images: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int) -> Arrays:
@@ -68,6 +85,77 @@ def _lfw_arrays() -> Arrays:
     images = lfw_subset().astype(np.float32)[:, None, :, :]
     labels = (np.arange(len(images)) < len(images) // 2).astype(np.int64)
     return _split(images, labels, LFW_TEST_FRACTION, LFW_SEED)
+
+
+def _window(top: torch.Tensor, left: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices ``(N, side, 1)``, ``(N, 1, side)`` of the ``side x side`` windows at ``(top, left)``."""
+    offsets = torch.arange(side)
+    return (top[:, None] + offsets)[:, :, None], (left[:, None] + offsets)[:, None, :]
+
+
+def _paste(canvas: torch.Tensor, patches: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> None:
+    """Write square ``patches`` ``(N, h, h)`` into ``canvas`` ``(N, S, S)`` at ``(top, left)``; the brighter wins."""
+    batch = torch.arange(len(patches))[:, None, None]
+    rows, cols = _window(top, left, patches.shape[1])
+    canvas[batch, rows, cols] = torch.maximum(canvas[batch, rows, cols], patches)
+
+
+def _corners(n: int, span: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` uniform top-left corners ``(top, left)`` in ``[0, span)``."""
+    return torch.randint(0, span, (n,), generator=rng), torch.randint(0, span, (n,), generator=rng)
+
+
+def _corners_outside(box: tuple[torch.Tensor, torch.Tensor], rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corners of fragments that do not overlap the digit boxes ``box`` (top, left), by redrawing the clashes."""
+    box_top, box_left = box
+    top, left = _corners(len(box_top), CLUTTERED_DIGITS_SIZE - _FRAGMENT + 1, rng)
+    while True:
+        rows_meet = (top < box_top + _DIGIT) & (box_top < top + _FRAGMENT)
+        cols_meet = (left < box_left + _DIGIT) & (box_left < left + _FRAGMENT)
+        clash = rows_meet & cols_meet
+        if not clash.any():
+            return top, left
+        top[clash], left[clash] = _corners(int(clash.sum()), CLUTTERED_DIGITS_SIZE - _FRAGMENT + 1, rng)
+
+
+def _fragments(digits: torch.Tensor, sources: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """A random 4x4 crop of a random digit other than each of ``sources``, ``(len(sources), 4, 4)``."""
+    n = len(sources)
+    other = (sources + torch.randint(1, len(digits), (n,), generator=rng)) % len(digits)
+    rows, cols = _window(*_corners(n, _DIGIT - _FRAGMENT + 1, rng), _FRAGMENT)
+    return digits[other[:, None, None], rows, cols]
+
+
+def _clutter(digits: torch.Tensor, copies: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Place each digit ``(n, 8, 8)`` ``copies`` times on a noisy, cluttered canvas; return images and object masks.
+
+    Copies of a digit are adjacent. Clutter fragments come from the other digits of ``digits`` only and never
+    overlap the placed digit's 8x8 box.
+    """
+    rng = generator(seed, torch.device("cpu"))
+    sources = torch.arange(len(digits)).repeat_interleave(copies)
+    n, size = len(sources), CLUTTERED_DIGITS_SIZE
+    images = CLUTTER_NOISE * torch.rand(n, size, size, generator=rng)
+    box = _corners(n, size - _DIGIT + 1, rng)
+    for _ in range(CLUTTER_FRAGMENTS):
+        _paste(images, _fragments(digits, sources, rng), *_corners_outside(box, rng))
+    _paste(images, digits[sources], *box)
+    masks = torch.zeros(n, size, size)
+    _paste(masks, (digits[sources] > 0).float(), *box)
+    return images[:, None], masks[:, None] > 0
+
+
+@cache
+def _cluttered_digits_arrays() -> tuple[Arrays, tuple[np.ndarray, np.ndarray]]:
+    """The digits split, each image cluttered (train: several copies; test: one), with the object masks."""
+    x_train, y_train, x_test, y_test = _digits_arrays()
+    train_images, train_masks = _clutter(torch.tensor(x_train[:, 0]), CLUTTER_TRAIN_COPIES, CLUTTER_SEED)
+    test_images, test_masks = _clutter(torch.tensor(x_test[:, 0]), 1, substream_seed(CLUTTER_SEED, 1))
+    split = (train_images.numpy(), np.repeat(y_train, CLUTTER_TRAIN_COPIES), test_images.numpy(), y_test.copy())
+    masks = (train_masks.numpy(), test_masks.numpy())
+    for array in (*split, *masks):
+        array.setflags(write=False)
+    return split, masks
 
 
 def _to_tensors(arrays: Arrays) -> Split:
@@ -122,7 +210,89 @@ def lfw_faces() -> Split:
     return _to_tensors(_lfw_arrays())
 
 
-_DATASETS: dict[str, Callable[[], Split]] = {"digits": digits, "lfw_faces": lfw_faces}
+def cluttered_digits() -> Split:
+    """Return the digits of :func:`digits`, each placed at random on a 32x32 canvas full of clutter.
+
+    A localisation data set with ground truth: the object is the placed digit,
+    its pixels are given by :func:`object_masks`. Each image is uniform noise
+    in ``[0, 0.2)``; six 4x4 fragments, cut at random from other digits of
+    the same split, are pasted at random positions outside the digit's 8x8
+    box; then the 8x8 digit at a uniform random position (pasting keeps the
+    brighter pixel). Training images come from :func:`digits`' training
+    digits, four cluttered copies of each; test images, one per test digit,
+    from its test digits; clutter fragments also stay in their split, so no
+    source digit is shared between training and test. Deterministic (seed
+    :data:`CLUTTER_SEED`), computed once per process.
+
+    Returns
+    -------
+    X_train, y_train, X_test, y_test : torch.Tensor
+        Images float32 ``(N, 1, 32, 32)`` in ``[0, 1]``; labels int64 ``(N,)``,
+        the digit's class. 5388 training (1347 digits x 4) and 450 test
+        samples. New tensors on each call.
+
+    Examples
+    --------
+    >>> X_train, y_train, X_test, y_test = cluttered_digits()
+    >>> tuple(X_train.shape), tuple(X_test.shape), torch.equal(y_test, digits()[3])
+    ((5388, 1, 32, 32), (450, 1, 32, 32), True)
+    """
+    return _to_tensors(_cluttered_digits_arrays()[0])
+
+
+def _cluttered_digits_masks() -> Masks:
+    mask_train, mask_test = (torch.from_numpy(mask.copy()) for mask in _cluttered_digits_arrays()[1])
+    return mask_train, mask_test
+
+
+_DATASETS: dict[str, Callable[[], Split]] = {
+    "cluttered_digits": cluttered_digits,
+    "digits": digits,
+    "lfw_faces": lfw_faces,
+}
+_MASKS: dict[str, Callable[[], Masks]] = {"cluttered_digits": _cluttered_digits_masks}
+
+
+def object_masks(name: str) -> Masks:
+    """Return the ground-truth object masks of a localisation data set, aligned with :func:`dataset`.
+
+    For ``"cluttered_digits"`` the mask of an image is the placed digit's
+    pixels: those where the 8x8 source digit has ink (its value is > 0, at
+    least 1/16), not its whole 8x8 box. The masks are the same for either
+    ``labels=`` version of the data set (only ``y_train`` is permuted).
+
+    Parameters
+    ----------
+    name : str
+        A data set with masks: ``"cluttered_digits"``.
+
+    Returns
+    -------
+    mask_train, mask_test : torch.Tensor
+        Bool ``(N, 1, H, W)``, row ``i`` the mask of image ``i`` of ``X_train``
+        and ``X_test``. New tensors on each call.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` has no masks; the message names the data sets that do.
+
+    Examples
+    --------
+    >>> X_train, _, X_test, _ = dataset("cluttered_digits")
+    >>> mask_train, mask_test = object_masks("cluttered_digits")
+    >>> mask_test.shape == X_test.shape, mask_train.dtype
+    (True, torch.bool)
+    >>> bool((X_test[mask_test] >= 1 / 16).all()), round(mask_test.double().mean().item(), 3)
+    (True, 0.032)
+    """
+    try:
+        factory = _MASKS[name]
+    except KeyError:
+        raise ValueError(
+            f"dataset {name!r} has no object masks; datasets with masks: {', '.join(sorted(_MASKS))}"
+        ) from None
+    return factory()
 
 
 def available_datasets() -> list[str]:
@@ -131,7 +301,7 @@ def available_datasets() -> list[str]:
     Examples
     --------
     >>> available_datasets()
-    ['digits', 'lfw_faces']
+    ['cluttered_digits', 'digits', 'lfw_faces']
     """
     return sorted(_DATASETS)
 

@@ -99,7 +99,7 @@ def test_digits_returns_fresh_tensors() -> None:
 
 
 def test_unknown_dataset_names_available() -> None:
-    assert zoo.available_datasets() == ["digits", "lfw_faces"]
+    assert zoo.available_datasets() == ["cluttered_digits", "digits", "lfw_faces"]
     with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*digits"):
         zoo.dataset("mnist")
 
@@ -302,7 +302,14 @@ def test_vgg_rejects_bad_layout() -> None:
 
 
 def test_unknown_model_names_available() -> None:
-    assert zoo.available_models() == ["digits_cnn", "lfw_cnn", "resnet18_shaped", "vgg16_shaped", "vit_tiny_shaped"]
+    assert zoo.available_models() == [
+        "cluttered_digits_cnn",
+        "digits_cnn",
+        "lfw_cnn",
+        "resnet18_shaped",
+        "vgg16_shaped",
+        "vit_tiny_shaped",
+    ]
     with pytest.raises(ValueError, match=r"unknown model 'vgg16'.*digits_cnn.*resnet18_shaped"):
         zoo.load("vgg16")
 
