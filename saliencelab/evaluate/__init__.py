@@ -59,3 +59,8 @@ from .reliability import (  # noqa: E402
 
 __all__ += ["LEVELS", "STANDARD_METRICS", "Metric", "MetricReliability", "cronbach_alpha", "krippendorff_alpha"]
 __all__ += ["metric_reliability", "reliability_from_scores", "standard_metric"]
+
+# localisation against ground-truth masks (Zhang et al. 2018; Arras et al. 2022)
+from .localisation import pointing_game, relevance_mass_accuracy, relevance_rank_accuracy  # noqa: E402
+
+__all__ += ["pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy"]
