@@ -79,16 +79,18 @@ info={'steps': int64[2], 'note': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'
         )
 
     def plot(self, index: int = 0, *, image: Any = None, **options: Any) -> Any:
-        """Draw sample ``index``: :func:`saliencelab.viz.heatmap`, or :func:`saliencelab.viz.overlay` over ``image``.
+        """Draw sample ``index``: :func:`saliencelab.viz.heatmap`, :func:`saliencelab.viz.overlay` over ``image``,
+        or, for tabular attributions ``(N, D)``, :func:`saliencelab.viz.bars`.
 
         Parameters
         ----------
         index:
             Which sample of the batch to draw.
         image:
-            The inputs (a batch: its sample ``index`` is used) or one image.
+            The inputs (a batch: its sample ``index`` is used) or one image; not for tabular attributions.
         **options:
-            Passed on (``sign``, ``aggregate``, ``percentile``, ``ax``, ``mode``, ...);
+            Passed on (``sign``, ``aggregate``, ``percentile``, ``ax``, ``mode``,
+            ``colorbar``, ...; for bars ``feature_names``, ``top``, ``value_labels``);
             the title defaults to the method's name.
 
         Returns
@@ -104,6 +106,11 @@ info={'steps': int64[2], 'note': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'
         >>> ax.get_title(), ax.images[0].get_array().shape
         ('gradient', (4, 4))
         >>> plt.close(ax.figure)
+        >>> table = sl.explain(torch.nn.Linear(3, 2), torch.ones(2, 3), method="gradient_x_input", target=0)
+        >>> ax = table.plot(0, feature_names=["age", "income", "debt"], top=2)
+        >>> len(ax.containers[0]), ax.get_title()
+        (2, 'gradient_x_input')
+        >>> plt.close(ax.figure)
         """
         from saliencelab import viz
 
@@ -112,6 +119,10 @@ info={'steps': int64[2], 'note': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'
             raise ValueError(f"index {index} is outside the batch of {count} samples")
         options.setdefault("title", self.method)
         values = self.values[index]
+        if self.values.ndim == 2:
+            if image is not None:
+                raise ValueError("tabular attributions (N, D) are drawn as bars, without an image; drop image=")
+            return viz.bars(values, **options)
         if image is None:
             return viz.heatmap(values, **options)
         if isinstance(image, torch.Tensor) and image.ndim == 4:
