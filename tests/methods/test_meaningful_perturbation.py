@@ -47,10 +47,12 @@ def test_saturated_model_gets_a_nonzero_map():
     a = sl.explain(model, x, **options)
     assert a.info["score"] == "log_odds" and bool(a.info["mask_moved"].all())
     assert bool((a.values.flatten(1).amax(dim=1) > 0.5).all())
-    # what the probability (the old default) gave
-    with pytest.warns(UserWarning, match="did not move.*use score='log_odds' or 'logit'"):
-        stuck = sl.explain(model, x, score="probability", **options)
-    assert not bool(stuck.info["mask_moved"].any()) and bool((stuck.values == 0).all())
+    for score in ("probability", "log_probability"):  # the old default, and the log-probability: gradient 1 - p = 0
+        with pytest.warns(UserWarning, match="did not move.*use score='log_odds' or 'logit'"):
+            stuck = sl.explain(model, x, score=score, **options)
+        assert not bool(stuck.info["mask_moved"].any()) and bool((stuck.values == 0).all())
+    logit = sl.explain(model, x, score="logit", **options)
+    assert bool((logit.values.flatten(1).amax(dim=1) > 0.5).all())
 
 
 def test_every_demo_digit_gets_a_nonzero_map():
