@@ -1,4 +1,4 @@
-"""Drawing attributions with matplotlib: heatmaps, overlays, grids of methods, evaluation curves.
+"""Drawing attributions with matplotlib: heatmaps, overlays, bars of tabular features, grids, evaluation curves.
 
 Plots accept torch tensors (always channel-first) and numpy arrays (HW, CHW or
 HWC, told apart by a channel axis of 1, 3 or 4 entries on one side only); see
@@ -17,9 +17,10 @@ Example
 >>> plt.close(ax.figure)
 """
 
+from saliencelab.viz.bars import bars
 from saliencelab.viz.curves import curves, randomization_curve
 from saliencelab.viz.grid import grid
 from saliencelab.viz.heatmap import heatmap, overlay
 from saliencelab.viz.scale import to_map
 
-__all__ = ["curves", "grid", "heatmap", "overlay", "randomization_curve", "to_map"]
+__all__ = ["bars", "curves", "grid", "heatmap", "overlay", "randomization_curve", "to_map"]

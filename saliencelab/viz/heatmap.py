@@ -19,18 +19,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import matplotlib
 import numpy as np
-from matplotlib.colors import Colormap
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Colormap, Normalize
 
-from saliencelab.viz.figures import panel_axes, pyplot_axes, save_axes
+from saliencelab.viz.figures import DPI, panel_axes, pyplot_axes, save_axes
 from saliencelab.viz.read import display_image, values_sample
 from saliencelab.viz.scale import colour_limit, colour_map, colour_range, to_map
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.colorbar import Colorbar
     from matplotlib.image import AxesImage
 
 MODES = ("blend", "mask", "scale")
+COLORBAR_BAND = 72
+"""Pixels added at the right of a saved panel (``path`` without ``ax``) for its colour bar and tick labels."""
 
 
 def heatmap(
@@ -41,7 +46,7 @@ def heatmap(
     percentile: float = 99.5,
     cmap: str | Colormap | None = None,
     ax: Axes | None = None,
-    colorbar: bool = False,
+    colorbar: bool = True,
     title: str | None = None,
 ) -> Axes:
     """Draw one attribution map as a heatmap; zero is white.
@@ -65,7 +70,8 @@ def heatmap(
     ax:
         Axes to draw in; by default a new pyplot figure.
     colorbar:
-        Add a colour bar.
+        Add a colour bar of the map's scale (signed: centred at zero;
+        otherwise from zero); ``False`` for none.
     title:
         Axes title.
 
@@ -86,7 +92,7 @@ def heatmap(
     ax = pyplot_axes() if ax is None else ax
     image = draw_map(ax, drawn, sign=sign, limit=limit, cmap=cmap)
     if colorbar:
-        ax.figure.colorbar(image, ax=ax)
+        add_colorbar(ax, image, whole=False)
     finish(ax, title)
     return ax
 
@@ -104,6 +110,7 @@ def overlay(
     greyscale: bool = True,
     cmap: str | Colormap | None = None,
     ax: Axes | None = None,
+    colorbar: bool = True,
     path: str | Path | None = None,
     title: str | None = None,
 ) -> Axes:
@@ -136,11 +143,18 @@ def overlay(
     ax:
         Axes to draw in; by default a new pyplot figure, or, with ``path``, an
         off-screen figure that is only the panel.
+    colorbar:
+        Add a colour bar of the attribution scale (``False`` for none): for
+        ``"blend"`` the heatmap's colours from ``-limit`` to ``limit`` (signed)
+        or from 0 to ``limit``; for ``"scale"`` and ``"mask"`` black to white
+        from 0 to ``limit`` (the pixels' brightness factor; ``"mask"`` marks
+        the threshold with a line).
     path:
         Save a PNG of this panel there. Without ``ax`` the PNG is the image
         alone, each pixel an ``s x s`` block (``s`` the smallest whole number
         giving a longer side of at least 256 pixels), plus a 28-pixel band
-        for the title when there is one.
+        for the title when there is one and a band of
+        :data:`COLORBAR_BAND` pixels at the right for the colour bar.
     title:
         Axes title.
 
@@ -165,11 +179,12 @@ def overlay(
             f"the map is {drawn.shape[0]}x{drawn.shape[1]} but the image is {picture.shape[0]}x{picture.shape[1]}: "
             "pass the map at the input's size (sl.explain gives CAM maps at the input's size)"
         )
+    limit = colour_limit(drawn, percentile)
     composite = compose(
         picture,
         drawn,
         sign=sign,
-        limit=colour_limit(drawn, percentile),
+        limit=limit,
         mode=mode,
         alpha=alpha,
         threshold=threshold,
@@ -180,10 +195,56 @@ def overlay(
     if ax is None:
         ax = panel_axes(*drawn.shape, title=title) if whole else pyplot_axes()
     ax.imshow(composite, interpolation="nearest")
+    if colorbar:
+        bar = add_colorbar(ax, overlay_scale(mode, sign, limit, cmap), whole=whole)
+        if mode == "mask":
+            bar.ax.axhline(threshold * limit, color="red", linewidth=1.5)
     finish(ax, title)
     if path is not None:
         save_axes(ax, path=path, whole=whole)
     return ax
+
+
+def overlay_scale(mode: str, sign: str, limit: float, cmap: str | Colormap | None) -> ScalarMappable:
+    """The colours and range of an overlay's attribution scale, as :func:`overlay`'s ``colorbar`` describes.
+
+    Example
+    -------
+    >>> overlay_scale("blend", "all", 2.0, None).get_clim(), overlay_scale("scale", "all", 2.0, None).get_clim()
+    ((-2.0, 2.0), (0.0, 2.0))
+    """
+    if mode == "blend":
+        low, high = colour_range(sign, limit)
+        return ScalarMappable(Normalize(low, high), colour_map(sign, cmap))
+    return ScalarMappable(Normalize(0.0, limit), matplotlib.colormaps["gray"])
+
+
+def add_colorbar(ax: Axes, mappable: ScalarMappable, *, whole: bool) -> Colorbar:
+    """Add a colour bar of ``mappable`` next to ``ax``.
+
+    ``whole=True`` (a panel from :func:`~saliencelab.viz.figures.panel_axes`
+    that fills its figure): the figure is widened by :data:`COLORBAR_BAND`
+    pixels for the bar, so the panel keeps its size in pixels.
+
+    Example
+    -------
+    >>> ax = panel_axes(8, 8, title=None)
+    >>> bar = add_colorbar(ax, ScalarMappable(Normalize(0.0, 3.0)), whole=True)
+    >>> ax.figure.canvas.get_width_height(), [float(end) for end in bar.ax.get_ylim()]
+    ((328, 256), [0.0, 3.0])
+    """
+    figure = ax.figure
+    if not whole:
+        return figure.colorbar(mappable, ax=ax)
+    width, height = figure.canvas.get_width_height()
+    total = width + COLORBAR_BAND
+    figure.set_size_inches(total / DPI, height / DPI)
+    box = ax.get_position()
+    ax.set_position((0.0, box.y0, width / total, box.height))
+    cax = figure.add_axes((width / total + 8 / total, box.y0 + 0.05 * box.height, 12 / total, 0.9 * box.height))
+    bar = figure.colorbar(mappable, cax=cax)
+    bar.ax.tick_params(labelsize=8)
+    return bar
 
 
 def draw_map(ax: Axes, drawn: np.ndarray, *, sign: str, limit: float, cmap: str | Colormap | None) -> AxesImage:

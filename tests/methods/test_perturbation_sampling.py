@@ -127,16 +127,20 @@ def test_meaningful_perturbation_deletes_evidence_and_reports_its_mask():
 
     x = torch.ones(2, 1, 8, 8)
     a = sl.explain(model, x, method="meaningful_perturbation", target=0, resolution=8, steps=150, baseline=0.0)
-    start = model(x).softmax(dim=1)[:, 0]
-    assert a.info["softmax"] is True
+    start = model(x)[:, 0] - model(x)[:, 1]  # the log-odds of a two-class model: the logit difference
+    assert a.info["score"] == "log_odds"
     assert bool((a.info["scores"] < 0.5 * start.double()).all())  # the deletion removed most of the evidence
     assert a.info["mask"].shape == (2, 1, 8, 8)
     torch.testing.assert_close(a.values[:, :1], 1 - a.info["mask"])  # full-resolution mask: values are 1 − m
     assert bool(((a.values >= 0) & (a.values <= 1)).all())
-    raw = sl.explain(model, x, method="meaningful_perturbation", target=lambda out: out[:, 0], steps=5, resolution=2)
-    assert raw.info["softmax"] is False
-    with pytest.raises(ValueError, match="softmax=True needs a class target"):
-        sl.explain(model, x, method="meaningful_perturbation", target=lambda out: out[:, 0], softmax=True, steps=2)
+    raw = sl.explain(
+        model, x, method="meaningful_perturbation", target=lambda out: out[:, 0], steps=5, resolution=2, baseline=0.0
+    )
+    assert raw.info["score"] == "logit"
+    with pytest.raises(ValueError, match="score='probability' needs a class target"):
+        sl.explain(
+            model, x, method="meaningful_perturbation", target=lambda out: out[:, 0], score="probability", steps=2
+        )
 
 
 def test_meaningful_perturbation_default_mask_resolves_small_images():

@@ -40,3 +40,12 @@ def test_plot_errors(explained):
         result.plot(3)
     with pytest.raises(ValueError, match="image is a batch of 2"):
         result.plot(0, image=inputs[:2])
+
+
+def test_plot_of_tabular_attributions_draws_bars_not_a_heatmap():
+    model = torch.nn.Linear(4, 2)
+    result = sl.explain(model, torch.ones(3, 4), method="gradient", target=0)
+    ax = result.plot(1, feature_names=["a", "b", "c", "d"])
+    assert len(ax.images) == 0 and len(ax.containers[0]) == 4
+    weights = model.weight[0].detach()
+    assert [label.get_text() for label in ax.get_yticklabels()][0] == "abcd"[int(weights.abs().argmax())]

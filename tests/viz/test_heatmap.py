@@ -102,7 +102,7 @@ def test_an_all_zero_map_draws_white_without_warnings(sign, aggregate):
 
 
 def test_the_whole_rendered_zero_map_is_white():
-    ax = viz.heatmap(np.zeros((6, 9)))
+    ax = viz.heatmap(np.zeros((6, 9)), colorbar=False)
     ax.figure.canvas.draw()
     assert np.all(np.asarray(ax.figure.canvas.buffer_rgba()) == 255)  # no ticks, no frame, white image
 
@@ -116,3 +116,12 @@ def test_options_given_to_the_axes():
     assert len(figure.axes) == 3  # two panels and the colour bar
     with pytest.raises(ValueError, match="unknown colour map"):
         viz.heatmap(SIGNED, cmap="no_such_map")
+
+
+@pytest.mark.parametrize(("sign", "expected"), [("all", (-3.0, 3.0)), ("absolute", (0.0, 3.0))])
+def test_the_colour_bar_is_on_by_default_and_spans_the_colour_limits(sign, expected):
+    values = torch.tensor([[3.0, -1.0], [0.5, 0.0]])
+    ax = viz.heatmap(values, sign=sign, percentile=100)
+    (bar,) = [other for other in ax.figure.axes if other is not ax]
+    assert bar.get_ylim() == pytest.approx(expected) == ax.images[0].get_clim()
+    assert len(viz.heatmap(values, colorbar=False).figure.axes) == 1

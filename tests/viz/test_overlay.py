@@ -7,10 +7,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from matplotlib.collections import QuadMesh
 from PIL import Image
 from skimage.color import rgb2gray
 
 from saliencelab import viz
+from saliencelab.viz.heatmap import COLORBAR_BAND
+from saliencelab.viz.scale import colour_map
 
 GENERATOR = torch.Generator().manual_seed(0)
 IMAGE = torch.rand(3, 4, 5, generator=GENERATOR, dtype=torch.float64)
@@ -68,25 +71,28 @@ def test_scale_multiplies_the_pixels_by_the_scaled_attribution():
     assert not zero.any()
 
 
-@pytest.mark.parametrize("channels", [3, 1])
-def test_path_saves_the_panel_pixel_for_pixel(tmp_path, channels):
+@pytest.mark.parametrize(("channels", "colorbar"), [(3, True), (1, True), (3, False)])
+def test_path_saves_the_panel_pixel_for_pixel(tmp_path, channels, colorbar):
     # the call the command line makes: overlay(image (C, H, W), values (C, H, W) or (1, H, W), path=png_path)
     image = torch.rand(3, 20, 30, generator=GENERATOR)
     values = torch.randn(channels, 20, 30, generator=GENERATOR)
     path = tmp_path / "sub" / "panel.png"
-    drawn = viz.overlay(image, values, path=path).images[0].get_array()
+    drawn = viz.overlay(image, values, path=path, colorbar=colorbar).images[0].get_array()
     saved = np.asarray(Image.open(path))
     scale = 9  # the smallest whole number taking the longer side (30) to at least 256 pixels
-    assert saved.shape == (20 * scale, 30 * scale, 4)
+    band = COLORBAR_BAND if colorbar else 0  # the colour bar's band at the right
+    assert saved.shape == (20 * scale, 30 * scale + band, 4)
     blocks = np.repeat(np.repeat(np.round(drawn * 255), scale, axis=0), scale, axis=1)
-    assert np.abs(saved[..., :3] - blocks).max() <= 1  # within one 8-bit step of the drawn array
+    assert np.abs(saved[:, : 30 * scale, :3] - blocks).max() <= 1  # within one 8-bit step of the drawn array
+    if colorbar:
+        assert saved[:, 30 * scale :, :3].std() > 10  # the bar and its labels, not a blank band
 
 
 def test_saved_title_and_saved_axes_of_a_larger_figure(tmp_path):
     import matplotlib.pyplot as plt
 
     viz.overlay(IMAGE, torch.zeros(1, 4, 5), path=tmp_path / "t.png", title="gradient")
-    assert Image.open(tmp_path / "t.png").size == (5 * 52, 4 * 52 + 28)
+    assert Image.open(tmp_path / "t.png").size == (5 * 52 + COLORBAR_BAND, 4 * 52 + 28)
     figure, (left, right) = plt.subplots(1, 2, figsize=(8, 4), dpi=100)
     viz.overlay(IMAGE, torch.zeros(1, 4, 5), ax=right, path=tmp_path / "right.png")
     width, height = Image.open(tmp_path / "right.png").size
@@ -104,3 +110,34 @@ def test_overlay_errors():
         viz.overlay(IMAGE, torch.zeros(1, 4, 5), mode="mask", threshold=1.0)
     with pytest.raises(ValueError, match="1, 3 or 4 channels"):
         viz.overlay(torch.rand(2, 4, 5), torch.zeros(1, 4, 5))
+
+
+def colour_bar_axes(ax):
+    """The axes of ``ax``'s figure other than ``ax``: its colour bar's."""
+    return [other for other in ax.figure.axes if other is not ax]
+
+
+@pytest.mark.parametrize(
+    ("sign", "mode", "expected"),
+    [("all", "blend", (-2.0, 2.0)), ("absolute", "blend", (0.0, 2.0)), ("all", "scale", (0.0, 2.0))],
+)
+def test_the_colour_bar_shows_the_scale_used(sign, mode, expected):
+    values = one_hot_map((0, 0, 2.0), (1, 1, -1.0))
+    ax = viz.overlay(IMAGE, values, sign=sign, mode=mode, percentile=100)  # limit: max |map| = 2
+    (bar,) = colour_bar_axes(ax)
+    assert bar.get_ylim() == pytest.approx(expected)
+    (solids,) = [artist for artist in bar.collections if isinstance(artist, QuadMesh)]
+    # the top of the bar: the heatmap's colour at the limit (red when signed), or full brightness for "scale"
+    top = colour_map(sign)(1.0)[:3] if mode == "blend" else (1.0, 1.0, 1.0)
+    np.testing.assert_allclose(solids.cmap(1.0)[:3], top, atol=1e-12)
+    if (sign, mode) == ("all", "blend"):
+        np.testing.assert_allclose(top, RED, atol=1e-12)
+    drawn = viz.overlay(IMAGE, values, sign=sign, mode=mode, percentile=100, colorbar=False)
+    assert colour_bar_axes(drawn) == []
+
+
+def test_the_mask_colour_bar_marks_the_threshold():
+    ax = viz.overlay(IMAGE, one_hot_map((0, 0, 4.0)), mode="mask", threshold=0.25, percentile=100)
+    (bar,) = colour_bar_axes(ax)
+    assert bar.get_ylim() == pytest.approx((0.0, 4.0))
+    assert [line.get_ydata()[0] for line in bar.lines] == [pytest.approx(1.0)]  # 0.25 of the limit 4

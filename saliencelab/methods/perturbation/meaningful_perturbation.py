@@ -8,16 +8,22 @@ minimises, per sample, with Adam and projection onto [0, 1],
     area · mean(1 − m) + smoothness · TV_β(m) + score(Φ(x; m))
 
 starting from m = 1: it deletes the smallest, smoothest region that removes
-the evidence for the target. The score is the target's softmax probability
-for class targets (as in a widely used PyTorch port of the method)
-and the raw target score otherwise. The attribution is the deletion ``1 − m``
-at the input's resolution, the same for every channel. Samples are optimised
+the evidence for the target. The paper and a widely used PyTorch port of it
+score the target's softmax probability; here the default score for class
+targets is the target's log-odds ``z_t − log Σ_{j≠t} exp z_j`` (the logit of
+its probability), which does not saturate: on a confident model (p ≈ 1) the
+probability's and the log-probability's gradients (``p (1 − p)`` and
+``1 − p``) vanish, the area term holds the mask at m = 1 and the map is all
+zero. Once the target is unlikely the log-odds equal the log-probability.
+Other targets are scored raw. The attribution is the deletion ``1 − m`` at the
+input's resolution, the same for every channel. Samples are optimised
 independently, in chunks that fit the memory budget; this is the one
 perturbation method that needs gradients (of the mask, never the model's).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -81,6 +87,33 @@ class Adam:
 
 MIN_DEFAULT_CELLS = 8
 """The default mask has at least this many cells per side (fewer only where the input is smaller)."""
+SCORES = ("log_odds", "log_probability", "probability", "logit")
+"""What the mask minimises: the first three read a class target's softmax over ``(N, C)`` outputs."""
+UNMOVED_DELETION = 1e-3
+"""A mask whose largest deletion ``1 − m`` stays at or under this did not move from its start m = 1."""
+
+
+def target_score(output: torch.Tensor, target: Target, score: str) -> torch.Tensor:
+    """The target's ``score`` (one of :data:`SCORES`) on ``output``, shape ``(N,)``.
+
+    ``"log_odds"`` is ``z_t − logsumexp_{j≠t} z_j``, computed without forming
+    ``1 − p`` so it stays finite (and its gradient non-zero) where ``p`` rounds to 1.
+
+    Example
+    -------
+    >>> logits = torch.tensor([[200.0, 0.0, 0.0]])
+    >>> target = Target(classes=torch.tensor([0]))
+    >>> [round(float(target_score(logits, target, s)), 3) for s in SCORES]
+    [199.307, 0.0, 1.0, 200.0]
+    """
+    if score == "logit":
+        return target.scores(output)
+    if score == "probability":
+        return target.scores(output.softmax(dim=1))
+    if score == "log_probability":
+        return target.scores(output.log_softmax(dim=1))
+    others = output.scatter(1, target.classes.to(output.device).unsqueeze(1), float("-inf")).logsumexp(dim=1)
+    return target.scores(output) - others
 
 
 @register
@@ -109,18 +142,33 @@ class MeaningfulPerturbation(PerturbationMethod):
     noise:
         Standard deviation of Gaussian noise added to the perturbed input at
         every step, as a fraction of each sample's value range (default 0).
+    score:
+        What the mask minimises: ``"log_odds"`` (the default for class targets
+        on ``(N, C)`` outputs, C > 1: the target's logit minus the log-sum-exp
+        of the other logits; it does not saturate on confident models),
+        ``"log_probability"`` (log-softmax; saturates where p ≈ 1, like the
+        probability), ``"probability"`` (the softmax probability, the paper's
+        choice; saturates) or ``"logit"`` (the raw target score, the default
+        for other targets). The log-odds and logits span tens of units where
+        the probability spans one, so the ``area`` and ``smoothness`` terms
+        weigh less against them. On the zoo's digits the default weights
+        still delete about half the image (as the probability does where its
+        mask moves), not all of it; ``area=10`` deletes about a third and
+        removes nearly as much of the evidence.
     softmax:
-        ``None``: the score is the softmax probability of the target class
-        for class targets on ``(N, C)`` outputs, the raw target score
-        otherwise; ``True``/``False`` to choose.
+        Deprecated (a ``FutureWarning``): ``True`` is ``score="probability"``,
+        ``False`` ``score="logit"``.
     seed:
         Seed of the noise.
     memory_budget:
         Bytes for activations and gradients; samples are optimised in chunks under it.
 
     ``baseline`` (default ``"blur"``) is what deleted regions become.
-    ``info["mask"]`` is the optimised low-resolution keep-mask and
-    ``info["scores"]`` the final score of each perturbed input. ``delta`` is None.
+    ``info["mask"]`` is the optimised low-resolution keep-mask,
+    ``info["scores"]`` the final score of each perturbed input, ``info["score"]``
+    the score's name and ``info["mask_moved"]`` (bool, ``(N,)``) whether each
+    mask left its start m = 1 (a warning names the samples whose mask did not:
+    their maps are zero). ``delta`` is None.
 
     Example
     -------
@@ -135,7 +183,7 @@ class MeaningfulPerturbation(PerturbationMethod):
     name = "meaningful_perturbation"
     description = "Meaningful Perturbation: an optimised smooth deletion mask (blur or baseline)"
     source = "Fong & Vedaldi 2017"
-    quick_options = {"steps": 5, "resolution": 4, "softmax": False}
+    quick_options = {"steps": 5, "resolution": 4, "score": "logit"}
 
     def __init__(
         self,
@@ -148,6 +196,7 @@ class MeaningfulPerturbation(PerturbationMethod):
         smoothness: float = 0.2,
         tv_beta: float = 3.0,
         noise: float = 0.0,
+        score: str | None = None,
         softmax: bool | None = None,
         seed: int = 0,
         progress: bool | None = None,
@@ -162,10 +211,8 @@ class MeaningfulPerturbation(PerturbationMethod):
         if not lr > 0 or not tv_beta > 0:
             raise ValueError(f"lr and tv_beta must be positive; got lr={lr!r}, tv_beta={tv_beta!r}")
         noise_scale(torch.zeros(1, 1), noise)
-        if softmax is not None and not isinstance(softmax, bool):
-            raise TypeError(f"softmax must be True, False or None (automatic); got {softmax!r}")
         self.lr, self.area, self.smoothness, self.tv_beta = float(lr), float(area), float(smoothness), float(tv_beta)
-        self.noise, self.softmax = float(noise), softmax
+        self.noise, self.score = float(noise), _chosen_score(score, softmax)
 
     def _cells(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
         if self.resolution is None:
@@ -177,11 +224,17 @@ class MeaningfulPerturbation(PerturbationMethod):
             )
         return (self.resolution,) * len(spatial)
 
-    def _use_softmax(self, output: torch.Tensor, target: Target) -> bool:
+    def _score_for(self, output: torch.Tensor, target: Target) -> str:
         fits = target.classes is not None and output.ndim == 2 and output.shape[1] > 1
-        if self.softmax and not fits:
-            raise ValueError("softmax=True needs a class target on a model output of shape (N, C) with C > 1")
-        return fits if self.softmax is None else self.softmax
+        if self.score is None:
+            return "log_odds" if fits else "logit"
+        if self.score != "logit" and not fits:
+            given = "a callable target" if target.classes is None else "a class target"
+            raise ValueError(
+                f"score={self.score!r} needs a class target on a model output of shape (N, C) with C > 1; got "
+                f"{given} and output shape {tuple(output.shape)}; use score='logit' to minimise the raw target score"
+            )
+        return self.score
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         if inputs.ndim - 2 not in _MODES:
@@ -193,7 +246,7 @@ class MeaningfulPerturbation(PerturbationMethod):
         reference = self.one_baseline("blur" if baseline is None else baseline, inputs)
         output = clean_outputs(self, inputs)
         target = target.bind(output)
-        use_softmax = self._use_softmax(output, target)
+        score = self._score_for(output, target)
         sigma = noise_scale(inputs, self.noise)
         n = inputs.shape[0]
         masks = torch.ones((n, 1, *cells), dtype=inputs.dtype, device=inputs.device)
@@ -202,16 +255,17 @@ class MeaningfulPerturbation(PerturbationMethod):
         def run(rows: slice) -> None:
             sample = torch.arange(rows.start, rows.stop, device=inputs.device)
             masks[rows], scores[rows] = self._optimise(
-                inputs[sample], sample_rows(reference, sample), sigma[sample], target.rows(sample), use_softmax, spatial
+                inputs[sample], sample_rows(reference, sample), sigma[sample], target.rows(sample), score, spatial
             )
 
         self.run_chunked(inputs, run, n, passes=3)
         keep = F.interpolate(masks, size=spatial, mode=_MODES[len(spatial)], align_corners=False)
         values = (1 - keep).expand_as(inputs).contiguous()
-        info = {"mask": masks, "scores": scores, "softmax": use_softmax}
+        moved = masks_moved(masks, score)
+        info = {"mask": masks, "scores": scores, "score": score, "mask_moved": moved}
         return Attribution(values, None, self.name, target.public(), info)
 
-    def _optimise(self, x, reference, sigma, target, use_softmax, spatial) -> tuple[torch.Tensor, torch.Tensor]:
+    def _optimise(self, x, reference, sigma, target, score_name, spatial) -> tuple[torch.Tensor, torch.Tensor]:
         mode = _MODES[len(spatial)]
         mask = torch.ones((x.shape[0], 1, *self._cells(spatial)), dtype=x.dtype, device=x.device, requires_grad=True)
         adam = Adam(mask, self.lr)
@@ -222,10 +276,7 @@ class MeaningfulPerturbation(PerturbationMethod):
             perturbed = keep * x + (1 - keep) * reference
             if step_noise is not None:
                 perturbed = perturbed + sigma * step_noise
-            output = self.forward(perturbed)
-            if use_softmax:
-                output = output.softmax(dim=1)
-            return target.scores(output)
+            return target_score(self.forward(perturbed), target, score_name)
 
         bar = tqdm(
             range(self.steps),
@@ -251,3 +302,46 @@ class MeaningfulPerturbation(PerturbationMethod):
         with torch.inference_mode():
             final = score(mask.detach(), None).to(torch.float64)
         return mask.detach(), final.clone()
+
+
+def masks_moved(masks: torch.Tensor, score: str) -> torch.Tensor:
+    """Whether each keep-mask ``(N, 1, *cells)`` left its start m = 1; warns, saying what to change, where one did not.
+
+    Example
+    -------
+    >>> masks_moved(torch.tensor([[[0.2, 1.0, 1.0]]]), "log_odds").tolist()  # one mask, one cell deleted by 0.8
+    [True]
+    """
+    moved = (1 - masks).flatten(1).amax(dim=1) > UNMOVED_DELETION
+    if not bool(moved.all()):
+        stuck = (~moved).nonzero()[:, 0].tolist()
+        hint = ""
+        if score in ("probability", "log_probability"):
+            hint = ", or use score='log_odds' or 'logit' (a saturated probability has no gradient)"
+        warnings.warn(
+            f"meaningful_perturbation: the mask did not move from m = 1 for inputs {stuck} ({len(stuck)} of "
+            f"{len(moved)}), so their maps are zero: the {score} score's gradient never outweighed the area term. "
+            f"Raise steps or lr, lower area, check that the baseline differs from the input{hint}; they are "
+            "flagged in info['mask_moved']",
+            stacklevel=4,
+        )
+    return moved
+
+
+def _chosen_score(score: str | None, softmax: bool | None) -> str | None:
+    """``score`` checked, or the one the deprecated ``softmax`` flag stands for (``None``: automatic)."""
+    if softmax is not None:
+        if not isinstance(softmax, bool):
+            raise TypeError(f"softmax must be True or False; got {softmax!r} (better: pass score=, see SCORES)")
+        if score is not None:
+            raise TypeError("pass score= only; softmax= is its deprecated form and the two cannot be combined")
+        score = "probability" if softmax else "logit"
+        warnings.warn(
+            f"meaningful_perturbation's softmax= is deprecated; pass score={score!r} instead (the default is now "
+            "'log_odds' for class targets, which does not saturate on confident models)",
+            FutureWarning,
+            stacklevel=4,
+        )
+    if score is not None and score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES} or None (automatic); got {score!r}")
+    return score
