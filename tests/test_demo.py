@@ -27,6 +27,8 @@ def test_every_method_runs_on_both_data_sets_with_its_checks(demo):
             assert "model randomisation" not in by_method[data, method]["checks"].split("fails:")[-1]
     # Adebayo et al.: Guided Backprop's maps barely change as the top layers are randomised
     assert "passes: model randomisation" not in by_method["Digits", "guided_backprop"]["checks"]
+    # Meaningful Perturbation's mask moves on every digit, the confident ones included (it optimises the log-odds)
+    assert by_method["Digits", "meaningful_perturbation"]["degenerate maps"] == 0
     for row in rows:  # a constant map passes nothing
         if row["degenerate maps"]:
             assert "passes" not in row["checks"] and "constant map on" in row["checks"], row
