@@ -58,12 +58,13 @@ def input_tiles(analysis: Analysis, folder: str | Path, slug: str) -> list[Path]
     -------
     >>> import tempfile, torch
     >>> from saliencelab.report.analysis import Analysis
-from saliencelab.viz.curves import ORIGINAL
     >>> analysis = Analysis("t", "", torch.rand(2, 1, 4, 4), torch.zeros(2, dtype=torch.long), ["a", "b"])
     >>> [path.name for path in input_tiles(analysis, tempfile.mkdtemp(), "t")]
     ['t-input-0.png', 't-input-1.png']
     """
-    return [save_image(image, Path(folder) / f"{slug}-input-{index}.png") for index, image in enumerate(analysis.inputs)]
+    return [
+        save_image(image, Path(folder) / f"{slug}-input-{index}.png") for index, image in enumerate(analysis.inputs)
+    ]
 
 
 def map_tiles(analysis: Analysis, folder: str | Path, slug: str) -> dict[str, list[Tile]]:
