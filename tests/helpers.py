@@ -124,7 +124,7 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu"]
 """Debian's Chromium, headless (it runs as root in CI, hence no sandbox)."""
 PROBE = """<script>window.addEventListener('load', () => {
   const shown = e => e && e.getClientRects().length > 0;
@@ -141,6 +141,7 @@ PROBE = """<script>window.addEventListener('load', () => {
   out.textContent = JSON.stringify({
     images: Array.from(document.images).map(i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0]),
     scrollWidth: document.scrollingElement.scrollWidth,
+    clientWidth: document.scrollingElement.clientWidth,
     innerWidth: window.innerWidth,
     smallText: small,
     labelSizes: Array.from(document.querySelectorAll('.badge, .label')).filter(shown).map(size),
@@ -155,12 +156,15 @@ class PageInChromium:
     """What headless Chromium measured on a page once it had loaded.
 
     ``images`` pairs each ``<img>``'s ``src`` with its loaded width (0: broken);
+    ``scroll_width`` is the page's width, ``client_width`` the window's width
+    less its vertical scroll bar, ``inner_width`` the window's width;
     ``small_text`` lists the shown text smaller than 11 px; ``label_sizes`` are
     the font sizes (px) of the shown check badges and labels.
     """
 
     images: list[tuple[str, int]]
     scroll_width: int
+    client_width: int
     inner_width: int
     small_text: list[str]
     label_sizes: list[float]
@@ -183,6 +187,7 @@ def open_in_chromium(page: Path, *, width: int = 1280, height: int = 800) -> Pag
     return PageInChromium(
         [(source, int(loaded)) for source, loaded in found["images"]],
         found["scrollWidth"],
+        found["clientWidth"],
         found["innerWidth"],
         found["smallText"],
         found["labelSizes"],

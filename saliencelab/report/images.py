@@ -118,7 +118,7 @@ def randomization_figure(analysis: Analysis, path: str | Path) -> Path | None:
         columns=PANEL_COLUMNS,
         panel_inches=(2.3, 2.2),
         xlabel="layers re-initialised, from the output down (cascading)",
-        ylabel="|Spearman| to the trained model's map",
+        ylabel="Spearman of |map| with the trained model's",
     )
     return Path(path)
 

@@ -37,6 +37,10 @@ SYMBOLS = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
 """How each outcome is marked on a badge."""
 WORDS = {"pass": "passes", "fail": "fails", "inconclusive": "inconclusive"}
 """Each outcome in words."""
+MAPS_WIDTH = 880
+"""CSS pixels for the map columns beside the method column on a 1280-pixel screen."""
+THUMBNAIL = (96, 176)
+"""The smallest and largest side of a map in the table, in CSS pixels: fewer inputs, larger maps."""
 
 
 def write_report(analyses: Sequence[Analysis], out: str | Path, *, title: str = "saliencelab report") -> Path:
@@ -105,6 +109,7 @@ def _section(analysis: Analysis, slug: str, folder: Path) -> dict[str, Any]:
         "description": analysis.description,
         "shuffled_accuracy": analysis.shuffled_accuracy,
         "count": len(analysis.inputs),
+        "thumbnail": _thumbnail(len(analysis.inputs)),
         "shape": "×".join(str(d) for d in analysis.inputs.shape[1:]),
         "inputs": [
             {"src": _source(path), "label": label}
@@ -118,6 +123,18 @@ def _section(analysis: Analysis, slug: str, folder: Path) -> dict[str, Any]:
         "random": _random_row(analysis),
         "axioms": _axioms(analysis.axioms),
     }
+
+
+def _thumbnail(inputs: int) -> int:
+    """The side of each map in the table: as large as fits beside the method column, within :data:`THUMBNAIL`.
+
+    Example
+    -------
+    >>> _thumbnail(3), _thumbnail(6), _thumbnail(31)
+    (176, 136, 96)
+    """
+    smallest, largest = THUMBNAIL
+    return max(smallest, min(largest, MAPS_WIDTH // inputs - 10))
 
 
 def _method(analysis: Analysis, slug: str, name: str, found: dict[str, Verdict], tiles: list[Tile]) -> dict[str, Any]:
@@ -199,12 +216,12 @@ def _legend(analysis: Analysis) -> list[dict[str, str]]:
     rankings = f"{analysis.rankings} seeded random pixel rankings of the same input"
     lines = {
         "model randomisation": {
-            "number": "|Spearman| of the map to the maps of the model with its layers re-initialised "
-            "(cascading from the output), averaged over the steps",
+            "number": "Spearman rank correlation of the map's absolute values with those of the model with its "
+            "layers re-initialised (cascading from the output), averaged over the steps",
             **similarity,
         },
         "data randomisation": {
-            "number": "|Spearman| of the map to the map of the same network trained on shuffled labels",
+            "number": "the same, with the map of the same network trained on shuffled labels",
             **similarity,
         },
         "deletion": {"number": f"how much lower the deletion AUC is than the mean AUC of {rankings}", **gain},

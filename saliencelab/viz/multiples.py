@@ -2,10 +2,10 @@
 
 :func:`small_multiples` lays the panels out in rows of ``columns``, calls a
 drawing function once per panel (e.g. :func:`saliencelab.viz.curves` with the
-panel's axes), keeps tick labels on the outer panels only, and gathers the
-curves' names into one legend above the panels. Text is sized for the PNG shown
-at its natural size: at :data:`DPI` dots per inch, :data:`FONT_POINTS` points
-are 12.5 pixels.
+panel's axes), keeps tick labels on the outer panels only (and the x tick
+labels of each column's lowest panel), and gathers the curves' names into one
+legend above the panels. Text is sized for the PNG shown at its natural size:
+at :data:`DPI` dots per inch, :data:`FONT_POINTS` points are 12.5 pixels.
 
 Example
 -------
@@ -95,12 +95,14 @@ def small_multiples(
     with matplotlib.rc_context(_FONTS):
         figure = offscreen_figure(figsize=size, dpi=DPI, layout="constrained")
         grid = figure.subplots(down, across, sharex=True, sharey=True, squeeze=False).ravel()
-        for ax, name in zip(grid, names, strict=False):
+        for index, (ax, name) in enumerate(zip(grid, names, strict=False)):
             draw(ax, name)
             ax.set_title(name)
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
             ax.label_outer()
+            if index + across >= len(names):  # the lowest panel of its column keeps its x tick labels
+                ax.xaxis.set_tick_params(labelbottom=True)
         for ax in grid[len(names) :]:
             ax.set_visible(False)
         _legend(figure, grid[: len(names)])

@@ -128,7 +128,7 @@ def test_an_empty_report_is_a_clear_error(tmp_path):
 def test_the_report_reads_at_1280_by_800_in_headless_chromium(digits_report, tmp_path):
     page, _ = digits_report
     view = open_in_chromium(page, width=1280, height=800)
-    assert view.scroll_width <= view.inner_width == 1280  # no horizontal scrolling of the page
+    assert view.scroll_width <= view.client_width <= view.inner_width == 1280  # no horizontal scrolling of the page
     thumbnails = INPUTS + 2 * len(METHODS) * INPUTS  # inputs; each map as a thumbnail and in its overlay
     assert len(view.images) == page.read_text().count("<img ") == thumbnails + 2  # + randomisation, deletion
     assert all(width > 0 for _, width in view.images), view.images

@@ -109,6 +109,9 @@ def test_small_multiples_one_panel_per_name_with_one_legend(tmp_path):
     assert all(ax.get_legend() is None for ax in panels)
     assert [text.get_text() for text in figure.legends[0].get_texts()] == ["curve", "threshold"]
     assert panels[0].get_shared_y_axes().joined(panels[0], panels[2])
+    figure.canvas.draw()
+    ticked = [any(label.get_visible() and label.get_text() for label in ax.get_xticklabels()) for ax in panels]
+    assert ticked == [False, True, True]  # the lowest panel of each column: "bb" has no panel under it
     assert Image.open(tmp_path / "m.png").size == (400, 345)  # 2 × 2.0 in; 2 × 1.5 in + 0.45 in legend; at 100 dpi
     with pytest.raises(ValueError, match="names is empty"):
         small_multiples([], draw)
