@@ -126,7 +126,7 @@ def randomization_figure(analysis: Analysis, path: str | Path) -> Path | None:
 def faithfulness_figure(analysis: Analysis, path: str | Path) -> Path | None:
     """Small multiples of each method's deletion and insertion curves over the random rankings' (grey).
 
-    ``None`` when the faithfulness checks did not run.
+    ``None`` when the faithfulness checks did not run or there is no method.
 
     Example
     -------
@@ -138,14 +138,14 @@ def faithfulness_figure(analysis: Analysis, path: str | Path) -> Path | None:
     >>> faithfulness_figure(result, tempfile.mkdtemp() + "/f.png").name
     'f.png'
     """
-    if analysis.random_deletion is None:
+    ran = [name for name, result in analysis.methods.items() if result.deletion is not None]
+    if analysis.random_deletion is None or not ran:
         return None
     control = f"mean of {analysis.rankings} random rankings"
     shared = {
         f"deletion, {control}": (analysis.random_deletion.curve, {"color": GREY, "linestyle": "--", "marker": ""}),
         f"insertion, {control}": (analysis.random_insertion.curve, {"color": GREY, "linestyle": ":", "marker": ""}),
     }
-    ran = [name for name, result in analysis.methods.items() if result.deletion is not None]
 
     def draw(ax, name: str) -> None:
         result = analysis.methods[name]

@@ -119,6 +119,17 @@ def test_a_constant_map_says_so_on_every_badge(digits_report, tmp_path):
     assert "Degenerate map (constant) on inputs 0, 1, 2" in row  # the reason, in the tooltip
 
 
+def test_sections_without_methods_render_and_repeated_titles_get_their_own_anchors(digits_report, tmp_path):
+    _, analysis = digits_report
+    empty = dataclasses.replace(analysis, methods={})
+    html = write_report([empty, empty], tmp_path).read_text()
+    assert re.findall(r'<section id="([^"]+)">', html) == ["digits-test", "digits-test-1"]
+    assert "<h3>Model randomisation</h3>" not in html and "<h3>Deletion and insertion</h3>" not in html
+    assert sorted(path.name for path in (tmp_path / "images").iterdir()) == sorted(
+        f"digits-test{suffix}-input-{index}.png" for suffix in ("", "-1") for index in range(INPUTS)
+    )
+
+
 def test_an_empty_report_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="at least one Analysis"):
         write_report([], tmp_path)
