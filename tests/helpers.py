@@ -139,7 +139,7 @@ PROBE = """<script>window.addEventListener('load', () => {
   const out = document.createElement('pre');
   out.id = 'probe';
   out.textContent = JSON.stringify({
-    images: Array.from(document.images).map(i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0]),
+    images: Array.from(document.images).map(i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0, i.width]),
     scrollWidth: document.scrollingElement.scrollWidth,
     clientWidth: document.scrollingElement.clientWidth,
     innerWidth: window.innerWidth,
@@ -155,14 +155,15 @@ PROBE = """<script>window.addEventListener('load', () => {
 class PageInChromium:
     """What headless Chromium measured on a page once it had loaded.
 
-    ``images`` pairs each ``<img>``'s ``src`` with its loaded width (0: broken);
+    ``images`` gives each ``<img>``'s ``src``, its loaded width (0: broken) and
+    its width on the page (0: not shown);
     ``scroll_width`` is the page's width, ``client_width`` the window's width
     less its vertical scroll bar, ``inner_width`` the window's width;
     ``small_text`` lists the shown text smaller than 11 px; ``label_sizes`` are
     the font sizes (px) of the shown check badges and labels.
     """
 
-    images: list[tuple[str, int]]
+    images: list[tuple[str, int, int]]
     scroll_width: int
     client_width: int
     inner_width: int
@@ -185,7 +186,7 @@ def open_in_chromium(page: Path, *, width: int = 1280, height: int = 800) -> Pag
         probe.unlink()
     found = json.loads(html.unescape(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1)))
     return PageInChromium(
-        [(source, int(loaded)) for source, loaded in found["images"]],
+        [(source, int(loaded), int(shown)) for source, loaded, shown in found["images"]],
         found["scrollWidth"],
         found["clientWidth"],
         found["innerWidth"],

@@ -10,6 +10,9 @@ from helpers import needs_chromium, open_in_chromium, screenshot_in_chromium
 import saliencelab as sl
 from saliencelab.demo import run_demo
 
+PLOTS = ("-randomization.png", "-faithfulness.png")
+"""The small-multiple figures of each section."""
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
@@ -42,7 +45,9 @@ def test_the_report_opens_in_chromium_with_every_image_loaded(demo, tmp_path):
     methods, inputs = len(sl.available_methods()), 3
     per_section = inputs + 2 * methods * inputs + 2  # inputs, maps (thumbnail and overlay), two small-multiple plots
     assert len(view.images) == page.read_text().count("<img ") == 2 * per_section
-    assert all(width > 0 for _, width in view.images), [image for image in view.images if not image[1]]
+    assert all(width > 0 for _, width, _ in view.images), [image for image in view.images if not image[1]]
     assert view.small_text == []  # no shown text under 11 px
+    plots = [(loaded, shown) for source, loaded, shown in view.images if source.endswith(PLOTS)]
+    assert plots and all(shown == loaded for loaded, shown in plots)  # at natural size: 9-pt text is 12.5 px
     assert len(view.label_sizes) >= 2 * methods and min(view.label_sizes) >= 11
     print("screenshot:", screenshot_in_chromium(page, tmp_path / "demo-1280x800.png"))

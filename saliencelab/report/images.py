@@ -36,6 +36,8 @@ from saliencelab.viz.tiles import Tile, save_image, save_map
 
 GREY = "0.45"
 """The colour of what every panel shares: the threshold and the random-ranking control."""
+PERCENTILE = 99.5
+"""Each map's colours saturate at this percentile of its distance from white (zero, or its mean)."""
 PANEL_COLUMNS = 5
 """Panels per row of the curve figures: five 230-pixel panels fit a 1180-pixel page."""
 
@@ -74,7 +76,7 @@ def map_tiles(analysis: Analysis, folder: str | Path, slug: str) -> dict[str, li
     """
     return {
         name: [
-            save_map(values, Path(folder) / f"{slug}-{name}-{index}.png", centred=centred(name))
+            save_map(values, Path(folder) / f"{slug}-{name}-{index}.png", centred=centred(name), percentile=PERCENTILE)
             for index, values in enumerate(result.maps)
         ]
         for name, result in analysis.methods.items()

@@ -22,7 +22,14 @@ import pandas as pd
 
 from saliencelab.report.analysis import Analysis, MethodResult
 from saliencelab.report.checks import CHECKS, Verdict, verdicts
-from saliencelab.report.images import centred, faithfulness_figure, input_tiles, map_tiles, randomization_figure
+from saliencelab.report.images import (
+    PERCENTILE,
+    centred,
+    faithfulness_figure,
+    input_tiles,
+    map_tiles,
+    randomization_figure,
+)
 from saliencelab.viz.tiles import Tile, scale_colours
 
 MARKS = {
@@ -80,7 +87,7 @@ def write_report(analyses: Sequence[Analysis], out: str | Path, *, title: str = 
         undefined=jinja2.StrictUndefined,
     )
     page = environment.get_template("report.html.j2").render(
-        title=title, sections=sections, marks=MARKS, symbols=SYMBOLS, colours=scale_colours()
+        title=title, sections=sections, marks=MARKS, colours=scale_colours(), percentile=PERCENTILE
     )
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
@@ -88,11 +95,20 @@ def write_report(analyses: Sequence[Analysis], out: str | Path, *, title: str = 
 
 
 def _slugs(titles: list[str]) -> list[str]:
-    """One anchor and file prefix per title, unique across the page."""
+    """One anchor and file prefix per title, unique across the page.
+
+    Example
+    -------
+    >>> _slugs(["Digits", "digits", "Faces <1>", ""])
+    ['digits', 'digits-2', 'faces-1', 'section']
+    """
     slugs: list[str] = []
     for title in titles:
-        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
-        slugs.append(slug if slug not in slugs else f"{slug}-{len(slugs)}")
+        base = slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
+        number = 2
+        while slug in slugs:
+            slug, number = f"{base}-{number}", number + 1
+        slugs.append(slug)
     return slugs
 
 

@@ -123,10 +123,10 @@ def test_sections_without_methods_render_and_repeated_titles_get_their_own_ancho
     _, analysis = digits_report
     empty = dataclasses.replace(analysis, methods={})
     html = write_report([empty, empty], tmp_path).read_text()
-    assert re.findall(r'<section id="([^"]+)">', html) == ["digits-test", "digits-test-1"]
+    assert re.findall(r'<section id="([^"]+)">', html) == ["digits-test", "digits-test-2"]
     assert "<h3>Model randomisation</h3>" not in html and "<h3>Deletion and insertion</h3>" not in html
     assert sorted(path.name for path in (tmp_path / "images").iterdir()) == sorted(
-        f"digits-test{suffix}-input-{index}.png" for suffix in ("", "-1") for index in range(INPUTS)
+        f"digits-test{suffix}-input-{index}.png" for suffix in ("", "-2") for index in range(INPUTS)
     )
 
 
@@ -142,7 +142,13 @@ def test_the_report_reads_at_1280_by_800_in_headless_chromium(digits_report, tmp
     assert view.scroll_width <= view.client_width <= view.inner_width == 1280  # no horizontal scrolling of the page
     thumbnails = INPUTS + 2 * len(METHODS) * INPUTS  # inputs; each map as a thumbnail and in its overlay
     assert len(view.images) == page.read_text().count("<img ") == thumbnails + 2  # + randomisation, deletion
-    assert all(width > 0 for _, width in view.images), view.images
+    assert all(width > 0 for _, width, _ in view.images), view.images
     assert view.small_text == []  # no shown text under 11 px
+    plots = [
+        (loaded, shown)
+        for source, loaded, shown in view.images
+        if source.endswith(("-randomization.png", "-faithfulness.png"))
+    ]
+    assert plots and all(shown == loaded for loaded, shown in plots)  # at natural size: 9-pt text is 12.5 px
     assert len(view.label_sizes) >= len(METHODS) * 4 and min(view.label_sizes) >= 11
     print("screenshot:", screenshot_in_chromium(page, tmp_path / "report-1280x800.png"))
