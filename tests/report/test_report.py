@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html as html_text
 import re
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def test_the_page_shows_the_numbers_its_verdicts_come_from(digits_report):
     ]
     for (_, tooltip, _, _, interval), verdict in zip(badges, found.values(), strict=True):
         assert interval == verdict.interval
-        assert verdict.interval in tooltip and verdict.test.split(";")[0] in tooltip
+        text = html_text.unescape(tooltip)
+        assert verdict.interval in text and verdict.test in text and verdict.reason[1:] in text
     assert found["completeness"].passed  # 64 midpoint steps on the digits CNN
 
 
