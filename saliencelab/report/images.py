@@ -4,8 +4,9 @@ Maps are saved one per file (:mod:`saliencelab.viz.tiles`), each on its own
 colour scale, so the page lays them out in HTML, with its own text beside them.
 A method whose maps are expected scores (``centred_display``, e.g. RISE) is
 shown relative to each map's mean. The randomisation and deletion/insertion
-curves are drawn one small panel per method (:func:`saliencelab.viz.small_multiples`)
-with the threshold and the random-ranking control in grey in every panel.
+curves are drawn one small panel per method
+(:func:`saliencelab.viz.multiples.small_multiples`) with the threshold and the
+random-ranking control in grey in every panel.
 
 Example
 -------
