@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -121,24 +124,79 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-def image_widths_in_chromium(page: Path) -> dict[str, int]:
-    """Open ``page`` in headless Chromium and return each image's ``src`` with its loaded width (0: broken).
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu"]
+"""Debian's Chromium, headless (it runs as root in CI, hence no sandbox)."""
+PROBE = """<script>window.addEventListener('load', () => {
+  const shown = e => e && e.getClientRects().length > 0;
+  const size = e => parseFloat(getComputedStyle(e).fontSize);
+  const small = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const text = walker.currentNode.textContent.trim(), parent = walker.currentNode.parentElement;
+    if (text && shown(parent) && size(parent) < 11)
+      small.push(parent.tagName + ' ' + size(parent) + 'px: ' + text.slice(0, 40));
+  }
+  const out = document.createElement('pre');
+  out.id = 'probe';
+  out.textContent = JSON.stringify({
+    images: Array.from(document.images).map(i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0, i.width]),
+    scrollWidth: document.scrollingElement.scrollWidth,
+    clientWidth: document.scrollingElement.clientWidth,
+    innerWidth: window.innerWidth,
+    smallText: small,
+    labelSizes: Array.from(document.querySelectorAll('.badge, .label')).filter(shown).map(size),
+  });
+  document.body.appendChild(out);
+});</script></body>"""
+"""Measures the loaded page and writes the numbers into it, for ``--dump-dom`` to print."""
 
-    A copy of the page beside it gets a script that lists ``naturalWidth`` once
-    the page has loaded; Chromium prints the resulting DOM.
+
+@dataclass(frozen=True)
+class PageInChromium:
+    """What headless Chromium measured on a page once it had loaded.
+
+    ``images`` gives each ``<img>``'s ``src``, its loaded width (0: broken) and
+    its width on the page (0: not shown);
+    ``scroll_width`` is the page's width, ``client_width`` the window's width
+    less its vertical scroll bar, ``inner_width`` the window's width;
+    ``small_text`` lists the shown text smaller than 11 px; ``label_sizes`` are
+    the font sizes (px) of the shown check badges and labels.
+    """
+
+    images: list[tuple[str, int, int]]
+    scroll_width: int
+    client_width: int
+    inner_width: int
+    small_text: list[str]
+    label_sizes: list[float]
+
+
+def open_in_chromium(page: Path, *, width: int = 1280, height: int = 800) -> PageInChromium:
+    """Open ``page`` in headless Chromium with a ``width`` x ``height`` window and measure it.
+
+    A copy of the page beside it gets a script (:data:`PROBE`) that writes the
+    measurements into the page once it has loaded; Chromium prints the resulting DOM.
     """
     probe = page.parent / "probe.html"
-    script = (
-        "<script>window.addEventListener('load', () => { const out = document.createElement('pre');"
-        " out.id = 'probe'; out.textContent = Array.from(document.images).map("
-        " i => i.getAttribute('src') + '=' + (i.complete ? i.naturalWidth : 0)).join(' ');"
-        " document.body.appendChild(out); });</script></body>"
-    )
-    probe.write_text(page.read_text().replace("</body>", script))
-    command = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--dump-dom"]
+    probe.write_text(page.read_text().replace("</body>", PROBE))
+    command = [*CHROMIUM, f"--window-size={width},{height}", "--virtual-time-budget=10000", "--dump-dom"]
     try:
-        dom = subprocess.run([*command, probe.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+        dom = subprocess.run([*command, probe.as_uri()], capture_output=True, text=True, timeout=180, check=True).stdout
     finally:
         probe.unlink()
-    listed = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1).split()
-    return {source: int(width) for source, width in (item.rsplit("=", 1) for item in listed)}
+    found = json.loads(html.unescape(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1)))
+    return PageInChromium(
+        [(source, int(loaded), int(shown)) for source, loaded, shown in found["images"]],
+        found["scrollWidth"],
+        found["clientWidth"],
+        found["innerWidth"],
+        found["smallText"],
+        found["labelSizes"],
+    )
+
+
+def screenshot_in_chromium(page: Path, path: Path, *, width: int = 1280, height: int = 800) -> Path:
+    """Save a ``width`` x ``height`` screenshot of ``page`` (its top) as a PNG at ``path``, for a reviewer."""
+    command = [*CHROMIUM, f"--window-size={width},{height}", f"--screenshot={path}", page.as_uri()]
+    subprocess.run(command, capture_output=True, text=True, timeout=180, check=True, cwd=path.parent)
+    return path

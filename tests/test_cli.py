@@ -111,8 +111,8 @@ def test_demo_explains_digits_and_faces_and_writes_the_report(tmp_path):
     assert "deletion AUC: the target's probability" in result.output  # says which direction is better
     html = (tmp_path / "index.html").read_text()
     assert "Digits" in html and "Faces" in html and f"report: {tmp_path / 'index.html'}" in result.output
-    grid = matplotlib.image.imread(tmp_path / "images" / "digits-grid.png")
-    assert grid[..., :3].std() > 0.05  # a real picture, not a blank canvas
+    drawn = matplotlib.image.imread(tmp_path / "images" / "digits-gradient-0.png")
+    assert drawn[..., :3].std() > 0.05  # a real picture, not a blank canvas
 
 
 def test_demo_with_an_unknown_method_is_a_user_error(tmp_path):

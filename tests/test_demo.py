@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from helpers import image_widths_in_chromium, needs_chromium
+from helpers import needs_chromium, open_in_chromium, screenshot_in_chromium
 
 import saliencelab as sl
 from saliencelab.demo import run_demo
+
+PLOTS = ("-randomization.png", "-faithfulness.png")
+"""The small-multiple figures of each section."""
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +39,17 @@ def test_every_method_runs_on_both_data_sets_with_its_checks(demo):
 
 @pytest.mark.slow
 @needs_chromium
-def test_the_report_opens_in_chromium_with_every_image_loaded(demo):
+def test_the_report_opens_in_chromium_with_every_image_loaded(demo, tmp_path):
     out, _ = demo
     page = out / "index.html"
-    widths = image_widths_in_chromium(page)
-    assert len(widths) == page.read_text().count("<img ") == 6  # per data set: grid, randomisation, curves
-    assert all(width > 100 for width in widths.values()), widths
+    view = open_in_chromium(page, width=1280, height=800)
+    assert view.scroll_width <= view.client_width <= view.inner_width == 1280  # no sideways scrolling, every method
+    methods, inputs = len(sl.available_methods()), 3
+    per_section = inputs + 2 * methods * inputs + 2  # inputs, maps (thumbnail and overlay), two small-multiple plots
+    assert len(view.images) == page.read_text().count("<img ") == 2 * per_section
+    assert all(width > 0 for _, width, _ in view.images), [image for image in view.images if not image[1]]
+    assert view.small_text == []  # no shown text under 11 px
+    plots = [(loaded, shown) for source, loaded, shown in view.images if source.endswith(PLOTS)]
+    assert plots and all(shown == loaded for loaded, shown in plots)  # at natural size: 9-pt text is 12.5 px
+    assert len(view.label_sizes) >= 2 * methods and min(view.label_sizes) >= 11
+    print("screenshot:", screenshot_in_chromium(page, tmp_path / "demo-1280x800.png"))

@@ -1,8 +1,12 @@
 """Write an :class:`Analysis` (or several) as a self-contained HTML report.
 
 The report is ``index.html`` with its figures as PNG files beside it in
-``images/``: no CDN, no script, nothing fetched when it is opened. The page is
-rendered from a Jinja2 template (``templates/report.html.j2``, autoescaped).
+``images/``: no CDN, no script, nothing fetched when it is opened. Every map is
+its own small PNG laid out by the page (methods as rows, inputs as columns),
+with the method's checks as badges in HTML text beside it; a click on a map
+opens it large, with its colour bar, in a CSS ``:target`` overlay. The page is
+rendered from a Jinja2 template (``templates/report.html.j2``, autoescaped) and
+reads on a 1280-pixel-wide screen: wide tables scroll inside their own box.
 See :func:`write_report` for an example.
 """
 
@@ -15,11 +19,18 @@ from typing import Any
 
 import jinja2
 import pandas as pd
-from matplotlib.figure import Figure
 
-from saliencelab import viz
-from saliencelab.report.analysis import Analysis
+from saliencelab.report.analysis import Analysis, MethodResult
 from saliencelab.report.checks import CHECKS, Verdict, verdicts
+from saliencelab.report.images import (
+    PERCENTILE,
+    centred,
+    faithfulness_figure,
+    input_tiles,
+    map_tiles,
+    randomization_figure,
+)
+from saliencelab.viz.tiles import Tile, scale_colours
 
 MARKS = {
     "model randomisation": "MR",
@@ -28,9 +39,15 @@ MARKS = {
     "insertion": "Ins",
     "completeness": "C",
 }
-"""Abbreviations of the checks under each map in the grid."""
-GRID_COLUMNS = 8
-"""The most method columns side by side in a grid image before it wraps."""
+"""Abbreviations of the checks on the badges."""
+SYMBOLS = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
+"""How each outcome is marked on a badge."""
+WORDS = {"pass": "passes", "fail": "fails", "inconclusive": "inconclusive"}
+"""Each outcome in words."""
+MAPS_WIDTH = 880
+"""CSS pixels for the map columns beside the method column on a 1280-pixel screen."""
+THUMBNAIL = (96, 176)
+"""The smallest and largest side of a map in the table, in CSS pixels: fewer inputs, larger maps."""
 
 
 def write_report(analyses: Sequence[Analysis], out: str | Path, *, title: str = "saliencelab report") -> Path:
@@ -53,59 +70,139 @@ def write_report(analyses: Sequence[Analysis], out: str | Path, *, title: str = 
     >>> _, _, x, _ = sl.zoo.dataset("digits")
     >>> result = analyse(model, x[:2], methods={"gradient": {}}, title="digits", progress=False)
     >>> page = write_report([result], tempfile.mkdtemp())
-    >>> "Model randomisation" in page.read_text()
+    >>> "model randomisation" in page.read_text()
     True
-    >>> page.name, sorted(p.name for p in (page.parent / "images").iterdir())[:2]
-    ('index.html', ['digits-deletion.png', 'digits-grid.png'])
+    >>> page.name, sorted(p.name for p in (page.parent / "images").iterdir())[:3]
+    ('index.html', ['digits-faithfulness.png', 'digits-gradient-0.png', 'digits-gradient-1.png'])
     """
     if not analyses:
         raise ValueError("write_report needs at least one Analysis (from saliencelab.report.analyse)")
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    sections = [_section(analysis, out) for analysis in analyses]
+    slugs = _slugs([analysis.title for analysis in analyses])
+    sections = [_section(analysis, slug, out / "images") for analysis, slug in zip(analyses, slugs, strict=True)]
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("saliencelab.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
     page = environment.get_template("report.html.j2").render(
-        title=title, sections=sections, marks=MARKS, thresholds=analyses[0].thresholds
+        title=title, sections=sections, marks=MARKS, colours=scale_colours(), percentile=PERCENTILE
     )
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
 
 
-def _section(analysis: Analysis, out: Path) -> dict[str, Any]:
-    slug = re.sub(r"[^a-z0-9]+", "-", analysis.title.lower()).strip("-") or "section"
+def _slugs(titles: list[str]) -> list[str]:
+    """One anchor and file prefix per title, unique across the page.
+
+    Example
+    -------
+    >>> _slugs(["Digits", "digits", "Faces <1>", ""])
+    ['digits', 'digits-2', 'faces-1', 'section']
+    """
+    slugs: list[str] = []
+    for title in titles:
+        base = slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
+        number = 2
+        while slug in slugs:
+            slug, number = f"{base}-{number}", number + 1
+        slugs.append(slug)
+    return slugs
+
+
+def _section(analysis: Analysis, slug: str, folder: Path) -> dict[str, Any]:
     found = {name: verdicts(analysis, name) for name in analysis.methods}
-    images = {"grid": _grid(analysis, found, out / "images" / f"{slug}-grid.png")}
-    if any(result.randomization is not None for result in analysis.methods.values()):
-        images["randomization"] = _randomization(analysis, out / "images" / f"{slug}-randomization.png")
-    if analysis.random_deletion is not None:
-        images["deletion"] = _faithfulness(analysis, out / "images" / f"{slug}-deletion.png")
+    tiles = map_tiles(analysis, folder, slug)
+    plots = {
+        "randomization": randomization_figure(analysis, folder / f"{slug}-randomization.png"),
+        "faithfulness": faithfulness_figure(analysis, folder / f"{slug}-faithfulness.png"),
+    }
     return {
         "title": analysis.title,
         "anchor": slug,
         "description": analysis.description,
         "shuffled_accuracy": analysis.shuffled_accuracy,
-        "inputs": len(analysis.inputs),
+        "count": len(analysis.inputs),
+        "thumbnail": _thumbnail(len(analysis.inputs)),
         "shape": "×".join(str(d) for d in analysis.inputs.shape[1:]),
-        "images": {key: f"images/{path.name}" for key, path in images.items()},
-        "rows": [_row(analysis, name, found[name]) for name in analysis.methods],
+        "inputs": [
+            {"src": _source(path), "label": label}
+            for path, label in zip(input_tiles(analysis, folder, slug), analysis.row_labels, strict=True)
+        ],
+        "methods": [_method(analysis, slug, name, found[name], tiles[name]) for name in analysis.methods],
         "checks": [check for check in CHECKS if any(check in f for f in found.values())],
-        "axioms": _axioms(analysis.axioms),
+        "legend": _legend(analysis),
+        "thresholds": analysis.thresholds,
+        "plots": {key: _source(path) for key, path in plots.items() if path is not None},
         "random": _random_row(analysis),
+        "axioms": _axioms(analysis.axioms),
     }
 
 
-def _row(analysis: Analysis, name: str, found: dict[str, Verdict]) -> dict[str, Any]:
+def _thumbnail(inputs: int) -> int:
+    """The side of each map in the table: as large as fits beside the method column, within :data:`THUMBNAIL`.
+
+    Example
+    -------
+    >>> _thumbnail(3), _thumbnail(6), _thumbnail(31)
+    (176, 136, 96)
+    """
+    smallest, largest = THUMBNAIL
+    return max(smallest, min(largest, MAPS_WIDTH // inputs - 10))
+
+
+def _method(analysis: Analysis, slug: str, name: str, found: dict[str, Verdict], tiles: list[Tile]) -> dict[str, Any]:
     result = analysis.methods[name]
+    anchor = f"{slug}--{name}"
+    flags = result.degenerate.tolist()
+    return {
+        "name": name,
+        "anchor": anchor,
+        "centred": centred(name),
+        "degenerate": any(flags),
+        "badges": {check: _badge(verdict) for check, verdict in found.items()},
+        "maps": [
+            {
+                "src": _source(tile.path),
+                "id": f"{anchor}--{index}",
+                "label": label,
+                "constant": flag,
+                "low": f"{tile.low:.3g}",
+                "centre": f"{tile.centre:.3g}",
+                "high": f"{tile.high:.3g}",
+            }
+            for index, (tile, label, flag) in enumerate(zip(tiles, analysis.row_labels, flags, strict=True))
+        ],
+        "numbers": _numbers(result),
+    }
+
+
+def _badge(verdict: Verdict) -> dict[str, str]:
+    """A check's outcome for the page: mark, symbol, interval and a tooltip with the test and the reason."""
+    better = "lower" if verdict.better == "below" else "higher"
+    tooltip = (
+        f"{verdict.check}: {WORDS[verdict.outcome]}. {verdict.interval} ({better} is better; threshold "
+        f"{verdict.threshold:g}). {verdict.reason[0].upper()}{verdict.reason[1:]}. Test: {verdict.test}"
+    )
+    if verdict.p_value is not None:
+        tooltip += f"; one-sided p = {verdict.p_value:.2g}"
+    return {
+        "outcome": verdict.outcome,
+        "symbol": SYMBOLS[verdict.outcome],
+        "mark": MARKS[verdict.check],
+        "check": verdict.check,
+        "interval": verdict.interval,
+        "tooltip": tooltip,
+        "degenerate": verdict.reason.startswith("degenerate map"),
+    }
+
+
+def _numbers(result: MethodResult) -> dict[str, str | None]:
     randomised = result.randomization
     return {
-        "method": name,
         "seconds": f"{result.seconds:.3f}",
-        "verdicts": found,
         "mean_similarity": None
         if randomised is None or not len(randomised)
         else f"{randomised['similarity'].mean():.2f}",
@@ -114,6 +211,46 @@ def _row(analysis: Analysis, name: str, found: dict[str, Verdict]) -> dict[str, 
         "insertion": None if result.insertion is None else f"{result.insertion.auc.mean():.3f}",
         "delta": None if result.delta is None else f"{result.delta:.1e}",
     }
+
+
+def _legend(analysis: Analysis) -> list[dict[str, str]]:
+    """One line per check: what is measured, which side is better, when it passes and fails."""
+    limits = analysis.thresholds
+    level = f"{limits.confidence:.0%} Student-t interval of the mean over the {len(analysis.inputs)} inputs"
+    similarity = {
+        "better": "lower",
+        "passes": f"the interval lies below {limits.decorrelated:g}",
+        "fails": f"the interval lies above {limits.decorrelated:g}",
+        "test": level,
+    }
+    gain = {
+        "better": "higher",
+        "passes": f"the interval lies above the margin {limits.margin:g}",
+        "fails": f"the interval lies below {limits.margin:g}",
+        "test": f"{level} (paired t-test against the margin)",
+    }
+    rankings = f"{analysis.rankings} seeded random pixel rankings of the same input"
+    lines = {
+        "model randomisation": {
+            "number": "Spearman rank correlation of the map's absolute values with those of the model with its "
+            "layers re-initialised (cascading from the output), averaged over the steps",
+            **similarity,
+        },
+        "data randomisation": {
+            "number": "the same, with the map of the same network trained on shuffled labels",
+            **similarity,
+        },
+        "deletion": {"number": f"how much lower the deletion AUC is than the mean AUC of {rankings}", **gain},
+        "insertion": {"number": f"how much higher the insertion AUC is than the mean AUC of {rankings}", **gain},
+        "completeness": {
+            "number": "largest |sum of the map − (f(x) − f(baseline))|, as a fraction of the largest |score|",
+            "better": "lower",
+            "passes": f"it is at most {limits.complete:g}",
+            "fails": f"it is above {limits.complete:g}",
+            "test": "exact (no interval)",
+        },
+    }
+    return [{"check": check, "mark": MARKS[check], **lines[check]} for check in CHECKS]
 
 
 def _random_row(analysis: Analysis) -> dict[str, str] | None:
@@ -126,74 +263,15 @@ def _random_row(analysis: Analysis) -> dict[str, str] | None:
 
 
 def _axioms(table: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The property × method table turned round: one row per method, one column per property."""
     if table is None:
         return None
-    cells = {prop: [None if pd.isna(value) else bool(value) for value in table.loc[prop]] for prop in table.index}
-    return {"methods": [str(c) for c in table.columns], "cells": cells}
-
-
-SYMBOLS = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
-"""How each outcome is marked under a map."""
-
-
-def _grid(analysis: Analysis, found: dict[str, dict[str, Verdict]], path: Path) -> Path:
-    labels = {
-        name: " ".join(f"{SYMBOLS[v.outcome]}{MARKS[check]}" for check, v in found[name].items())
-        for name in analysis.methods
-    }
-    viz.grid(
-        analysis.inputs,
-        {name: result.maps for name, result in analysis.methods.items()},
-        path,
-        row_labels=analysis.row_labels,
-        labels_per_cell=labels,
-        max_columns=GRID_COLUMNS,
-    )
-    return path
-
-
-def _randomization(analysis: Analysis, path: Path) -> Path:
-    columns = ("method", "layer", "per_sample")
-    rows = [  # plain columns: the frames' attrs hold tensors, which pandas cannot compare when it concatenates
-        pd.DataFrame({column: result.randomization[column].to_list() for column in columns})
-        for result in analysis.methods.values()
-        if result.randomization is not None
+    rows = [
+        {"method": str(method), "cells": [None if pd.isna(value) else bool(value) for value in table[method]]}
+        for method in table.columns
     ]
-    long = pd.concat(rows, ignore_index=True).explode("per_sample")
-    long = long.assign(similarity=long["per_sample"].astype(float))[["method", "layer", "similarity"]]
-    figure = Figure(figsize=(9, 5))
-    ax = figure.add_subplot()
-    viz.randomization_curve(long, ax=ax, title=f"{analysis.title}: cascading model randomisation", band=None)
-    ax.axhline(analysis.thresholds.decorrelated, color="grey", linestyle=":", linewidth=1)
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    return path
+    return {"properties": [str(prop).replace("_", " ") for prop in table.index], "rows": rows}
 
 
-def _faithfulness(analysis: Analysis, path: Path) -> Path:
-    figure = Figure(figsize=(11, 4.5))
-    for index, (kind, control) in enumerate(
-        (("deletion", analysis.random_deletion), ("insertion", analysis.random_insertion))
-    ):
-        ax = figure.add_subplot(1, 2, index + 1)
-        ys = {
-            name: getattr(result, kind).curve
-            for name, result in analysis.methods.items()
-            if getattr(result, kind) is not None
-        }
-        ys["random ranking"] = control.curve
-        viz.curves(
-            control.fractions,
-            ys,
-            ax=ax,
-            xlabel="fraction of pixels",
-            ylabel="target probability",
-            title=kind,
-            band=None,
-        )
-        ax.lines[-1].set(color="black", linestyle="--", linewidth=2)
-        ax.legend(fontsize=6, ncol=2)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    return path
+def _source(path: Path) -> str:
+    return f"images/{path.name}"

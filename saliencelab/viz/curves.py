@@ -39,6 +39,8 @@ def curves(
     ylabel: str | None = None,
     title: str | None = None,
     band: str | None = "std",
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
+    legend: bool = True,
 ) -> Axes:
     """Draw one mean curve per method over ``x``, e.g. the model's score as pixels are deleted or inserted.
 
@@ -55,6 +57,11 @@ def curves(
         Axis labels and title.
     band:
         ``"std"`` shades mean ± one standard deviation over samples; ``None`` draws no band.
+    styles:
+        Line properties of some curves by name, e.g. ``{"random": {"color": "grey", "linestyle": "--"}}``
+        (a control drawn apart from the methods); their bands take the line's colour.
+    legend:
+        Add a legend of the curves' names.
 
     Returns
     -------
@@ -66,6 +73,9 @@ def curves(
     >>> ax = curves(np.arange(3), {"a": np.array([[0.0, 1, 2], [2.0, 1, 0]])}, band="std")
     >>> float(ax.collections[0].get_paths()[0].get_extents().ymax)  # the band's top: mean 1 + std 1
     2.0
+    >>> ax = curves([0, 1], {"random": [0.5, 0.5]}, styles={"random": {"color": "grey"}}, legend=False)
+    >>> ax.lines[0].get_color(), ax.get_legend()
+    ('grey', None)
     >>> plt.close(ax.figure)
     """
     if band not in BANDS:
@@ -84,8 +94,9 @@ def curves(
                 f"ys[{name!r}] has shape {samples.shape}; expected (N, {positions.size}) or ({positions.size},) "
                 "to match x"
             )
-        _draw(ax, positions, samples.mean(axis=0), samples.std(axis=0) if band else None, name)
-    _label(ax, xlabel, ylabel, title)
+        spread = samples.std(axis=0) if band else None
+        _draw(ax, positions, samples.mean(axis=0), spread, name, _style(styles, name))
+    _label(ax, xlabel, ylabel, title, legend)
     return ax
 
 
@@ -97,6 +108,8 @@ def randomization_curve(
     ylabel: str | None = "similarity to the original map",
     title: str | None = None,
     band: str | None = "std",
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
+    legend: bool = True,
 ) -> Axes:
     """Draw how similar the maps stay as the model's layers are randomised (the model-randomisation sanity check).
 
@@ -115,8 +128,8 @@ def randomization_curve(
         Axes to draw in; by default a new pyplot figure.
     xlabel, ylabel, title:
         Axis labels and title.
-    band:
-        ``"std"`` or ``None``, as for :func:`curves`.
+    band, styles, legend:
+        As for :func:`curves` (``styles`` by method).
 
     Returns
     -------
@@ -157,9 +170,10 @@ def randomization_curve(
             raise ValueError(f"method {method!r} has no rows for the layer(s) {absent}; every method needs every layer")
         positions = np.arange(len(layers), dtype=float)
         spread = statistics["std"].to_numpy() if band else None
-        _draw(ax, positions, statistics["mean"].to_numpy(), spread, None if method is None else str(method))
+        name = None if method is None else str(method)
+        _draw(ax, positions, statistics["mean"].to_numpy(), spread, name, _style(styles, name))
     ax.set_xticks(np.arange(len(layers)), [str(layer) for layer in layers], rotation=45, ha="right")
-    _label(ax, xlabel, ylabel, title)
+    _label(ax, xlabel, ylabel, title, legend)
     return ax
 
 
@@ -172,18 +186,24 @@ def _finite(values: Any, what: str) -> np.ndarray:
     return array
 
 
-def _draw(ax: Axes, x: np.ndarray, mean: np.ndarray, spread: np.ndarray | None, name: str | None) -> None:
-    (line,) = ax.plot(x, mean, marker="o", markersize=3, label=name)
+def _style(styles: Mapping[str, Mapping[str, Any]] | None, name: str | None) -> dict[str, Any]:
+    return dict((styles or {}).get(name, {})) if name is not None else {}
+
+
+def _draw(
+    ax: Axes, x: np.ndarray, mean: np.ndarray, spread: np.ndarray | None, name: str | None, style: dict[str, Any]
+) -> None:
+    (line,) = ax.plot(x, mean, **{"marker": "o", "markersize": 3, "label": name, **style})
     if spread is not None and spread.any():
         ax.fill_between(x, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
-def _label(ax: Axes, xlabel: str | None, ylabel: str | None, title: str | None) -> None:
+def _label(ax: Axes, xlabel: str | None, ylabel: str | None, title: str | None, legend: bool) -> None:
     if xlabel is not None:
         ax.set_xlabel(xlabel)
     if ylabel is not None:
         ax.set_ylabel(ylabel)
     if title is not None:
         ax.set_title(title)
-    if any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
+    if legend and any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
         ax.legend(fontsize=8)

@@ -78,3 +78,40 @@ def test_randomization_curve_errors():
         )
     with pytest.raises(TypeError, match="pandas DataFrame"):
         viz.randomization_curve({"layer": ["fc"], "similarity": [0.5]})
+
+
+def test_styled_curves_keep_their_properties_and_no_legend_is_drawn_when_asked():
+    ax = viz.curves(
+        [0.0, 1.0],
+        {"method": [1.0, 0.0], "random": np.array([[1.0, 0.5], [1.0, 0.7]])},
+        styles={"random": {"color": "0.45", "linestyle": "--", "marker": ""}},
+        legend=False,
+    )
+    assert ax.get_legend() is None
+    assert ax.lines[1].get_color() == "0.45" and ax.lines[1].get_linestyle() == "--"
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [1.0, 0.6])
+    assert ax.collections[0].get_facecolor()[0][:3] == pytest.approx((0.45, 0.45, 0.45))  # the band takes the style
+
+
+def test_small_multiples_one_panel_per_name_with_one_legend(tmp_path):
+    from PIL import Image
+
+    from saliencelab.viz.multiples import small_multiples
+
+    def draw(ax, name):
+        viz.curves([0, 1], {"curve": [0.0, float(len(name))]}, ax=ax)
+        ax.axhline(0.5, label="threshold")
+
+    figure = small_multiples(["a", "bb", "ccc"], draw, tmp_path / "m.png", columns=2, panel_inches=(2.0, 1.5))
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["a", "bb", "ccc"]
+    assert [ax.lines[0].get_ydata()[-1] for ax in panels] == [1.0, 2.0, 3.0]
+    assert all(ax.get_legend() is None for ax in panels)
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["curve", "threshold"]
+    assert panels[0].get_shared_y_axes().joined(panels[0], panels[2])
+    figure.canvas.draw()
+    ticked = [any(label.get_visible() and label.get_text() for label in ax.get_xticklabels()) for ax in panels]
+    assert ticked == [False, True, True]  # the lowest panel of each column: "bb" has no panel under it
+    assert Image.open(tmp_path / "m.png").size == (400, 345)  # 2 × 2.0 in; 2 × 1.5 in + 0.45 in legend; at 100 dpi
+    with pytest.raises(ValueError, match="names is empty"):
+        small_multiples([], draw)
