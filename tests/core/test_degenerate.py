@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
 
 import pytest
@@ -59,3 +61,22 @@ def test_a_check_that_judges_maps_itself_silences_the_warning_in_its_own_thread_
 )
 def test_constant_means_within_rounding_of_the_largest_value(maps, expected):
     assert degenerate_maps(maps).tolist() == expected
+
+
+def test_a_quiet_check_in_one_thread_leaves_another_threads_warning_alone():
+    both_inside = threading.Barrier(2)
+
+    def explain(quiet: bool) -> None:
+        with checked_by_caller() if quiet else contextlib.nullcontext():
+            both_inside.wait(timeout=30)
+            sl.explain(half_dead(), torch.ones(1, 4), method="gradient", target=0)
+            both_inside.wait(timeout=30)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        threads = [threading.Thread(target=explain, args=(quiet,)) for quiet in (True, False)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert [w.category for w in caught if issubclass(w.category, sl.DegenerateMapWarning)] == [sl.DegenerateMapWarning]
