@@ -230,3 +230,79 @@ def test_bad_baselines_and_options_are_clear_errors(images):
         sl.explain(model, images, method="feature_ablation", target=0, window=3)
     with pytest.raises(TypeError, match="progress must be"):
         sl.FeatureAblation(model, progress="yes")
+
+
+# ------------------------------------------------------------------ several inputs, forward_args, token ids
+
+
+class TwoInputs(torch.nn.Module):
+    """An image branch and a tabular branch added, times an optional per-sample scale (not attributed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image = conv64()
+        torch.manual_seed(14)
+        self.table = torch.nn.Sequential(torch.nn.Linear(7, 9), torch.nn.Tanh(), torch.nn.Linear(9, 5)).double()
+
+    def forward(self, image, table, scale=None):
+        out = self.image(image) + self.table(table)
+        return out if scale is None else out * scale[:, None]
+
+
+def test_several_inputs_equal_captum_with_a_baseline_per_input():
+    model = TwoInputs().eval()
+    image_baseline = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(15)).double()
+    ours = sl.explain(
+        model, (CONV_IMAGES, TABLE), method="feature_ablation", target=TARGETS, baseline=(image_baseline, -0.5)
+    )
+    theirs = captum_attr.FeatureAblation(model).attribute(
+        (CONV_IMAGES, TABLE), target=TARGETS, baselines=(image_baseline, -0.5)
+    )
+    assert isinstance(ours.values, tuple) and len(ours.values) == 2
+    for mine, captums in zip(ours.values, theirs, strict=True):
+        torch.testing.assert_close(mine, captums, **EXACT)
+    as_dict = sl.explain(
+        lambda image, table: model(image, table),
+        {"image": CONV_IMAGES, "table": TABLE},
+        method="feature_ablation",
+        target=TARGETS,
+        baseline={"image": image_baseline, "table": -0.5},
+    )
+    assert torch.equal(as_dict.values["image"], ours.values[0]) and torch.equal(as_dict.values["table"], ours.values[1])
+
+
+def test_a_packed_mask_groups_features_across_inputs_like_captums_cross_tensor_groups():
+    model = TwoInputs().eval()
+    image_ids = ids((1, 3, 8, 8), 16, [0, 1, 2, 3])
+    table_ids = torch.tensor([[0, 0, 4, 4, 2, 5, 5]])  # 0 and 2 span both inputs
+    packed = torch.cat([image_ids.flatten(1), table_ids], dim=1)
+    ours = sl.explain(model, (CONV_IMAGES, TABLE), method="feature_ablation", target=TARGETS, feature_mask=packed)
+    theirs = captum_attr.FeatureAblation(model).attribute(
+        (CONV_IMAGES, TABLE), target=TARGETS, feature_mask=(image_ids, table_ids)
+    )
+    for mine, captums in zip(ours.values, theirs, strict=True):
+        torch.testing.assert_close(mine, captums, **EXACT)
+    assert ours.info["groups"].tolist() == [6] * 4
+
+
+def test_a_per_sample_forward_argument_follows_its_sample_like_captums_additional_forward_args():
+    model = TwoInputs().eval()
+    scale = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+    ours = sl.explain(model, (CONV_IMAGES, TABLE), method="feature_ablation", target=TARGETS, forward_args=(scale,))
+    theirs = captum_attr.FeatureAblation(model).attribute(
+        (CONV_IMAGES, TABLE), target=TARGETS, additional_forward_args=(scale,)
+    )
+    for mine, captums in zip(ours.values, theirs, strict=True):
+        torch.testing.assert_close(mine, captums, **EXACT)
+
+
+def test_token_ids_are_ablated_to_the_baseline_id_and_get_float_values():
+    torch.manual_seed(17)
+    embedding, head = torch.nn.Embedding(20, 6).double(), torch.nn.Linear(6, 5).double()
+    model = lambda tokens: head(torch.tanh(embedding(tokens)).mean(dim=1))  # noqa: E731
+    tokens = torch.randint(1, 20, (4, 9), generator=torch.Generator().manual_seed(18))
+    ours = sl.explain(model, tokens, method="feature_ablation", target=TARGETS, baseline=0)  # 0: the padding id
+    theirs = captum_attr.FeatureAblation(model).attribute(tokens, target=TARGETS, baselines=0)
+    assert ours.values.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(ours.values, theirs.to(ours.values.dtype), rtol=1e-6, atol=1e-7)  # float32 values
+    assert ours.values.abs().min() > 0  # every token counts: nothing was truncated to an integer

@@ -57,7 +57,11 @@ class FeatureAblation(PerturbationMethod):
         See :class:`~saliencelab.methods.perturbation.base.PerturbationMethod`.
 
     The baseline (default ``"zeros"``) gives the ablated values: a number, a
-    tensor broadcastable to the inputs or a preset name. Every element of
+    tensor broadcastable to the inputs or a preset name. Integer inputs (token
+    ids) are ablated to the baseline's id and get floating-point values. With
+    several inputs (a tuple or dict) the groups are those of the inputs packed
+    side by side, each flattened: ``feature_mask`` then has shape ``(1 or N, D)``,
+    D the total number of features, and a group may span several inputs. Every element of
     group g gets ``f(x) − f(x with g ablated)``, the same value for the whole
     group (the sum of a map counts each group's value once per element).
 
@@ -78,6 +82,9 @@ class FeatureAblation(PerturbationMethod):
     >>> a.info["group_values"][0].sum().item(), 11.0 - 0.0  # so the values overshoot f(x) - f(0)
     (17.0, 11.0)
     """
+
+    structured_inputs = True
+    integer_inputs = True
 
     name = "feature_ablation"
     description = "Feature ablation: change of the score when each feature group is replaced by the baseline"
@@ -104,4 +111,5 @@ class FeatureAblation(PerturbationMethod):
         group_values = [f_x[i] - table.block(scores, i) for i in range(inputs.shape[0])]
         values = groups.spread(group_values, tuple(inputs.shape[1:]))
         info = {"groups": torch.tensor(groups.counts), "group_values": group_values}
-        return Attribution(values.to(inputs.dtype), None, self.name, target.public(), info)
+        dtype = inputs.dtype if inputs.is_floating_point() else torch.get_default_dtype()  # token ids: float values
+        return Attribution(values.to(dtype), None, self.name, target.public(), info)
