@@ -57,18 +57,20 @@ class FeatureAblation(PerturbationMethod):
         See :class:`~saliencelab.methods.perturbation.base.PerturbationMethod`.
 
     The baseline (default ``"zeros"``) gives the ablated values: a number, a
-    tensor broadcastable to the inputs or a preset name. Integer inputs (token
-    ids) are ablated to the baseline's id and get floating-point values. With
-    several inputs (a tuple or dict) the groups are those of the inputs packed
-    side by side, each flattened: ``feature_mask`` then has shape ``(1 or N, D)``,
-    D the total number of features, and a group may span several inputs. Every element of
+    tensor broadcastable to the inputs or a preset name. Every element of
     group g gets ``f(x) − f(x with g ablated)``, the same value for the whole
     group (the sum of a map counts each group's value once per element).
 
+    Integer inputs (token ids) are ablated to the baseline's id and get
+    floating-point values. With several inputs (a tuple or dict) the groups are
+    those of the inputs packed side by side, each flattened: ``feature_mask``
+    then has shape ``(1 or N, D)``, D the total number of features, and a group
+    may span several inputs.
+
     ``delta`` is None: ablation has no completeness property. The group values
-    sum to ``f(x) − f(baseline)`` only when the model is additive over the
-    groups (then they are its Shapley values); any interaction between groups
-    is counted in several groups or in none. ``info["groups"]`` holds each
+    sum to ``f(x) − f(baseline)`` when the model is additive over the groups
+    (then they are its Shapley values), not in general: an interaction between
+    groups is counted in several groups or in none. ``info["groups"]`` holds each
     sample's number of groups and ``info["group_values"]`` its values, group ids
     in increasing order.
 
