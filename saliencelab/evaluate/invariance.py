@@ -149,8 +149,10 @@ def input_invariance(
     Example
     -------
     >>> import torch
-    >>> f = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    >>> x = torch.rand(5, 3)
+    >>> with torch.random.fork_rng():  # a fixed network and inputs, whatever ran before
+    ...     _ = torch.manual_seed(0)
+    ...     f = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    ...     x = torch.rand(5, 3)
     >>> bool(input_invariance(f, x, method="gradient", target=0, shift=-1.0).max() < 1e-6)
     True
     >>> bool(input_invariance(f, x, method="gradient_x_input", target=0, shift=-1.0).min() > 1e-3)

@@ -64,6 +64,10 @@ class Method:
     """True when the method works feature by feature, so several inputs can be packed side by side for it."""
     layer_attribution: ClassVar[bool] = False
     """True when the method can attribute to a hidden layer's activations (``layer=``)."""
+    baseline_in_input_space: ClassVar[bool] = True
+    """At a layer, whether the baseline is an input mapped through the layer (gradient and reference methods,
+    Captum's ``LayerIntegratedGradients``) or replaces activations as it is (perturbation methods, Captum's
+    ``LayerFeatureAblation``, default 0)."""
     integer_inputs: ClassVar[bool] = False
     """True when the method only evaluates the model (never differentiates it), so integer inputs (token ids) work."""
     hint: ClassVar[str] = ""
@@ -182,6 +186,8 @@ class Method:
         """The baseline mapped through the layer: given in input space (token ids too), like the inputs."""
         if not self.takes_baseline or (baseline is None and self.draws_references):
             return None
+        if not self.baseline_in_input_space:
+            return baseline
         spec = "zeros" if baseline is None else baseline
         if structure.packed:
             spec = self._packed_baseline(spec, structure, inputs)

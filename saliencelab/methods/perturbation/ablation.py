@@ -86,6 +86,7 @@ class FeatureAblation(PerturbationMethod):
     """
 
     structured_inputs = True
+    layer_attribution = True
     integer_inputs = True
 
     name = "feature_ablation"

@@ -43,6 +43,7 @@ class PerturbationMethod(Method):
     """
 
     takes_baseline = True
+    baseline_in_input_space = False
 
     def __init__(
         self, model: Any, *, seed: int = 0, progress: bool | None = None, memory_budget: int | None = None
