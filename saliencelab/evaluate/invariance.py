@@ -155,7 +155,7 @@ def input_invariance(
     ...     x = torch.rand(5, 3)
     >>> bool(input_invariance(f, x, method="gradient", target=0, shift=-1.0).max() < 1e-6)
     True
-    >>> bool(input_invariance(f, x, method="gradient_x_input", target=0, shift=-1.0).min() > 1e-3)
+    >>> bool(input_invariance(f, x, method="gradient_x_input", target=0, shift=-1.0).max() > 1e-3)
     True
     """
     original, shifted = attribution_pair(model, inputs, as_explainer(method, **(method_options or {})), target, shift)
