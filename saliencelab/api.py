@@ -55,6 +55,9 @@ def explain(
         the other methods it attributes to that layer's output instead of the
         inputs (``layer_input=True``: its input), as Captum's ``Layer*`` classes
         do. ``target=sl.neuron(layer, index)`` explains one unit of a hidden layer.
+    progress:
+        Among the options: a progress bar (``True``/``False``); by default one
+        appears on a terminal when a call runs longer than 2 seconds.
     **options:
         The method's options (``steps``, ``samples``, ``noise``, ``seed``,
         ``memory_budget``, ...); an unknown option is a ``TypeError`` that lists
@@ -74,8 +77,9 @@ def explain(
     """
     cls = registry.get(method)
     layer = options.pop("layer", None) if cls.layer_attribution else None  # else a CAM's own option
+    progress = None if "progress" in registry.option_names(cls) else options.pop("progress", None)
     registry.check_options(cls, options)
-    call = {"forward_args": forward_args, "layer": layer, "layer_input": layer_input}
+    call = {"forward_args": forward_args, "layer": layer, "layer_input": layer_input, "progress": progress}
     return cls(model, **options)(inputs, target=target, baseline=baseline, **call)
 
 

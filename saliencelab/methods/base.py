@@ -18,6 +18,7 @@ from saliencelab.core.caller import user_stacklevel
 from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, warns_about_degenerate_maps
 from saliencelab.core.guard import preserved
 from saliencelab.core.layers import LayerModel, Neuron, NeuronModel, activations, resolve_layer
+from saliencelab.core.progress import progress_bar
 from saliencelab.core.structure import ForwardArgs, InputStructure, Structured, StructuredModel, rows_of
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
 from saliencelab.core.validation import batch_dimension_hint, check_inputs_fit_model, check_memory_budget
@@ -64,6 +65,8 @@ class Method:
     """True when the method works feature by feature, so several inputs can be packed side by side for it."""
     layer_attribution: ClassVar[bool] = False
     """True when the method can attribute to a hidden layer's activations (``layer=``)."""
+    progress: bool | None = None
+    """A progress bar: ``True`` always, ``False`` never, ``None`` on a terminal for calls longer than 2 s."""
     baseline_in_input_space: ClassVar[bool] = True
     """At a layer, whether the baseline is an input mapped through the layer (gradient and reference methods,
     Captum's ``LayerIntegratedGradients``) or replaces activations as it is (perturbation methods, Captum's
@@ -91,6 +94,7 @@ class Method:
         forward_args: object = None,
         layer: nn.Module | str | None = None,
         layer_input: bool = False,
+        progress: bool | None = None,
     ) -> Attribution:
         """Attribute the model's ``target`` score for each sample of ``inputs``.
 
@@ -106,12 +110,18 @@ class Method:
         (``layer_input=True``: its input) instead of the inputs, Captum's ``Layer*``
         semantics (:mod:`saliencelab.core.layers`); the baseline is given in input
         space and mapped through the layer. ``target=sl.neuron(layer, index)``
-        explains one unit of a hidden layer.
+        explains one unit of a hidden layer. ``progress``: a progress bar
+        (``True``/``False``; default: on a terminal for calls longer than 2 s).
 
         A TorchScript model, or the layers of a ``torch.export`` graph, that the
         method would need to see inside raise
         :class:`~saliencelab.engine.OpaqueModelError` (:func:`~saliencelab.engine.require_sight`).
         """
+        if progress is not None:  # this call's setting: the method object stays as it was
+            configured = copy.copy(self)
+            configured.progress = progress
+            call = {"forward_args": forward_args, "layer": layer, "layer_input": layer_input}
+            return configured(inputs, target, baseline, **call)
         structure = InputStructure.of(inputs)
         extra = ForwardArgs.of(forward_args, structure.batch)
         if structure.packed and not self.structured_inputs:
@@ -319,16 +329,22 @@ class Method:
         total = rows_like.shape[0] if total_rows < 0 else total_rows
         key = (tuple(rows_like.shape[1:]), rows_like.dtype, rows_like.device.type)
         row_bytes = int(own * rows_like[:1].numel() * rows_like.element_size())
-        run_chunked(
-            total,
-            run,
-            self.memory_budget,
-            measure=measure,
-            owner=self.model,
-            key=key,
-            passes=passes,
-            row_bytes=row_bytes,
-        )
+        with progress_bar(self.name, total, self.progress) as advance:
+
+            def counted(rows: slice) -> None:
+                run(rows)
+                advance(rows.stop - rows.start)
+
+            run_chunked(
+                total,
+                counted,
+                self.memory_budget,
+                measure=measure,
+                owner=self.model,
+                key=key,
+                passes=passes,
+                row_bytes=row_bytes,
+            )
 
     def input_gradients(
         self, x: torch.Tensor, target: Target, samples: torch.Tensor | None = None

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
-from tqdm.auto import tqdm
 
+from saliencelab.core.progress import progress_bar
 from saliencelab.core.targets import Target
 
 if TYPE_CHECKING:
@@ -80,13 +80,6 @@ def evaluate_rows(
     tensor([10.,  1.], dtype=torch.float64)
     """
     scores = torch.empty(total_rows, dtype=torch.float64, device=like.device)
-    bar = tqdm(
-        total=total_rows,
-        desc=description or method.name,
-        unit="eval",
-        leave=False,
-        disable=not show_progress(progress, total_rows),
-    )
 
     def run(rows: slice) -> None:
         index = torch.arange(rows.start, rows.stop, device=like.device)
@@ -94,12 +87,10 @@ def evaluate_rows(
             points, sample = make_rows(index)
             output = method.forward(points, sample)
             scores[rows] = target.rows(sample).scores(output).to(torch.float64)
-        bar.update(rows.stop - rows.start)
+        advance(rows.stop - rows.start)
 
-    try:
+    with progress_bar(description or method.name, total_rows, progress) as advance:
         method.run_chunked(like, run, total_rows, passes=1, own=ROW_COPIES)
-    finally:
-        bar.close()
     return scores
 
 
