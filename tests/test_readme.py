@@ -35,3 +35,13 @@ def test_the_evaluation_and_picture_examples_run(tmp_path, monkeypatch):
     assert namespace["table"]["similarity"].iloc[-1] < 0.3  # the gradient decorrelates (seed 000)
     exec(compile(pictures, str(README), "exec"), namespace)
     assert (tmp_path / "maps.png").is_file() and (tmp_path / "report" / "index.html").is_file()
+
+
+def test_the_several_inputs_layers_neurons_and_text_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    example = next(block for block in blocks if "sl.neuron(" in block)
+    namespace: dict = {}
+    exec(compile(example, str(README), "exec"), namespace)
+    a, h, t = namespace["a"], namespace["h"], namespace["t"]
+    assert set(a.values) == {"image", "table"} and h.values.shape == (4, 16) and t.values.shape == (2, 6, 8)
+    assert namespace["n"].values[0].shape == (4, 1, 8, 8) and namespace["w"].values.shape == (2, 6)

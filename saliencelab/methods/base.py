@@ -50,7 +50,8 @@ class Method:
     True
     """
 
-    name: ClassVar[str]
+    name: ClassVar[str] = "model"
+    """The method's registered name (the base class only runs the model: its label in progress bars)."""
     description: ClassVar[str]
     source: ClassVar[str]
     quick_options: ClassVar[Mapping[str, Any]] = {}
