@@ -148,7 +148,7 @@ def run_demo(
                     "checks": summary(report.verdicts(analysis, name)) + _degenerate_note(result),
                 }
             )
-    order = {name: index for index, name in enumerate(sl.available_methods())}
+    order = {name: index for index, name in enumerate(sl.available_methods() if methods is None else methods)}
     titles = [analysis.title for analysis in analyses]
     return sorted(rows, key=lambda row: (titles.index(row["data set"]), order[row["method"]]))
 
