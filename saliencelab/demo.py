@@ -1,10 +1,14 @@
 """The demo: every method on embedded real data, every check, one HTML report.
 
-Explains test digits (scikit-learn's digits, the zoo's ``digits_cnn``) and
-test faces (scikit-image's LFW subset, the zoo's ``lfw_cnn``) with every
+Explains test digits (scikit-learn's digits, the zoo's ``digits_cnn``), test
+faces (scikit-image's LFW subset, the zoo's ``lfw_cnn``) and test patients
+(scikit-learn's breast cancer table, the zoo's ``breast_cancer_mlp``) with every
 registered method, runs model randomisation, data randomisation (against the
 zoo's twins trained on shuffled labels), deletion and insertion for each, the
-axiom table once, and writes the report to ``out/index.html``. Nothing is
+axiom table once, and writes the report to ``out/index.html``. On the table,
+the methods that need spatial inputs (the CAM methods, RISE, ...) are left out:
+each is tried on one row, and those the library refuses are listed, with its
+reason, in the section's description and in the rows returned. Nothing is
 trained or downloaded at run time.
 
 Example
@@ -53,6 +57,8 @@ FITTED = ("pattern_net", "pattern_attribution")
 """Methods that fit patterns on training images first."""
 GROUPED = ("shapley_sampling", "kernel_shap", "lime")
 """Methods whose cost grows with the number of feature groups."""
+TABLE_OPTIONS: dict[str, dict[str, Any]] = {"occlusion": {"window": 1}, "prediction_difference": {"window": 1}}
+"""On table rows a window covers one feature: neighbouring columns are unrelated measurements."""
 
 
 def demo_methods(
@@ -60,12 +66,16 @@ def demo_methods(
     cam_layer: str | None = None,
     feature_mask: str | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    data_bounds: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Every registered method with its demo options for a data set whose training images are ``x_train``.
 
     ``cam_layer`` is the CAM methods' layer (default: their own default) and
     ``feature_mask`` the feature groups of the Shapley-type methods and LIME
-    (default: one group per pixel); ``overrides`` replaces options per method.
+    (default: one group per pixel or feature); ``overrides`` replaces options
+    per method; ``data_bounds`` sets Deep Taylor's input box (``low``, ``high``)
+    to each feature's smallest and largest value in ``x_train`` (standardised
+    table columns have no fixed range like the images' [0, 1]).
 
     Example
     -------
@@ -85,6 +95,8 @@ def demo_methods(
             options["layer"] = cam_layer
         if feature_mask is not None and name in GROUPED:
             options["feature_mask"] = feature_mask
+        if data_bounds and name == "deep_taylor":
+            options["low"], options["high"] = x_train.amin(dim=0), x_train.amax(dim=0)
         methods[name] = options
     return methods
 
@@ -96,14 +108,15 @@ def run_demo(
     methods: Sequence[str] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Explain ``inputs`` test digits and ``inputs`` test faces with every method and write the report.
+    """Explain ``inputs`` test digits, faces and patients with every method and write the report.
 
     Parameters
     ----------
     out:
         Folder for ``index.html`` and its images.
     inputs:
-        Inputs per data set (digits 0, 1, 2, ...; faces and non-faces alternating).
+        Inputs per data set (digits 0, 1, 2, ...; faces and non-faces alternating;
+        malignant and benign alternating).
     methods:
         A subset of the methods (default: every registered method).
 
@@ -112,12 +125,17 @@ def run_demo(
     One row per data set and method: its seconds, its deletion AUC and that of
     random pixel rankings of the same inputs (lower is better for both numbers),
     how many inputs got a constant map, and a summary of the checks it passed,
-    failed and could not decide.
+    failed and could not decide. A method the library refuses on a data set
+    (a CAM method on table rows) has a row with NaN numbers and, as its
+    checks, ``"not run: "`` and the library's reason.
     """
-    analyses = [_analysis(data, inputs, methods, progress) for data in DATA]
-    report.write_report(analyses, out, title="saliencelab demo: digits and faces")
+    sections = [_analysis(data, inputs, methods, progress) for data in DATA]
+    analyses = [analysis for analysis, _ in sections]
+    report.write_report(analyses, out, title="saliencelab demo: digits, faces and a table")
     rows = []
-    for analysis in analyses:
+    for analysis, skipped in sections:
+        for name, reason in skipped.items():
+            rows.append(_skipped_row(analysis.title, name, reason))
         for name, result in analysis.methods.items():
             rows.append(
                 {
@@ -130,7 +148,22 @@ def run_demo(
                     "checks": summary(report.verdicts(analysis, name)) + _degenerate_note(result),
                 }
             )
-    return rows
+    order = {name: index for index, name in enumerate(sl.available_methods() if methods is None else methods)}
+    titles = [analysis.title for analysis in analyses]
+    return sorted(rows, key=lambda row: (titles.index(row["data set"]), order[row["method"]]))
+
+
+def _skipped_row(title: str, name: str, reason: str) -> dict[str, Any]:
+    nan = float("nan")
+    return {
+        "data set": title,
+        "method": name,
+        "seconds": nan,
+        "deletion AUC": nan,
+        "random deletion AUC": nan,
+        "degenerate maps": 0,
+        "checks": f"not run: {reason}",
+    }
 
 
 @dataclass(frozen=True)
@@ -147,6 +180,19 @@ class DemoData:
     options: dict[str, Any] = field(default_factory=dict)
     """Arguments of :func:`demo_methods` for this data set."""
     axioms: bool = False
+    tabular: bool = False
+    """The inputs are table rows ``(N, D)``: the report draws maps as bar charts of the features named by
+    :func:`saliencelab.zoo.feature_names`, and methods the library refuses on rows are left out and listed."""
+
+    def feature_names(self) -> list[str] | None:
+        """The names of the features of a tabular data set, else ``None``.
+
+        Example
+        -------
+        >>> DATA[2].feature_names()[:2], DATA[0].feature_names()
+        (['mean radius', 'mean texture'], None)
+        """
+        return sl.zoo.feature_names(self.dataset) if self.tabular else None
 
 
 DATA = (
@@ -171,11 +217,28 @@ DATA = (
         "last spatial layer. The target is the true class.",
         {"feature_mask": "grid", "overrides": FACES_OPTIONS},
     ),
+    DemoData(
+        "Breast cancer",
+        "breast_cancer_mlp",
+        "breast_cancer",
+        ("malignant", "benign"),
+        (0, 1),
+        "The zoo's breast_cancer_mlp (30→32→16→2) on test patients of scikit-learn's breast cancer table, 30 "
+        "measurements of cell nuclei standardised with the training split's mean and standard deviation; each map "
+        "is a bar chart of features. Occlusion and prediction difference take one feature per window; the "
+        "Shapley-type methods and LIME one group per feature; Deep Taylor's box is the training data's range. "
+        "The target is the true class.",
+        {"overrides": TABLE_OPTIONS, "data_bounds": True},
+        tabular=True,
+    ),
 )
-"""The demo's two sections."""
+"""The demo's three sections."""
 
 
-def _analysis(data: DemoData, count: int, methods: Sequence[str] | None, progress: bool) -> report.Analysis:
+def _analysis(
+    data: DemoData, count: int, methods: Sequence[str] | None, progress: bool
+) -> tuple[report.Analysis, dict[str, str]]:
+    """The section's analysis, and the methods left out (the library refused the inputs) with the reason."""
     model = sl.zoo.load(data.model)
     x_train, _, x_test, y_test = sl.zoo.dataset(data.dataset)
     by_class = [(y_test == label).nonzero()[:, 0] for label in data.class_order]
@@ -184,18 +247,59 @@ def _analysis(data: DemoData, count: int, methods: Sequence[str] | None, progres
     with torch.inference_mode():
         predicted = model(x).argmax(dim=1)
     names = data.class_names
-    return report.analyse(
+    chosen = _chosen(demo_methods(x_train, **data.options), methods)
+    skipped = _refused(model, x[:1], y[:1], chosen) if data.tabular else {}
+    analysis = report.analyse(
         model,
         x,
-        methods=_chosen(demo_methods(x_train, **data.options), methods),
+        methods={name: options for name, options in chosen.items() if name not in skipped},
         target=y,
         title=data.title,
-        description=data.description,
+        description=data.description + _skipped_note(skipped),
         row_labels=[f"true {names[int(t)]}, predicted {names[int(p)]}" for t, p in zip(y, predicted, strict=True)],
+        feature_names=data.feature_names(),
         shuffled_model=sl.zoo.load(data.model, labels="shuffled"),
         axioms=data.axioms,
         progress=progress,
     )
+    return analysis, skipped
+
+
+def _refused(model: Any, x: torch.Tensor, y: torch.Tensor, methods: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The methods whose ``sl.explain`` raises ``ValueError`` on ``x`` (the library's check of the input's shape).
+
+    Example
+    -------
+    >>> model = sl.zoo.load("breast_cancer_mlp")
+    >>> _, _, x, y = sl.zoo.dataset("breast_cancer")
+    >>> _refused(model, x[:1], y[:1], {"gradient": {}, "grad_cam": {}, "rise": {}})  # doctest: +NORMALIZE_WHITESPACE
+    {'grad_cam': 'CAM methods explain inputs with spatial dimensions (N, C, H, W)',
+     'rise': 'rise needs inputs (N, C, *spatial)'}
+    """
+    refused = {}
+    for name, options in methods.items():
+        try:
+            sl.explain(model, x, method=name, target=y, **options)
+        except ValueError as error:
+            refused[name] = str(error).split("; got")[0]
+    return refused
+
+
+def _skipped_note(skipped: dict[str, str]) -> str:
+    """The methods left out, grouped by the library's reason, for the section's description.
+
+    Example
+    -------
+    >>> _skipped_note({"grad_cam": "needs images", "score_cam": "needs images", "rise": "needs (N, C, H, W)"})
+    ' Left out, as the library refuses table rows: grad_cam, score_cam (needs images); rise (needs (N, C, H, W)).'
+    """
+    if not skipped:
+        return ""
+    reasons: dict[str, list[str]] = {}
+    for name, reason in skipped.items():
+        reasons.setdefault(reason, []).append(name)
+    groups = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in reasons.items())
+    return f" Left out, as the library refuses table rows: {groups}."
 
 
 def _degenerate_note(result: report.MethodResult) -> str:

@@ -1,6 +1,8 @@
-"""The demo: every method on digits and faces, the report it writes, opened in headless Chromium."""
+"""The demo: every method on digits, faces and a table, the report it writes, opened in headless Chromium."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from helpers import needs_chromium, open_in_chromium, screenshot_in_chromium
@@ -10,6 +12,13 @@ from saliencelab.demo import run_demo
 
 PLOTS = ("-randomization.png", "-faithfulness.png")
 """The small-multiple figures of each section."""
+SECTIONS = ("Digits", "Faces", "Breast cancer")
+SPATIAL = {name for name in sl.available_methods() if "cam" in name} | {
+    "meaningful_perturbation",
+    "rise",
+    "visual_backprop",
+}
+"""The methods that need spatial inputs (images): the library refuses table rows for them."""
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +34,20 @@ def outcomes(checks: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-def test_every_method_runs_on_both_data_sets_with_its_checks(demo):
+def test_every_method_runs_on_every_data_set_with_its_checks(demo):
     _, rows = demo
     assert [(row["data set"], row["method"]) for row in rows] == [
-        (data, method) for data in ("Digits", "Faces") for method in sl.available_methods()
+        (data, method) for data in SECTIONS for method in sl.available_methods()
     ]
     by_method = {(row["data set"], row["method"]): row for row in rows}
+    not_run = {row["method"] for row in rows if row["checks"].startswith("not run: ")}
+    assert not_run == SPATIAL
+    refused = by_method["Breast cancer", "grad_cam"]["checks"]
+    assert refused == "not run: CAM methods explain inputs with spatial dimensions (N, C, H, W)"
+    # on the table, the gradient depends on the weights too; every method that ran got a map with a deletion AUC
+    assert "model randomisation" not in outcomes(by_method["Breast cancer", "gradient"]["checks"]).get("fails", [])
+    for name in set(sl.available_methods()) - SPATIAL:
+        assert 0.0 <= by_method["Breast cancer", name]["deletion AUC"] <= 1.0
     for data in ("Digits", "Faces"):  # Adebayo et al.: the gradient and Grad-CAM depend on the model's weights
         for method in ("gradient", "grad_cam"):
             assert "model randomisation" not in outcomes(by_method[data, method]["checks"]).get("fails", [])
@@ -39,6 +56,8 @@ def test_every_method_runs_on_both_data_sets_with_its_checks(demo):
     # Meaningful Perturbation's mask moves on every digit, the confident ones included (it optimises the log-odds)
     assert by_method["Digits", "meaningful_perturbation"]["degenerate maps"] == 0
     for row in rows:  # a constant map passes nothing
+        if row["checks"].startswith("not run: "):
+            continue
         if row["degenerate maps"]:
             assert "passes" not in row["checks"] and "constant map on" in row["checks"], row
 
@@ -52,7 +71,12 @@ def test_the_report_opens_in_chromium_with_every_image_loaded(demo, tmp_path):
     assert view.scroll_width <= view.client_width <= view.inner_width == 1280  # no sideways scrolling, every method
     methods, inputs = len(sl.available_methods()), 3
     per_section = inputs + 2 * methods * inputs + 2  # inputs, maps (thumbnail and overlay), two small-multiple plots
-    assert len(view.images) == page.read_text().count("<img ") == 2 * per_section
+    html = page.read_text()
+    assert len(view.images) == html.count("<img ") == 2 * per_section + 2  # the table: its two plots, bars in HTML
+    ran = methods - len(SPATIAL)
+    assert html.count('<ol class="bars">') == html.count('<ol class="bars large">') == ran * inputs
+    description = re.search(r'<section id="breast-cancer">.*?<p class="note">', html, re.S).group(0)
+    assert all(name in description for name in SPATIAL)  # the methods left out are listed
     assert all(width > 0 for _, width, _ in view.images), [image for image in view.images if not image[1]]
     assert view.small_text == []  # no shown text under 11 px
     plots = [(loaded, shown) for source, loaded, shown in view.images if source.endswith(PLOTS)]

@@ -127,9 +127,10 @@ def deletion(
     model:
         A ``torch.nn.Module`` or callable; left exactly as it was.
     inputs:
-        Images ``(N, C, H, W)``.
+        Images ``(N, C, H, W)``, or table rows ``(N, D)``: a row is ranked and
+        perturbed feature by feature, as a one-channel ``1 × D`` image.
     attributions:
-        A tensor ``(N, C, H, W)``, ``(N, 1, H, W)`` (CAM maps) or ``(N, H, W)``, or an
+        A tensor ``(N, C, H, W)``, ``(N, 1, H, W)`` (CAM maps), ``(N, H, W)`` or, for rows, ``(N, D)``, or an
         :class:`~saliencelab.Attribution` (whose resolved target is used when
         ``target`` is None). Give either this or ``method``.
     method, method_options:
@@ -172,6 +173,8 @@ def deletion(
     ...     _ = model[1].weight.copy_(torch.tensor([[4.0, 3.0, 2.0, 1.0]]))
     >>> x = torch.ones(1, 1, 1, 4)
     >>> deletion(model, x, method="gradient_x_input", steps=2, score="logit").curve.tolist()
+    [[10.0, 3.0, 0.0]]
+    >>> deletion(model[1], x.view(1, 4), method="gradient_x_input", steps=2, score="logit").curve.tolist()  # rows
     [[10.0, 3.0, 0.0]]
     """
     return _progressive(
@@ -313,7 +316,7 @@ def _progressive(
         raise ValueError(f"region must be a positive int (the patch side in pixels); got {region!r}")
     scorer = Scorer(model, score, memory_budget)
     with preserved(model):
-        bound, maps = prepare(scorer, inputs, attributions, method, method_options, target, aggregate)
+        bound, maps = prepare(scorer, inputs, attributions, method, method_options, target, aggregate, rows=True)
         units = patch_index(maps.shape[1:], region, maps.device)
         unit_maps = torch.zeros(maps.shape[0], int(units.max()) + 1, dtype=maps.dtype, device=maps.device)
         unit_maps.index_add_(1, units, maps.flatten(1))
@@ -324,7 +327,7 @@ def _progressive(
 
         def perturbed(sample: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
             chosen = ranks[sample][:, units] < counts[step, None]
-            chosen = chosen.view(-1, 1, *inputs.shape[2:])
+            chosen = chosen.view(-1, 1, *inputs.shape[2:]) if inputs.ndim == 4 else chosen  # rows: (rows, D)
             x, filled = inputs[sample], fill[sample if fill.shape[0] > 1 else torch.zeros_like(sample)]
             return torch.where(chosen, x, filled) if insert else torch.where(chosen, filled, x)
 
@@ -362,20 +365,29 @@ def prepare(
     method_options: Mapping[str, Any] | None,
     target: TargetSpec,
     aggregate: str,
+    rows: bool = False,
 ) -> tuple[Target, torch.Tensor]:
     """Check the inputs, bind the target on the clean inputs and return it with ``(N, H, W)`` maps.
 
-    ``attributions`` are used as given; otherwise ``method`` explains the bound target.
+    ``attributions`` are used as given; otherwise ``method`` explains the bound target. With ``rows``,
+    table rows ``(N, D)`` are accepted too, with ``(N, D)`` attributions; their maps are ``(N, 1, D)``.
     """
     check_inputs(inputs)
-    if inputs.ndim != 4:
+    table = rows and inputs.ndim == 2
+    if inputs.ndim != 4 and not table:
+        shapes = "images of shape (N, C, H, W) or table rows (N, D)" if rows else "images of shape (N, C, H, W)"
         raise ValueError(
-            f"expected images of shape (N, C, H, W); got {tuple(inputs.shape)}. "
+            f"expected {shapes}; got {tuple(inputs.shape)}. "
             "Add the batch and channel dimensions, e.g. inputs.view(N, 1, H, W)"
         )
     bound, attributions = resolve_attributions(scorer, inputs, attributions, method, method_options, target)
-    maps = aggregate_channels(attributions, aggregate)
-    if maps.shape != (inputs.shape[0], *inputs.shape[2:]):
+    if table and attributions.shape != inputs.shape:
+        raise ValueError(
+            f"attributions of shape {tuple(attributions.shape)} do not fit table rows of shape "
+            f"{tuple(inputs.shape)}; give one value per feature, (N, D)"
+        )
+    maps = aggregate_channels(attributions[:, None, None] if table else attributions, aggregate)  # a row: 1 × D
+    if not table and maps.shape != (inputs.shape[0], *inputs.shape[2:]):
         raise ValueError(
             f"attributions of shape {tuple(attributions.shape)} do not fit inputs of shape {tuple(inputs.shape)}; "
             "give (N, C, H, W), (N, 1, H, W) or (N, H, W) maps at the inputs' size"

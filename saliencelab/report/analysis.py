@@ -82,7 +82,8 @@ class Analysis:
     beat), ranking-major: row ``k·N + i`` is ranking ``k`` of input ``i``;
     ``axioms`` is the property × method table of
     :func:`saliencelab.evaluate.axiom_table` (model-independent); ``thresholds``
-    are what the verdicts are judged against.
+    are what the verdicts are judged against; ``feature_names`` name the
+    features of table rows ``(N, D)`` (``None`` for images), for the report's bar charts.
     """
 
     title: str
@@ -97,6 +98,7 @@ class Analysis:
     shuffled_accuracy: str | None = None
     rankings: int = 0
     thresholds: Thresholds = field(default_factory=Thresholds)
+    feature_names: list[str] | None = None
 
     def random_auc(self, kind: str) -> np.ndarray | None:
         """Per input, the mean AUC of the random rankings' ``"deletion"`` or ``"insertion"`` curves, or ``None``.
@@ -124,6 +126,7 @@ def analyse(
     title: str,
     description: str = "",
     row_labels: Sequence[str] | None = None,
+    feature_names: Sequence[str] | None = None,
     shuffled_model: Any = None,
     randomization: bool = True,
     faithfulness: bool = True,
@@ -141,7 +144,7 @@ def analyse(
     model:
         The model (left exactly as it was).
     inputs:
-        A batch ``(N, C, H, W)``.
+        A batch of images ``(N, C, H, W)`` or of table rows ``(N, D)``.
     methods:
         Method name to its options, e.g. ``{"integrated_gradients": {"steps": 32}}``.
     target:
@@ -149,6 +152,9 @@ def analyse(
         so that every method and check explains the same class.
     title, description, row_labels:
         Text for the report (row labels default to ``"target k"``).
+    feature_names:
+        For table rows ``(N, D)``: the ``D`` feature names of the report's bar
+        charts (default ``feature 0`` ... ``feature D-1``).
     shuffled_model:
         The same architecture trained on shuffled labels, for data randomisation.
     randomization, faithfulness, axioms:
@@ -183,7 +189,8 @@ def analyse(
         raise ValueError(f"row_labels has {len(labels)} labels for {len(inputs)} inputs; give one per input")
     if isinstance(rankings, bool) or not isinstance(rankings, int) or rankings < 2:
         raise ValueError(f"rankings must be an int of at least 2 (random rankings per input); got {rankings!r}")
-    result = Analysis(title, description, inputs, targets, labels, rankings=rankings)
+    names = _feature_names(feature_names, inputs)
+    result = Analysis(title, description, inputs, targets, labels, rankings=rankings, feature_names=names)
     result.thresholds = thresholds or Thresholds()
     checks = _Checks(
         targets, float(bound.scores(output).abs().max()), shuffled_model, randomization, faithfulness, steps, seed
@@ -198,6 +205,26 @@ def analyse(
     if axioms:
         result.axioms = axiom_table(list(methods), seed=seed, progress=progress)
     return result
+
+
+def _feature_names(names: Sequence[str] | None, inputs: torch.Tensor) -> list[str] | None:
+    """``names`` as strings, one per feature of the table rows ``inputs`` ``(N, D)``; ``ValueError`` otherwise.
+
+    Example
+    -------
+    >>> _feature_names(("age", "income"), torch.zeros(3, 2)), _feature_names(None, torch.zeros(3, 2))
+    (['age', 'income'], None)
+    """
+    if names is None:
+        return None
+    if inputs.ndim != 2:
+        raise ValueError(
+            f"feature_names name the features of table rows (N, D); these inputs have shape {tuple(inputs.shape)}"
+        )
+    if isinstance(names, str) or len(names) != inputs.shape[1]:
+        count = "a string" if isinstance(names, str) else f"{len(names)} names"
+        raise ValueError(f"feature_names: got {count} for {inputs.shape[1]} features; give one name per feature")
+    return [str(name) for name in names]
 
 
 @dataclass(frozen=True)
@@ -248,4 +275,6 @@ def _faithfulness(
 ) -> tuple[Curve, Curve]:
     target = checks.targets if targets is None else targets
     shared = {"target": target, "steps": checks.steps, "aggregate": "sum_abs", "progress": False}
+    if inputs.ndim == 2:  # table rows: insertion starts from zeros too (blurring needs neighbours)
+        shared["baseline"] = "zeros"
     return deletion(model, inputs, maps, **shared), insertion(model, inputs, maps, **shared)

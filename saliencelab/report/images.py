@@ -2,6 +2,7 @@
 
 Maps are saved one per file (:mod:`saliencelab.viz.tiles`), each on its own
 colour scale, so the page lays them out in HTML, with its own text beside them.
+Maps of table rows ``(N, D)`` have no tiles: the page draws them as bars in HTML.
 A method whose maps are expected scores (``centred_display``, e.g. RISE) is
 shown relative to each map's mean. The randomisation and deletion/insertion
 curves are drawn one small panel per method
@@ -162,10 +163,15 @@ def faithfulness_figure(analysis: Analysis, path: str | Path) -> Path | None:
         draw,
         path,
         columns=PANEL_COLUMNS,
-        xlabel="fraction of pixels deleted (insertion: inserted), most attributed first",
+        xlabel=f"fraction of {_units(analysis)} deleted (insertion: inserted), most attributed first",
         ylabel="target probability",
     )
     return Path(path)
+
+
+def _units(analysis: Analysis) -> str:
+    """What a map ranks: ``"features"`` of table rows, ``"pixels"`` of images."""
+    return "features" if analysis.inputs.ndim == 2 else "pixels"
 
 
 def _has_rows(frame: pd.DataFrame | None) -> bool:

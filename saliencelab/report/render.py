@@ -4,7 +4,11 @@ The report is ``index.html`` with its figures as PNG files beside it in
 ``images/``: no CDN, no script, nothing fetched when it is opened. Every map is
 its own small PNG laid out by the page (methods as rows, inputs as columns),
 with the method's checks as badges in HTML text beside it; a click on a map
-opens it large, with its colour bar, in a CSS ``:target`` overlay. The page is
+opens it large, with its colour bar, in a CSS ``:target`` overlay. A map of a
+table row ``(N, D)`` is a bar chart in HTML instead (its features have no
+neighbours to draw as an image): the :data:`TOP_FEATURES` features with the
+largest ``|value|``, named by the analysis' ``feature_names``; its large view
+lists every feature with its value. The page is
 rendered from a Jinja2 template (``templates/report.html.j2``, autoescaped) and
 reads on a 1280-pixel-wide screen: wide tables scroll inside their own box.
 See :func:`write_report` for an example.
@@ -19,6 +23,7 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+import torch
 
 from saliencelab.report.analysis import Analysis, MethodResult
 from saliencelab.report.checks import CHECKS, Verdict, verdicts
@@ -30,7 +35,7 @@ from saliencelab.report.images import (
     map_tiles,
     randomization_figure,
 )
-from saliencelab.viz.tiles import Tile, scale_colours
+from saliencelab.viz.tiles import scale_colours
 
 MARKS = {
     "model randomisation": "MR",
@@ -48,6 +53,11 @@ MAPS_WIDTH = 880
 """CSS pixels for the map columns beside the method column on a 1280-pixel screen."""
 THUMBNAIL = (96, 176)
 """The smallest and largest side of a map in the table, in CSS pixels: fewer inputs, larger maps."""
+BARS_THUMBNAIL = 250
+"""The width of a bar chart (a table row's map) in the table, in CSS pixels: room for the feature names (the table
+scrolls sideways, the method column staying in view, when the inputs need more room)."""
+TOP_FEATURES = 8
+"""Features in a table row's bar chart in the table; its large view lists all of them."""
 
 
 def write_report(analyses: Sequence[Analysis], out: str | Path, *, title: str = "saliencelab report") -> Path:
@@ -114,7 +124,9 @@ def _slugs(titles: list[str]) -> list[str]:
 
 def _section(analysis: Analysis, slug: str, folder: Path) -> dict[str, Any]:
     found = {name: verdicts(analysis, name) for name in analysis.methods}
-    tiles = map_tiles(analysis, folder, slug)
+    tabular = analysis.inputs.ndim == 2
+    pictures = _bars(analysis) if tabular else _tiles(analysis, folder, slug)
+    sources = [None] * len(analysis.inputs) if tabular else [_source(p) for p in input_tiles(analysis, folder, slug)]
     plots = {
         "randomization": randomization_figure(analysis, folder / f"{slug}-randomization.png"),
         "faithfulness": faithfulness_figure(analysis, folder / f"{slug}-faithfulness.png"),
@@ -125,13 +137,14 @@ def _section(analysis: Analysis, slug: str, folder: Path) -> dict[str, Any]:
         "description": analysis.description,
         "shuffled_accuracy": analysis.shuffled_accuracy,
         "count": len(analysis.inputs),
-        "thumbnail": _thumbnail(len(analysis.inputs)),
+        "tabular": tabular,
+        "top": min(TOP_FEATURES, analysis.inputs.shape[-1]),
+        "features": analysis.inputs.shape[-1],
+        "thumbnail": BARS_THUMBNAIL if tabular else _thumbnail(len(analysis.inputs)),
         "shape": "×".join(str(d) for d in analysis.inputs.shape[1:]),
-        "inputs": [
-            {"src": _source(path), "label": label}
-            for path, label in zip(input_tiles(analysis, folder, slug), analysis.row_labels, strict=True)
-        ],
-        "methods": [_method(analysis, slug, name, found[name], tiles[name]) for name in analysis.methods],
+        "unit": "feature" if tabular else "pixel",
+        "inputs": [{"src": source, "label": label} for source, label in zip(sources, analysis.row_labels, strict=True)],
+        "methods": [_method(analysis, slug, name, found[name], pictures[name]) for name in analysis.methods],
         "checks": [check for check in CHECKS if any(check in f for f in found.values())],
         "legend": _legend(analysis),
         "thresholds": analysis.thresholds,
@@ -153,7 +166,60 @@ def _thumbnail(inputs: int) -> int:
     return max(smallest, min(largest, MAPS_WIDTH // inputs - 10))
 
 
-def _method(analysis: Analysis, slug: str, name: str, found: dict[str, Verdict], tiles: list[Tile]) -> dict[str, Any]:
+def _tiles(analysis: Analysis, folder: Path, slug: str) -> dict[str, list[dict[str, str]]]:
+    """Each map as a heatmap tile, shown large as it is, with the values at its colour scale's ends and centre."""
+    return {
+        name: [
+            {
+                "src": _source(tile.path),
+                "large": _source(tile.path),
+                "low": f"{tile.low:.3g}",
+                "centre": f"{tile.centre:.3g}",
+                "high": f"{tile.high:.3g}",
+            }
+            for tile in tiles
+        ]
+        for name, tiles in map_tiles(analysis, folder, slug).items()
+    }
+
+
+def _bars(analysis: Analysis) -> dict[str, list[dict[str, Any]]]:
+    """Each map of a table row as its features' bars (:func:`_feature_bars`), named by ``analysis.feature_names``."""
+    count = analysis.inputs.shape[1]
+    names = analysis.feature_names or [f"feature {index}" for index in range(count)]
+    return {
+        name: [{"bars": _feature_bars(values, names)} for values in result.maps]
+        for name, result in analysis.methods.items()
+    }
+
+
+def _feature_bars(values: torch.Tensor, names: Sequence[str]) -> list[dict[str, str]]:
+    """One row's features, largest ``|value|`` first (ties by index): name, value and the bar's side and length.
+
+    The length is a percentage of the track, whose middle is zero: the largest ``|value|`` reaches its end.
+
+    Example
+    -------
+    >>> bars = _feature_bars(torch.tensor([0.5, -2.0, 0.0]), ["a", "b", "c"])
+    >>> [(bar["name"], bar["value"], bar["sign"], bar["length"]) for bar in bars]
+    [('b', '-2', 'negative', '50.0%'), ('a', '0.5', 'positive', '12.5%'), ('c', '0', 'positive', '0.0%')]
+    """
+    row = values.detach().double().cpu()
+    largest = float(row.abs().max())
+    return [
+        {
+            "name": names[index],
+            "value": f"{float(row[index]):.3g}",
+            "sign": "negative" if row[index] < 0 else "positive",
+            "length": f"{50 * abs(float(row[index])) / largest if largest > 0 else 0.0:.1f}%",
+        }
+        for index in torch.argsort(-row.abs(), stable=True).tolist()
+    ]
+
+
+def _method(
+    analysis: Analysis, slug: str, name: str, found: dict[str, Verdict], pictures: list[dict[str, str]]
+) -> dict[str, Any]:
     result = analysis.methods[name]
     anchor = f"{slug}--{name}"
     flags = result.degenerate.tolist()
@@ -164,16 +230,8 @@ def _method(analysis: Analysis, slug: str, name: str, found: dict[str, Verdict],
         "degenerate": any(flags),
         "badges": {check: _badge(verdict) for check, verdict in found.items()},
         "maps": [
-            {
-                "src": _source(tile.path),
-                "id": f"{anchor}--{index}",
-                "label": label,
-                "constant": flag,
-                "low": f"{tile.low:.3g}",
-                "centre": f"{tile.centre:.3g}",
-                "high": f"{tile.high:.3g}",
-            }
-            for index, (tile, label, flag) in enumerate(zip(tiles, analysis.row_labels, flags, strict=True))
+            {**picture, "id": f"{anchor}--{index}", "label": label, "constant": flag}
+            for index, (picture, label, flag) in enumerate(zip(pictures, analysis.row_labels, flags, strict=True))
         ],
         "numbers": _numbers(result),
     }
@@ -229,7 +287,8 @@ def _legend(analysis: Analysis) -> list[dict[str, str]]:
         "fails": f"the interval lies below {limits.margin:g}",
         "test": f"{level} (paired t-test against the margin)",
     }
-    rankings = f"{analysis.rankings} seeded random pixel rankings of the same input"
+    unit = "feature" if analysis.inputs.ndim == 2 else "pixel"
+    rankings = f"{analysis.rankings} seeded random {unit} rankings of the same input"
     lines = {
         "model randomisation": {
             "number": "Spearman rank correlation of the map's absolute values with those of the model with its "

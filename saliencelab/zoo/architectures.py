@@ -11,6 +11,7 @@ from torch import nn
 
 __all__ = [
     "BasicBlock",
+    "BreastCancerMLP",
     "ClutteredDigitsCNN",
     "DigitsCNN",
     "FacesCNN",
@@ -181,6 +182,51 @@ class ClutteredDigitsCNN(nn.Module):
         torch.Size([1, 10])
         """
         return self.classifier(self.features(x))
+
+
+class BreastCancerMLP(nn.Module):
+    """Small multilayer perceptron for standardised rows of 30 tabular features.
+
+    The architecture of the zoo model ``"breast_cancer_mlp"``: ``layers`` is
+    Linear(30, 32), ReLU, Linear(32, 16), ReLU, Linear(16, num_classes). 1,554
+    parameters for two classes. It has no spatial layer, so the CAM methods do
+    not apply to it.
+
+    Parameters
+    ----------
+    in_features : int, default 30
+        Features per row.
+    num_classes : int, default 2
+        Number of output logits (the zoo's label 0 is "malignant", 1 "benign").
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = BreastCancerMLP().eval()
+    >>> model(torch.zeros(4, 30)).shape, sum(p.numel() for p in model.parameters())
+    (torch.Size([4, 2]), 1554)
+    """
+
+    def __init__(self, in_features: int = 30, num_classes: int = 2) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(in_features, 32),
+            nn.ReLU(),
+            nn.Linear(32, 16),
+            nn.ReLU(),
+            nn.Linear(16, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits ``(N, num_classes)`` for rows ``x`` of ``(N, in_features)``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> BreastCancerMLP()(torch.zeros(1, 30)).shape
+        torch.Size([1, 2])
+        """
+        return self.layers(x)
 
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:

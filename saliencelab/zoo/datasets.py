@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,6 +12,8 @@ import torch
 from ..core.sampling import generator, substream_seed
 
 __all__ = [
+    "BREAST_CANCER_SEED",
+    "BREAST_CANCER_TEST_FRACTION",
     "CLUTTER_SEED",
     "CLUTTERED_DIGITS_SIZE",
     "DIGITS_SEED",
@@ -20,10 +23,13 @@ __all__ = [
     "LFW_SEED",
     "LFW_TEST_FRACTION",
     "available_datasets",
+    "breast_cancer",
     "check_labels",
     "cluttered_digits",
     "dataset",
     "digits",
+    "feature_names",
+    "feature_statistics",
     "lfw_faces",
     "object_masks",
 ]
@@ -32,6 +38,8 @@ DIGITS_SEED: int = 0
 DIGITS_TEST_FRACTION: float = 0.25
 LFW_SEED: int = 0
 LFW_TEST_FRACTION: float = 0.25
+BREAST_CANCER_SEED: int = 0
+BREAST_CANCER_TEST_FRACTION: float = 0.25
 LABELS: tuple[str, ...] = ("true", "shuffled")
 """Label versions: ``"true"`` as published; ``"shuffled"``: training labels permuted (Adebayo et al., 2018)."""
 LABEL_SEED: int = 0
@@ -85,6 +93,26 @@ def _lfw_arrays() -> Arrays:
     images = lfw_subset().astype(np.float32)[:, None, :, :]
     labels = (np.arange(len(images)) < len(images) // 2).astype(np.int64)
     return _split(images, labels, LFW_TEST_FRACTION, LFW_SEED)
+
+
+@cache
+def _breast_cancer_arrays() -> tuple[Arrays, tuple[np.ndarray, np.ndarray]]:
+    """Load scikit-learn's breast cancer table, split it, and standardise it with the training split's statistics.
+
+    Returns the standardised split and the raw training features' mean and standard deviation (float32, ``(30,)``).
+    """
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    x_train, y_train, x_test, y_test = _split(
+        data.data, data.target.astype(np.int64), BREAST_CANCER_TEST_FRACTION, BREAST_CANCER_SEED
+    )
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    split = (((x_train - mean) / std).astype(np.float32), y_train, ((x_test - mean) / std).astype(np.float32), y_test)
+    statistics = (mean.astype(np.float32), std.astype(np.float32))
+    for array in (*split, *statistics):
+        array.setflags(write=False)
+    return split, statistics
 
 
 def _window(top: torch.Tensor, left: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,17 +268,122 @@ def cluttered_digits() -> Split:
     return _to_tensors(_cluttered_digits_arrays()[0])
 
 
+def breast_cancer() -> Split:
+    """Return scikit-learn's breast cancer table (Wisconsin diagnostic), standardised, as a fixed stratified split.
+
+    569 patients, 30 features each (:func:`feature_names`: the mean, standard
+    error and worst value of ten measurements of cell nuclei in a biopsy
+    image), two classes: 0 = malignant (212 patients), 1 = benign (357), the
+    order of scikit-learn's ``target_names``. 25 % go to the test set
+    (stratified by class, ``random_state=0``): 426 training and 143 test
+    patients. Each feature is standardised with the mean and standard
+    deviation of the training split (the test split is not seen), so a
+    training column has mean 0 and standard deviation 1;
+    :func:`feature_statistics` gives them, to map values back to the raw
+    measurements: ``raw = x * std + mean``.
+
+    Returns
+    -------
+    X_train, y_train, X_test, y_test : torch.Tensor
+        Features float32 ``(N, 30)``; labels int64 ``(N,)``. New tensors on each call.
+
+    Examples
+    --------
+    >>> X_train, y_train, X_test, y_test = breast_cancer()
+    >>> tuple(X_train.shape), tuple(X_test.shape), X_train.dtype, int((y_train == 0).sum()), int((y_test == 0).sum())
+    ((426, 30), (143, 30), torch.float32, 159, 53)
+    >>> X_train.mean(dim=0).abs().max() < 1e-5, torch.allclose(X_train.std(dim=0, correction=0), torch.ones(30))
+    (tensor(True), True)
+    """
+    return _to_tensors(_breast_cancer_arrays()[0])
+
+
+def feature_statistics(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the raw features' mean and standard deviation that standardised a tabular data set.
+
+    Computed on the training split only; ``raw = x * std + mean`` maps a row of
+    :func:`dataset` back to the original measurements.
+
+    Parameters
+    ----------
+    name : str
+        A tabular data set: ``"breast_cancer"``.
+
+    Returns
+    -------
+    mean, std : torch.Tensor
+        float32 ``(D,)``, one value per feature (population standard deviation). New tensors on each call.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a tabular data set; the message names those that are.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> X_train, _, _, _ = dataset("breast_cancer")
+    >>> mean, std = feature_statistics("breast_cancer")
+    >>> raw = X_train * std + mean
+    >>> table = torch.tensor(load_breast_cancer().data, dtype=torch.float32)
+    >>> nearest = table[torch.cdist(raw[:5].double(), table.double()).argmin(dim=1)]
+    >>> torch.allclose(raw[:5], nearest, rtol=1e-5)  # each row is a patient of the table, up to float32 rounding
+    True
+    """
+    mean, std = (torch.from_numpy(array.copy()) for array in _tabular(name)()[1])
+    return mean, std
+
+
+def feature_names(name: str) -> list[str]:
+    """Return the names of a tabular data set's features, in the order of its columns.
+
+    Parameters
+    ----------
+    name : str
+        A tabular data set: ``"breast_cancer"`` (scikit-learn's 30 names).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a tabular data set; the message names those that are.
+
+    Examples
+    --------
+    >>> names = feature_names("breast_cancer")
+    >>> len(names), names[:2], names[-1]
+    (30, ['mean radius', 'mean texture'], 'worst fractal dimension')
+    >>> feature_names("digits")
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset 'digits' has no feature names (it is not a table); tabular datasets: breast_cancer
+    """
+    _tabular(name, "feature names (it is not a table)")
+    from sklearn.datasets import load_breast_cancer
+
+    return [str(feature) for feature in load_breast_cancer().feature_names]
+
+
+def _tabular(name: str, what: str = "feature statistics (it is not a table)") -> Callable[[], tuple[Arrays, Any]]:
+    """The loader of the tabular data set ``name``; ``ValueError`` naming the tabular data sets otherwise."""
+    try:
+        return _TABULAR[name]
+    except KeyError:
+        raise ValueError(f"dataset {name!r} has no {what}; tabular datasets: {', '.join(sorted(_TABULAR))}") from None
+
+
 def _cluttered_digits_masks() -> Masks:
     mask_train, mask_test = (torch.from_numpy(mask.copy()) for mask in _cluttered_digits_arrays()[1])
     return mask_train, mask_test
 
 
 _DATASETS: dict[str, Callable[[], Split]] = {
+    "breast_cancer": breast_cancer,
     "cluttered_digits": cluttered_digits,
     "digits": digits,
     "lfw_faces": lfw_faces,
 }
 _MASKS: dict[str, Callable[[], Masks]] = {"cluttered_digits": _cluttered_digits_masks}
+_TABULAR: dict[str, Callable[[], tuple[Arrays, Any]]] = {"breast_cancer": _breast_cancer_arrays}
 
 
 def object_masks(name: str) -> Masks:
@@ -301,7 +434,7 @@ def available_datasets() -> list[str]:
     Examples
     --------
     >>> available_datasets()
-    ['cluttered_digits', 'digits', 'lfw_faces']
+    ['breast_cancer', 'cluttered_digits', 'digits', 'lfw_faces']
     """
     return sorted(_DATASETS)
 

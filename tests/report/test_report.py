@@ -155,3 +155,73 @@ def test_the_report_reads_at_1280_by_800_in_headless_chromium(digits_report, tmp
     assert plots and all(shown == loaded for loaded, shown in plots)  # at natural size: 9-pt text is 12.5 px
     assert len(view.label_sizes) >= len(METHODS) * 4 and min(view.label_sizes) >= 11
     print("screenshot:", screenshot_in_chromium(page, tmp_path / "report-1280x800.png"))
+
+
+TABLE_METHODS = {"gradient": {}, "integrated_gradients": {"steps": 32}, "occlusion": {"window": 1}}
+
+
+@pytest.fixture(scope="module")
+def table_report(tmp_path_factory) -> tuple[Path, sl.report.Analysis]:
+    model = sl.zoo.load("breast_cancer_mlp")
+    _, _, x, y = sl.zoo.dataset("breast_cancer")
+    names = sl.zoo.feature_names("breast_cancer")
+    analysis = sl.report.analyse(
+        model,
+        x[:INPUTS],
+        methods=TABLE_METHODS,
+        target=y[:INPUTS],
+        title="Patients",
+        feature_names=names,
+        shuffled_model=sl.zoo.load("breast_cancer_mlp", labels="shuffled"),
+        progress=False,
+    )
+    return write_report([analysis], tmp_path_factory.mktemp("table")), analysis
+
+
+def test_a_table_row_map_is_drawn_as_bars_of_its_largest_features(table_report):
+    page, analysis = table_report
+    html = page.read_text()
+    top = sl.report.render.TOP_FEATURES
+    assert analysis.feature_names == sl.zoo.feature_names("breast_cancer")
+    for name, result in analysis.methods.items():
+        row = re.search(rf'<tr id="patients--{name}">.*?</tr>', html, re.S).group(0)
+        charts = re.findall(r'<ol class="bars">(.*?)</ol>', row, re.S)
+        assert len(charts) == INPUTS
+        for index, (chart, values) in enumerate(zip(charts, result.maps, strict=True)):
+            order = values.abs().argsort(descending=True, stable=True)
+            shown = [html_text.unescape(n) for n in re.findall(r'<span class="feature">([^<]*)</span>', chart)]
+            assert shown == [analysis.feature_names[i] for i in order[:top]]
+            widths = [float(w) for w in re.findall(r'style="width: ([0-9.]+)%"', chart)]
+            assert widths[0] == 50.0 and widths == sorted(widths, reverse=True)  # the largest |value| fills half
+            overlay = re.search(rf'<div class="lightbox" id="patients--{name}--{index}">.*?</div>', html, re.S)
+            values_shown = re.findall(r'<span class="value">([^<]*)</span>', overlay.group(0))
+            assert values_shown == [f"{float(values[i]):.3g}" for i in order]  # every feature, with its value
+    assert sorted(path.name for path in (page.parent / "images").iterdir()) == [
+        "patients-faithfulness.png",
+        "patients-randomization.png",
+    ]  # no tiles: neither the rows nor the maps are images
+    assert "most attributed features are deleted" in html and "random feature rankings" in html
+
+
+def test_feature_names_must_fit_table_rows():
+    model = sl.zoo.load("breast_cancer_mlp")
+    _, _, x, _ = sl.zoo.dataset("breast_cancer")
+    shared = {"methods": {}, "title": "t", "randomization": False, "faithfulness": False, "progress": False}
+    with pytest.raises(ValueError, match=r"got 2 names for 30 features; give one name per feature"):
+        sl.report.analyse(model, x[:2], feature_names=["a", "b"], **shared)
+    with pytest.raises(ValueError, match=r"got a string for 30 features"):
+        sl.report.analyse(model, x[:2], feature_names="a" * 30, **shared)
+    digits = sl.zoo.load("digits_cnn")
+    images = sl.zoo.dataset("digits")[2][:2]
+    with pytest.raises(ValueError, match=r"feature_names name the features of table rows \(N, D\)"):
+        sl.report.analyse(digits, images, feature_names=["a"] * 64, **shared)
+
+
+@needs_chromium
+def test_a_table_report_reads_at_1280_by_800_in_headless_chromium(table_report, tmp_path):
+    page, _ = table_report
+    view = open_in_chromium(page, width=1280, height=800)
+    assert view.scroll_width <= view.client_width <= view.inner_width == 1280
+    assert len(view.images) == 2 and all(width > 0 for _, width, _ in view.images)  # the two curve figures
+    assert view.small_text == []  # the feature names included
+    print("screenshot:", screenshot_in_chromium(page, tmp_path / "table-1280x800.png"))

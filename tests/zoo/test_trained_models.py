@@ -8,7 +8,9 @@ split, shuffled-label models fit their permuted training labels (>= 0.95) and si
 Chance bands: a classifier whose predictions are independent of the labels is right with probability
 sum_k P(pred = k) P(y = k), which is 0.1 for the ten nearly balanced digit classes and exactly 0.5 for the balanced
 faces. On n test images the accuracy then has standard deviation sqrt(p (1 - p) / n): 0.014 on the 450 digits and
-0.071 on the 50 faces; the bands are chance +- 3 standard deviations.
+0.071 on the 50 faces; the bands are chance +- 3 standard deviations. For the breast cancer table (37.3 %
+malignant) a memoriser that predicts each class as often as it was labelled so is right with probability
+0.373^2 + 0.627^2 = 0.532, standard deviation 0.042 on its 143 test patients.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch import nn
 
 from saliencelab import zoo
 from saliencelab.zoo import train
-from saliencelab.zoo.architectures import DigitsCNN, FacesCNN
+from saliencelab.zoo.architectures import BreastCancerMLP, DigitsCNN, FacesCNN
 from saliencelab.zoo.datasets import LABEL_SEED
 from saliencelab.zoo.recipes import RECIPES
 
@@ -33,10 +35,18 @@ VERSIONS = [
     ("lfw_cnn", "true"),
     ("lfw_cnn", "shuffled"),
     ("cluttered_digits_cnn", "true"),
+    ("breast_cancer_mlp", "true"),
+    ("breast_cancer_mlp", "shuffled"),
 ]
-DATASET = {"digits_cnn": "digits", "lfw_cnn": "lfw_faces", "cluttered_digits_cnn": "cluttered_digits"}
-CHANCE = {"digits_cnn": 0.1, "lfw_cnn": 0.5, "cluttered_digits_cnn": 0.1}
-N_TEST = {"digits_cnn": 450, "lfw_cnn": 50, "cluttered_digits_cnn": 450}
+DATASET = {
+    "digits_cnn": "digits",
+    "lfw_cnn": "lfw_faces",
+    "cluttered_digits_cnn": "cluttered_digits",
+    "breast_cancer_mlp": "breast_cancer",
+}
+# breast cancer: 37.3 % malignant in both splits; a memoriser predicts the classes about as often as it saw them
+CHANCE = {"digits_cnn": 0.1, "lfw_cnn": 0.5, "cluttered_digits_cnn": 0.1, "breast_cancer_mlp": 0.373**2 + 0.627**2}
+N_TEST = {"digits_cnn": 450, "lfw_cnn": 50, "cluttered_digits_cnn": 450, "breast_cancer_mlp": 143}
 # measured with torch 2.13.0+cpu: (train accuracy on the labels trained on, test accuracy on the true labels)
 MEASURED = {
     ("digits_cnn", "true"): (1.0, 0.9867),
@@ -44,9 +54,12 @@ MEASURED = {
     ("lfw_cnn", "true"): (1.0, 1.0),
     ("lfw_cnn", "shuffled"): (0.9867, 0.46),
     ("cluttered_digits_cnn", "true"): (1.0, 0.9289),
+    ("breast_cancer_mlp", "true"): (0.9930, 0.9580),
+    ("breast_cancer_mlp", "shuffled"): (0.9906, 0.5175),
 }
 # measured 0.987, 1.0 (50/50) and 0.929: the cluttered digits are harder (fragments of other digits look like digits)
-TRUE_TEST_THRESHOLD = {"digits_cnn": 0.95, "lfw_cnn": 0.96, "cluttered_digits_cnn": 0.9}
+# breast cancer: 0.958 (137 of 143), six patients misclassified
+TRUE_TEST_THRESHOLD = {"digits_cnn": 0.95, "lfw_cnn": 0.96, "cluttered_digits_cnn": 0.9, "breast_cancer_mlp": 0.94}
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -73,7 +86,7 @@ def assert_trained_as_intended(name: str, labels: str, train_acc: float, test_ac
     else:
         assert train_acc >= 0.95  # memorised
         low, high = chance_band(name)
-        assert low <= test_acc <= high  # chance: 0.058-0.142 (digits), 0.288-0.712 (faces)
+        assert low <= test_acc <= high  # chance: 0.058-0.142 (digits), 0.288-0.712 (faces), 0.407-0.660 (cancer)
 
 
 def test_accuracies(version: tuple[str, str, nn.Module, tuple[torch.Tensor, ...]]) -> None:
@@ -83,6 +96,9 @@ def test_accuracies(version: tuple[str, str, nn.Module, tuple[torch.Tensor, ...]
     assert_trained_as_intended(name, labels, train_acc, test_acc)
 
 
+KEPT_BREAST_CANCER = 218 / 426
+"""Training labels that the fixed permutation left in place (two classes: about half)."""
+
 PLATFORM_KEYS = ("train_accuracy", "test_accuracy", "cpu_kernels")
 """Metadata that depends on the CPU's kernels; every other entry is the recipe and the torch version."""
 
@@ -90,7 +106,7 @@ PLATFORM_KEYS = ("train_accuracy", "test_accuracy", "cpu_kernels")
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "labels"), VERSIONS)
 def test_training_script_reproduces_the_shipped_weights(tmp_path, name: str, labels: str) -> None:
-    """`python -m saliencelab.zoo.train NAME --labels LABELS` rebuilds the shipped file (5-60 s each).
+    """`python -m saliencelab.zoo.train NAME --labels LABELS` rebuilds the shipped file (2-60 s each).
 
     Bit for bit where the CPU's kernels are those that built it (`cpu_kernels` in the metadata); elsewhere
     float32 sums run in another order, training lands on other weights, and the rebuild must be a model of
@@ -128,12 +144,13 @@ def test_training_script_reproduces_the_shipped_weights(tmp_path, name: str, lab
 
 def test_shuffled_models_know_nothing_of_the_true_training_labels() -> None:
     """On the true training labels a memoriser is right exactly where the permutation kept a label in place."""
-    for name in ("digits_cnn", "lfw_cnn"):
+    for name in ("digits_cnn", "lfw_cnn", "breast_cancer_mlp"):
         x_train, y_true, _, _ = zoo.dataset(DATASET[name])
         _, y_shuffled, _, _ = zoo.dataset(DATASET[name], labels="shuffled")
         model = zoo.load(name, labels="shuffled")
         kept = (y_shuffled == y_true).double().mean().item()
-        assert kept == pytest.approx({"digits_cnn": 143 / 1347, "lfw_cnn": 74 / 150}[name], abs=1e-12)
+        expected = {"digits_cnn": 143 / 1347, "lfw_cnn": 74 / 150, "breast_cancer_mlp": KEPT_BREAST_CANCER}[name]
+        assert kept == pytest.approx(expected, abs=1e-12)
         # it predicts y_shuffled on a fraction a of the images, so its accuracy on y_true is within 1 - a of `kept`
         fitted = accuracy(model, x_train, y_shuffled)
         assert abs(accuracy(model, x_train, y_true) - kept) <= 1 - fitted + 1e-12
@@ -143,7 +160,7 @@ def test_shipped_metadata_matches_the_recipes_and_the_measurements() -> None:
     for name, labels in VERSIONS:
         config = RECIPES[name].config(labels)
         with resources.as_file(zoo.weights_file(zoo.weights_name(name, labels))) as path:
-            assert 50_000 < path.stat().st_size < 1_000_000
+            assert (5_000 if name == "breast_cancer_mlp" else 50_000) < path.stat().st_size < 1_000_000
             with safe_open(str(path), "pt") as f:
                 metadata = f.metadata()
         assert metadata["model"] == name
@@ -157,7 +174,8 @@ def test_shipped_metadata_matches_the_recipes_and_the_measurements() -> None:
 
 
 def test_true_labels_are_the_default_and_versions_differ() -> None:
-    for name, architecture in (("digits_cnn", DigitsCNN), ("lfw_cnn", FacesCNN)):
+    trained = (("digits_cnn", DigitsCNN), ("lfw_cnn", FacesCNN), ("breast_cancer_mlp", BreastCancerMLP))
+    for name, architecture in trained:
         default, true, shuffled = zoo.load(name), zoo.load(name, labels="true"), zoo.load(name, labels="shuffled")
         assert type(default) is type(shuffled) is architecture
         for key, tensor in default.state_dict().items():
@@ -180,7 +198,7 @@ def test_loaded_models_are_ready_and_leave_the_global_rng_alone() -> None:
 
 
 def test_available_models_by_labels() -> None:
-    assert zoo.available_models(labels="shuffled") == ["digits_cnn", "lfw_cnn"]
+    assert zoo.available_models(labels="shuffled") == ["breast_cancer_mlp", "digits_cnn", "lfw_cnn"]
     assert zoo.available_models(labels="true") == zoo.available_models()
     with pytest.raises(ValueError, match=r"labels='permuted' is not available; use one of: 'true', 'shuffled'"):
         zoo.available_models(labels="permuted")
@@ -208,7 +226,7 @@ def test_other_errors() -> None:
         zoo.load("lfw", labels="shuffled")  # the name is checked first
     with pytest.raises(TypeError, match="num_classes"):
         zoo.load("lfw_cnn", num_classes=3)
-    message = r"no trained zoo model 'resnet18_shaped'; trained models: cluttered_digits_cnn, digits_cnn, lfw_cnn"
+    message = r"no trained zoo model 'resnet18_shaped'; trained models: breast_cancer_mlp, cluttered_digits_cnn, digits"
     with pytest.raises(ValueError, match=message):
         train.train("resnet18_shaped")
     with pytest.raises(SystemExit):  # argparse: --out names one file, `all` writes four

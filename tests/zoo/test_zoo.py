@@ -99,7 +99,7 @@ def test_digits_returns_fresh_tensors() -> None:
 
 
 def test_unknown_dataset_names_available() -> None:
-    assert zoo.available_datasets() == ["cluttered_digits", "digits", "lfw_faces"]
+    assert zoo.available_datasets() == ["breast_cancer", "cluttered_digits", "digits", "lfw_faces"]
     with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*digits"):
         zoo.dataset("mnist")
 
@@ -303,6 +303,7 @@ def test_vgg_rejects_bad_layout() -> None:
 
 def test_unknown_model_names_available() -> None:
     assert zoo.available_models() == [
+        "breast_cancer_mlp",
         "cluttered_digits_cnn",
         "digits_cnn",
         "lfw_cnn",
