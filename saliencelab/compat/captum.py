@@ -139,12 +139,12 @@ class _Adapter:
         if layer_input:
             keywords["layer_input"] = True
         if self.distribution_baselines:
-            baseline = distribution(baselines, parts, single)
+            baseline = distribution(baselines, parts)
         else:
-            baseline = per_part(baselines, parts, single, "baselines")
+            baseline = per_part(baselines, parts, "baselines")
         attribution = explain(
             self.forward_func,
-            unpacked(parts, single),
+            unpacked(parts),
             method,
             target=class_target(target),
             baseline=baseline,
@@ -531,6 +531,22 @@ class LayerGradCam(_Adapter):
         return run.values
 
 
+class LayerAttribution:
+    """Captum's ``LayerAttribution.interpolate``: a layer's attribution resized to the input's spatial size.
+
+    Example
+    -------
+    >>> import torch, saliencelab.compat.captum as attr
+    >>> attr.LayerAttribution.interpolate(torch.ones(2, 1, 3, 3), (6, 6)).shape
+    torch.Size([2, 1, 6, 6])
+    """
+
+    @staticmethod
+    def interpolate(layer_attribution: torch.Tensor, interpolate_dims, interpolate_mode: str = "nearest"):
+        """``torch.nn.functional.interpolate`` of ``layer_attribution`` to ``interpolate_dims``."""
+        return torch.nn.functional.interpolate(layer_attribution, interpolate_dims, mode=interpolate_mode)
+
+
 class GuidedGradCam(_Adapter):
     """Captum's ``GuidedGradCam`` (saliencelab ``guided_grad_cam``).
 
@@ -603,19 +619,18 @@ class Occlusion(_Adapter):
         show_progress=False,
     ):
         parts, single = as_parts(inputs)
-        windows = sliding_window_shapes if not single else (sliding_window_shapes,)
-        if not single and (not isinstance(strides, tuple) or not all(isinstance(s, tuple) for s in strides)):
-            strides = (strides,) * len(parts)
-        stride_list = (strides,) if single else strides
-        stride = tuple(_full_stride(s, w) for s, w in zip(stride_list, windows, strict=True))
+        windows = (sliding_window_shapes,) if single else sliding_window_shapes
+        if single or strides is None or isinstance(strides, int):
+            strides = (strides,) * len(parts)  # one for every input, as Captum reads a single stride
+        stride = tuple(_full_stride(s, w) for s, w in zip(strides, windows, strict=True))
         run = self._run(
             inputs,
             "occlusion",
             target=target,
             baselines=baselines,
             additional_forward_args=additional_forward_args,
-            window=unpacked(tuple(tuple(w) for w in windows), single),
-            stride=unpacked(stride, single),
+            window=unpacked(tuple(tuple(w) for w in windows)),
+            stride=unpacked(stride),
             progress=show_progress,
         )
         return run.values
@@ -657,14 +672,14 @@ class FeatureAblation(_Adapter):
     ):
         if kwargs:
             _refuse(f"FeatureAblation.attribute({', '.join(kwargs)}=...)", "leave these out")
-        parts, single = as_parts(inputs)
+        parts, _ = as_parts(inputs)
         run = self._run(
             inputs,
             "feature_ablation",
             target=target,
             baselines=baselines,
             additional_forward_args=additional_forward_args,
-            feature_mask=per_part(feature_mask, parts, single, "feature_mask"),
+            feature_mask=per_part(feature_mask, parts, "feature_mask"),
             progress=show_progress,
         )
         return run.values
@@ -702,7 +717,7 @@ class ShapleyValueSampling(_Adapter):
         return self._sampled(inputs, baselines, target, additional_forward_args, feature_mask, n_samples, show_progress)
 
     def _sampled(self, inputs, baselines, target, extra, feature_mask, n_samples, show_progress, **options):
-        parts, single = as_parts(inputs)
+        parts, _ = as_parts(inputs)
         if self.method == "shapley_sampling":
             options["antithetic"] = False
         run = self._run(
@@ -711,7 +726,7 @@ class ShapleyValueSampling(_Adapter):
             target=target,
             baselines=baselines,
             additional_forward_args=extra,
-            feature_mask=per_part(feature_mask, parts, single, "feature_mask"),
+            feature_mask=per_part(feature_mask, parts, "feature_mask"),
             samples=n_samples,
             seed=drawn_seed(),
             progress=show_progress,
@@ -816,7 +831,7 @@ class LRP(_Adapter):
 
     Rules set on modules (``module.rule = ...``) are not read: a model carrying them
     is refused; use saliencelab's composites (``sl.explain(..., method="lrp",
-    composite=...)``). The delta is Captum's, ``Σ relevance − f(x)``.
+    composite=...)``). The delta is Captum's, ``f(x) − Σ relevance`` (this sign only for LRP).
 
     Example
     -------
@@ -850,11 +865,12 @@ class LRP(_Adapter):
             additional_forward_args=additional_forward_args,
             rule="epsilon",
             epsilon=self.EPSILON,
+            stabilizer=self.EPSILON,
             **layer_options,
         )
         if not return_convergence_delta:
             return run.values
-        return run.values, run.delta(self.forward_func, [])
+        return run.values, -run.delta(self.forward_func, [])  # Captum's LRP delta is f(x) − Σ relevance
 
 
 class NoiseTunnel:
@@ -1325,14 +1341,14 @@ class NeuronFeatureAblation(_NeuronAdapter):
         attribute_to_neuron_input=False,
         perturbations_per_eval=1,
     ):
-        parts, single = as_parts(inputs)
+        parts, _ = as_parts(inputs)
         return self._neuron(
             inputs,
             neuron_selector,
             attribute_to_neuron_input,
             baselines=baselines,
             additional_forward_args=additional_forward_args,
-            feature_mask=per_part(feature_mask, parts, single, "feature_mask"),
+            feature_mask=per_part(feature_mask, parts, "feature_mask"),
         )
 
 
@@ -1348,6 +1364,7 @@ __all__ = [
     "IntegratedGradients",
     "KernelShap",
     "LRP",
+    "LayerAttribution",
     "LayerDeepLift",
     "LayerDeepLiftShap",
     "LayerGradCam",

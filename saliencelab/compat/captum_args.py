@@ -56,15 +56,15 @@ def shaped(parts: Sequence[torch.Tensor], single: bool) -> torch.Tensor | tuple[
     return parts[0] if single else tuple(parts)
 
 
-def unpacked(parts: Sequence[Any], single: bool) -> Any:
-    """What saliencelab takes for these parts: the one element when the inputs were one tensor, else a tuple.
+def unpacked(parts: Sequence[Any]) -> Any:
+    """What saliencelab takes for one entry per input: the entry itself for one input, else a tuple.
 
     Example
     -------
-    >>> unpacked(("a",), True), unpacked(("a", "b"), False)
+    >>> unpacked(("a",)), unpacked(("a", "b"))
     ('a', ('a', 'b'))
     """
-    return parts[0] if single else tuple(parts)
+    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def forward_args(additional_forward_args: Any) -> tuple | None:
@@ -82,29 +82,29 @@ def forward_args(additional_forward_args: Any) -> tuple | None:
     return (additional_forward_args,)
 
 
-def per_part(value: Any, parts: Sequence[torch.Tensor], single: bool, name: str) -> Any:
+def per_part(value: Any, parts: Sequence[torch.Tensor], name: str) -> Any:
     """A per-input argument (``baselines``, ``feature_mask``) in saliencelab's form.
 
     A tuple must have one entry per input, as in Captum; anything else is one spec for every input.
 
     Example
     -------
-    >>> per_part((0.5,), (torch.zeros(1, 2),), True, "baselines"), per_part(0.0, (torch.zeros(1),), True, "b")
+    >>> per_part((0.5,), (torch.zeros(1, 2),), "baselines"), per_part(0.0, (torch.zeros(1),), "b")
     (0.5, 0.0)
     """
     if not isinstance(value, tuple):
         return value
     if len(value) != len(parts):
         raise ValueError(f"{name} has {len(value)} entries for {len(parts)} inputs; give one per input, as in Captum")
-    return unpacked(value, single)
+    return unpacked(value)
 
 
-def distribution(baselines: Any, parts: Sequence[torch.Tensor], single: bool, name: str = "baselines") -> Any:
+def distribution(baselines: Any, parts: Sequence[torch.Tensor], name: str = "baselines") -> Any:
     """Captum's baseline distribution (a batch of K references per input, or a callable giving one) for saliencelab.
 
     Example
     -------
-    >>> distribution(torch.zeros(5, 3), (torch.ones(2, 3),), True).tensor.shape
+    >>> distribution(torch.zeros(5, 3), (torch.ones(2, 3),)).tensor.shape
     torch.Size([5, 3])
     """
     if callable(baselines) and not isinstance(baselines, torch.Tensor):
@@ -112,7 +112,7 @@ def distribution(baselines: Any, parts: Sequence[torch.Tensor], single: bool, na
     batches, _ = as_parts(baselines, name)
     if len(batches) != len(parts):
         raise ValueError(f"{name} has {len(batches)} entries for {len(parts)} inputs; give one per input")
-    return unpacked(tuple(references(batch) for batch in batches), single)
+    return unpacked(tuple(references(batch) for batch in batches))
 
 
 def _takes_arguments(function: Callable) -> bool:
