@@ -243,9 +243,11 @@ def test_occlusion_equals_captum(model, inputs, target, window, strides):
 
 
 def test_occlusion_refuses_a_stride_that_leaves_gaps():
-    """Captum allows a stride larger than the window (the elements in the gaps get 0); saliencelab refuses it."""
+    """A stride larger than the window is refused, as Captum refuses it (there with an AssertionError)."""
     with pytest.raises(ValueError, match="stride"):
         attr.Occlusion(small_cnn()).attribute(images(), (1, 3, 3), strides=2, target=1)
+    with pytest.raises(AssertionError, match="Stride"):
+        captum_attr.Occlusion(small_cnn()).attribute(images(), (1, 3, 3), strides=2, target=1)
 
 
 def test_occlusion_is_the_mean_change_over_covering_windows():
