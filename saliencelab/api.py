@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from saliencelab.core import registry
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
+from saliencelab.core.structure import Structured
 from saliencelab.core.targets import TargetSpec
 
 
 def explain(
     model: Any,
-    inputs: torch.Tensor,
+    inputs: Structured,
     method: str,
     target: TargetSpec = None,
     baseline: BaselineSpec = None,
+    *,
+    forward_args: object = None,
     **options: Any,
 ) -> Attribution:
     """Attribute the model's predictions on ``inputs`` to the input features.
@@ -28,7 +29,10 @@ def explain(
         A ``torch.nn.Module`` or callable mapping a batch to a batch of outputs.
         It is left exactly as it was: parameters, buffers, hooks, training flag.
     inputs:
-        A floating-point batch, first dimension = samples.
+        A floating-point batch, first dimension = samples; or several: a tuple or
+        list of tensors (the model is called ``model(*inputs)``) or a dict
+        (``model(**inputs)``), each with the same batch size. ``values`` then has
+        the same structure and ``delta`` sums over all of them.
     method:
         A name from :func:`available_methods`.
     target:
@@ -38,7 +42,13 @@ def explain(
         For methods with a reference: a tensor broadcastable to ``inputs``, a
         number, a preset (``"zeros"``, ``"min"``, ``"mean"``, ``"blur"``,
         ``"uniform"``), a callable ``inputs -> tensor``, or
-        ``sl.references(batch)`` for K references.
+        ``sl.references(batch)`` for K references; with several inputs, one spec
+        for all or one per input in the inputs' structure.
+    forward_args:
+        Extra model arguments that are not attributed (Captum's
+        ``additional_forward_args``): a tuple (positional, after the inputs), a
+        dict (keywords) or one value. A tensor whose first dimension is the batch
+        size goes with its sample wherever a method evaluates several rows per sample.
     **options:
         The method's options (``steps``, ``samples``, ``noise``, ``seed``,
         ``memory_budget``, ...); an unknown option is a ``TypeError`` that lists
@@ -51,10 +61,14 @@ def explain(
     >>> a = sl.explain(model, torch.randn(2, 4), method="integrated_gradients", target=1, steps=64)
     >>> a.values.shape, a.method, a.target.tolist()
     (torch.Size([2, 4]), 'integrated_gradients', [1, 1])
+    >>> two = lambda image, table: image.flatten(1).sum(1, keepdim=True) + table @ torch.ones(3, 1)
+    >>> a = sl.explain(two, (torch.ones(2, 1, 2, 2), torch.ones(2, 3)), method="gradient_x_input")
+    >>> [tuple(part.shape) for part in a.values]
+    [(2, 1, 2, 2), (2, 3)]
     """
     cls = registry.get(method)
     registry.check_options(cls, options)
-    return cls(model, **options)(inputs, target=target, baseline=baseline)
+    return cls(model, **options)(inputs, target=target, baseline=baseline, forward_args=forward_args)
 
 
 def available_methods() -> list[str]:

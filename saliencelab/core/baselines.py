@@ -8,11 +8,15 @@ methods that average over a reference distribution.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from saliencelab.core.structure import InputStructure
 
 PRESETS = ("zeros", "min", "mean", "blur", "uniform")
 
@@ -87,6 +91,34 @@ class ReferenceSet:
     def of_samples(self, sample_index: torch.Tensor) -> ReferenceSet:
         """The references of the samples ``sample_index`` only."""
         return ReferenceSet(self.tensor[sample_index]) if self.tensor.shape[0] > 1 else self
+
+
+def pack_references(parts: Sequence[torch.Tensor], structure: InputStructure) -> BaselineSpec:
+    """Resolved references of several inputs, each ``(Nb, K, *shape)``, packed like the inputs.
+
+    One reference per sample (K = 1) becomes a tensor ``(Nb, D)``; K references
+    become :class:`References`, per sample when any input has its own.
+
+    Example
+    -------
+    >>> from saliencelab.core.structure import InputStructure
+    >>> structure = InputStructure.of((torch.ones(2, 3), torch.ones(2, 1)))
+    >>> pack_references([torch.zeros(1, 1, 3), torch.full((2, 1, 1), 5.0)], structure)
+    tensor([[0., 0., 0., 5.],
+            [0., 0., 0., 5.]])
+    """
+    counts = {part.shape[1] for part in parts}
+    if len(counts - {1}) > 1:
+        raise ValueError(f"the inputs' baselines hold different numbers of references {sorted(counts)}; give each K")
+    k = max(counts)
+    rows = max(part.shape[0] for part in parts)
+    dtype = structure.packed_dtype()
+    packed = torch.cat(
+        [part.expand(rows, k, *part.shape[2:]).reshape(rows, k, -1).to(dtype) for part in parts], dim=2
+    )
+    if k == 1:
+        return packed[:, 0]
+    return References(packed, per_sample=True) if rows > 1 else References(packed[0])
 
 
 def resolve_baseline(

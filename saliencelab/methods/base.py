@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any, ClassVar
 
 import torch
 
 from saliencelab.core.attribution import Attribution
-from saliencelab.core.baselines import BaselineSpec
+from saliencelab.core.baselines import BaselineSpec, References, pack_references, resolve_baseline
 from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.caller import user_stacklevel
 from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, warns_about_degenerate_maps
 from saliencelab.core.guard import preserved
+from saliencelab.core.structure import ForwardArgs, InputStructure, Structured, StructuredModel, rows_of
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
 from saliencelab.core.validation import batch_dimension_hint, check_inputs_fit_model, check_memory_budget
 from saliencelab.engine import Interception, OpRule, require_sight
@@ -56,6 +58,10 @@ class Method:
     """True when a baseline tensor is a distribution of references to draw from."""
     rules: ClassVar[Mapping[str, OpRule]] = {}
     passes: ClassVar[frozenset[str]] = frozenset()
+    structured_inputs: ClassVar[bool] = False
+    """True when the method works feature by feature, so several inputs can be packed side by side for it."""
+    integer_inputs: ClassVar[bool] = False
+    """True when the method only evaluates the model (never differentiates it), so integer inputs (token ids) work."""
     hint: ClassVar[str] = ""
     """What to do instead when the model uses an operation outside ``rules`` and ``passes``."""
     centred_display: ClassVar[bool] = False
@@ -70,40 +76,96 @@ class Method:
 
     def __call__(
         self,
-        inputs: torch.Tensor,
+        inputs: Structured,
         target: TargetSpec = None,
-        baseline: BaselineSpec = None,
+        baseline: BaselineSpec | Sequence[BaselineSpec] | Mapping[str, BaselineSpec] = None,
+        *,
+        forward_args: object = None,
     ) -> Attribution:
         """Attribute the model's ``target`` score for each sample of ``inputs``.
+
+        ``inputs`` is a tensor, a tuple or list of tensors (the model is called
+        ``model(*inputs)``) or a dict of tensors (``model(**inputs)``); ``values``
+        has the same structure and ``delta`` is per sample over all of them.
+        ``baseline`` is one spec for every input or one per input, in the same
+        structure. ``forward_args`` are extra model arguments that are not
+        attributed (a tuple: positional, a dict: keywords); a tensor among them
+        whose first dimension is the batch size follows the rows of its sample.
+        Methods that need an image (``structured_inputs`` False) refuse several inputs.
 
         A TorchScript model, or the layers of a ``torch.export`` graph, that the
         method would need to see inside raise
         :class:`~saliencelab.engine.OpaqueModelError` (:func:`~saliencelab.engine.require_sight`).
         """
-        check_inputs(inputs)
-        check_inputs_fit_model(self.model, inputs)
+        structure = InputStructure.of(inputs)
+        extra = ForwardArgs.of(forward_args, structure.batch)
+        if structure.packed and not self.structured_inputs:
+            raise ValueError(
+                f"{self.name} needs one input tensor (it works on an image's layout); several inputs go to the "
+                "gradient, path, reference and relevance methods and to feature_ablation, shapley_sampling, "
+                "kernel_shap and lime"
+            )
+        for part, tensor in zip(structure.parts, structure.tensors(inputs), strict=True):
+            check_inputs(tensor, part.key if structure.packed else None, integers=self.integer_inputs)
+            if tensor.is_floating_point():
+                check_inputs_fit_model(self.model, tensor)
         if baseline is not None and not self.takes_baseline:
             raise ValueError(f"{self.name} takes no baseline; drop baseline= or use integrated_gradients")
+        if not structure.packed and forward_args is None:
+            return self._run(self, inputs, target, baseline)
+        bound = copy.copy(self)
+        bound.model = StructuredModel(self.model, structure, extra, self.name)
+        packed_baseline = self._packed_baseline(baseline, structure, inputs)
+        result = self._run(bound, structure.pack(inputs), target, packed_baseline)
+        return Attribution(structure.unpack(result.values), result.delta, result.method, result.target, result.info)
+
+    def _run(self, bound: Method, inputs: torch.Tensor, target: TargetSpec, baseline: BaselineSpec) -> Attribution:
+        """``bound._attribute`` on a checked batch, with the user's model guarded and the result checked."""
         with torch.inference_mode(False), torch.enable_grad():
             inputs, baseline = outside_inference(inputs), outside_inference(baseline)
             with preserved(self.model), require_sight(self.name), batch_dimension_hint(self.model, inputs):
-                result = self._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
+                result = bound._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
         return flag_degenerate(check_finite(result))
+
+    def _packed_baseline(self, baseline: object, structure: InputStructure, inputs: Structured) -> BaselineSpec:
+        """The baseline of several inputs in the packed layout: resolved per input, then packed like them."""
+        if baseline is None:
+            return None
+        specs = structure.parts_of(baseline)
+        if specs is None:
+            if isinstance(baseline, (torch.Tensor, References)) and structure.packed:
+                raise ValueError(
+                    f"one baseline tensor for {len(structure.parts)} inputs is ambiguous: give one per input, "
+                    "in the inputs' structure (a tuple or a dict), or a number or preset for all of them"
+                )
+            specs = [baseline] * len(structure.parts)
+        seed = getattr(self, "seed", 0)
+        resolved = [
+            resolve_baseline(spec, tensor, seed=seed, distribution=self.draws_references).tensor
+            for spec, tensor in zip(specs, structure.tensors(inputs), strict=True)
+        ]
+        return pack_references(resolved, structure)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's output for ``x``, checked to be a tensor with one row per input row."""
-        return checked_output(self.model(x), x.shape[0])
+    def forward(self, x: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's output for ``x``, checked to be a tensor with one row per input row.
 
-    def outputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's outputs for the rows of ``x`` without gradients, in chunks under the budget."""
+        ``samples``: the sample each row of ``x`` belongs to, when the rows are not
+        the samples themselves in order; extra forward arguments with one row per
+        sample follow them (:func:`~saliencelab.core.structure.rows_of`).
+        """
+        with rows_of(samples):
+            return checked_output(self.model(x), x.shape[0])
+
+    def outputs(self, x: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's outputs for the rows of ``x`` (of the samples ``samples``) without gradients, in chunks."""
         outputs: list[torch.Tensor] = []
 
         def run(rows: slice) -> None:
             with torch.no_grad():
-                outputs.append(self.forward(x[rows]))
+                outputs.append(self.forward(x[rows], None if samples is None else samples[rows]))
 
         self.run_chunked(x, run)
         return torch.cat(outputs)
@@ -113,8 +175,8 @@ class Method:
         return target.scores(output)
 
     def scores(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
-        """Target scores for ``x`` without gradients, and the target bound to the output."""
-        output = self.outputs(x)
+        """Target scores for the samples ``x`` themselves without gradients, and the target bound to the output."""
+        output = self.outputs(x, torch.arange(x.shape[0]))
         bound = target.bind(output)
         return self.target_scores(output, bound), bound
 
@@ -137,7 +199,7 @@ class Method:
 
         def run(rows: slice) -> None:
             points, sample, scale = make_rows(torch.arange(rows.start, rows.stop))
-            grad, _ = self.input_gradients(points, target.rows(sample))
+            grad, _ = self.input_gradients(points, target.rows(sample), sample)
             out.index_add_(0, sample.to(out.device), (scale * grad).to(out.dtype))
 
         self.run_chunked(out, run, total_rows, own=own)
@@ -160,9 +222,11 @@ class Method:
         masks, gradients): on a cheap model with large inputs those dominate.
         """
 
+        first = torch.zeros(1, dtype=torch.long)  # made outside the meter: it measures the model's allocations only
+
         def measure() -> int:
             with torch.inference_mode(), ActivationMeter() as meter:
-                self.forward(rows_like[:1])
+                self.forward(rows_like[:1], first)
             return meter.bytes
 
         total = rows_like.shape[0] if total_rows < 0 else total_rows
@@ -179,15 +243,20 @@ class Method:
             row_bytes=row_bytes,
         )
 
-    def input_gradients(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
+    def input_gradients(
+        self, x: torch.Tensor, target: Target, samples: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Target]:
         """Gradient of each row's target score with respect to its input, under ``rules``.
 
-        Returns the gradient (shape of ``x``) and the target bound to the output.
+        Returns the gradient (shape of ``x``) and the target bound to the output;
+        ``samples`` as for :meth:`forward`.
         """
-        grad, bound, _ = self.gradients_and_scores(x, target)
+        grad, bound, _ = self.gradients_and_scores(x, target, samples)
         return grad, bound
 
-    def gradients_and_scores(self, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target, torch.Tensor]:
+    def gradients_and_scores(
+        self, x: torch.Tensor, target: Target, samples: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Target, torch.Tensor]:
         """:meth:`input_gradients` plus each row's target score from the same forward pass, ``(rows,)``."""
         x = x.detach().requires_grad_(True)
         mode = Interception(self.rules, method=self.name, passes=self.passes, hint=self.hint) if self.rules else None
@@ -195,7 +264,7 @@ class Method:
             mode.mark(x)
         with torch.enable_grad():
             with mode or nullcontext():
-                output = self.forward(x)
+                output = self.forward(x, samples)
             bound = target.bind(output)
             scores = bound.scores(output)
             if not scores.requires_grad:
@@ -307,7 +376,7 @@ def flag_degenerate(attribution: Attribution) -> Attribution:
     return attribution
 
 
-def check_inputs(inputs: object) -> torch.Tensor:
+def check_inputs(inputs: object, name: object = None, *, integers: bool = False) -> torch.Tensor:
     """Reject inputs that cannot be explained, saying why.
 
     Example
@@ -317,21 +386,24 @@ def check_inputs(inputs: object) -> torch.Tensor:
     ...
     ValueError: the inputs contain 1 NaN or Inf values (first at index (0, 0)); ...
     """
+    what = "inputs" if name is None else f"input {name!r}"
     if not isinstance(inputs, torch.Tensor):
-        raise TypeError(f"inputs must be a torch.Tensor with a batch dimension; got {type(inputs).__name__}")
-    if not inputs.is_floating_point():
+        raise TypeError(f"{what} must be a torch.Tensor with a batch dimension; got {type(inputs).__name__}")
+    if not inputs.is_floating_point() and not integers:
         raise TypeError(
-            f"inputs must be a floating-point tensor to take gradients; got dtype {inputs.dtype} "
-            "(convert with inputs.float())"
+            f"{what} must be a floating-point tensor to take gradients; got dtype {inputs.dtype}. Token ids are "
+            "attributed at their embedding layer (layer=...) or by a perturbation method; numbers that are features "
+            "convert with .float()"
         )
     if inputs.ndim < 1 or inputs.shape[0] == 0:
         raise ValueError(
-            f"inputs must be a non-empty batch (N, ...); got shape {tuple(inputs.shape)}. "
+            f"{what} must be a non-empty batch (N, ...); got shape {tuple(inputs.shape)}. "
             "A single sample needs a batch dimension: inputs.unsqueeze(0)"
         )
-    bad = non_finite(inputs)
+    bad = non_finite(inputs) if inputs.is_floating_point() else ""
     if bad:
         raise ValueError(
-            f"the inputs contain {bad}; attributions of non-finite inputs are meaningless: clean or impute them first"
+            f"{'the inputs' if name is None else what} contain {bad}; attributions of non-finite inputs are "
+            "meaningless: clean or impute them first"
         )
     return inputs

@@ -156,14 +156,14 @@ class DeepLift(_ReferenceMethod):
 
         ``sample`` is each row's sample index, for the message.
         """
-        multipliers, scores, bound = self.multipliers(inputs, refs, target)
+        multipliers, scores, bound = self.multipliers(inputs, refs, target, sample)
         finite = torch.isfinite(multipliers.flatten(1)).all(dim=1)
         if bool(finite.all()):
             return multipliers, scores, bound
         rows = (~finite).nonzero().flatten()
         where = f"for samples {sorted(set(sample[rows.cpu()].tolist()))}"
         try:
-            self.multipliers(inputs[rows], refs[rows], target.rows(rows.cpu()), check_finite=True)
+            self.multipliers(inputs[rows], refs[rows], target.rows(rows.cpu()), sample[rows.cpu()], check_finite=True)
         except NonFiniteResultError as error:
             raise NonFiniteResultError(f"{error} ({where})") from None
         raise NonFiniteResultError(
@@ -172,7 +172,13 @@ class DeepLift(_ReferenceMethod):
         )
 
     def multipliers(
-        self, inputs: torch.Tensor, refs: torch.Tensor, target: Target, *, check_finite: bool = False
+        self,
+        inputs: torch.Tensor,
+        refs: torch.Tensor,
+        target: Target,
+        samples: torch.Tensor | None = None,
+        *,
+        check_finite: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, Target]:
         """DeepLIFT multipliers of each row's target score for ``inputs`` against ``refs`` (same shape).
 
@@ -187,7 +193,7 @@ class DeepLift(_ReferenceMethod):
         start = attach(inputs.detach().clone(), Difference(refs.detach(), *split(difference, settings)))
         with torch.enable_grad():
             with mode:
-                output = self.forward(start)
+                output = self.forward(start, samples)
             bound = target.bind(output)
             with mode:
                 scores = self.target_scores(output, bound)

@@ -32,12 +32,15 @@ from saliencelab.methods.base import Method
 class _GradientFamily(Method):
     """One (modified) backward pass per sample, chunked under the memory budget."""
 
+    structured_inputs = True
+
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         values = torch.empty_like(inputs)
         bound: list[Target] = []
 
         def run(rows: slice) -> None:
-            grad, chunk_target = self.input_gradients(inputs[rows], target.rows(torch.arange(rows.start, rows.stop)))
+            samples = torch.arange(rows.start, rows.stop)
+            grad, chunk_target = self.input_gradients(inputs[rows], target.rows(samples), samples)
             values[rows] = self.from_gradient(inputs[rows], grad)
             bound.append(chunk_target)
 

@@ -88,6 +88,8 @@ class LRP(Method):
     True
     """
 
+    structured_inputs = True
+
     name = "lrp"
     description = (
         "Layer-wise relevance propagation: epsilon, z+, alpha-beta, gamma, z^B, flat, w^2 rules and composites"
@@ -149,7 +151,7 @@ class LRP(Method):
             with torch.enable_grad():
                 layers = mode.watching_layers() if self.composite.names_layers else contextlib.nullcontext()
                 with layers, mode:
-                    output = self.forward(x)
+                    output = self.forward(x, torch.arange(rows.start, rows.stop))
                 bound = target.rows(torch.arange(rows.start, rows.stop)).bind(output)
                 seed = output_relevance(output, bound.scores(output))
                 relevance = None

@@ -51,6 +51,8 @@ def _sum_features(values: torch.Tensor) -> torch.Tensor:
 class _ReferenceMethod(Method):
     """A method whose attributions are measured against reference inputs."""
 
+    structured_inputs = True
+
     takes_baseline = True
 
     def reference_scores(
@@ -59,10 +61,10 @@ class _ReferenceMethod(Method):
         """Each sample's target score at its references ``which`` (default: all), shape ``(n, len(which))``."""
         which = torch.arange(refs.k) if which is None else which
         sample = torch.arange(n).repeat_interleave(len(which))
-        if refs.tensor.shape[0] == 1:
+        if refs.tensor.shape[0] == 1 and not getattr(self.model, "needs_rows", False):
             output = self.outputs(refs.tensor[0, which])[torch.arange(len(which)).repeat(n)]
         else:
-            output = self.outputs(refs.rows(sample, which.repeat(n)))
+            output = self.outputs(refs.rows(sample, which.repeat(n)), sample)
         return self.target_scores(output, target.rows(sample)).reshape(n, len(which))
 
 
@@ -200,7 +202,7 @@ class IntegratedGradients(_ReferenceMethod):
             grads, scores = torch.empty_like(points), torch.empty(len(sample), dtype=inputs.dtype, device=inputs.device)
 
             def run(rows: slice) -> None:
-                grad, _, score = self.gradients_and_scores(points[rows], target.rows(sample[rows]))
+                grad, _, score = self.gradients_and_scores(points[rows], target.rows(sample[rows]), sample[rows])
                 grads[rows], scores[rows] = grad, score
 
             self.run_chunked(points, run)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from saliencelab.core.baselines import BaselineSpec, resolve_baseline
+from saliencelab.core.structure import rows_of
 from saliencelab.core.targets import Target
 from saliencelab.core.validation import check_seed
 from saliencelab.methods.base import Method, checked_output
@@ -52,11 +53,11 @@ class PerturbationMethod(Method):
         self.seed = check_seed(seed)
         self.progress = progress
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
         """The model's output for ``x`` (a tensor or a :class:`Patched` batch), checked to be one row per input row."""
         if not isinstance(x, Patched):
-            return checked_output(self.model(x), x.shape[0])
-        with Incremental():
+            return super().forward(x, samples)
+        with Incremental(), rows_of(samples):
             output = self.model(x)
         if isinstance(output, Patched):
             output = output.materialize()

@@ -169,6 +169,9 @@ class KernelShap(PerturbationMethod):
     True
     """
 
+    structured_inputs = True
+    integer_inputs = True
+
     name = "kernel_shap"
     description = "KernelSHAP: Shapley values from a Shapley-kernel weighted linear regression on coalitions"
     source = "Lundberg & Lee 2017"

@@ -99,6 +99,9 @@ class Lime(PerturbationMethod):
     [[4.0, -1.0, 2.0, 0.5]]
     """
 
+    structured_inputs = True
+    integer_inputs = True
+
     name = "lime"
     description = "LIME: a locally weighted linear surrogate over interpretable feature groups"
     source = "Ribeiro et al. 2016"

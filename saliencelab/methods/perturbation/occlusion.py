@@ -79,6 +79,8 @@ class Occlusion(PerturbationMethod):
     True
     """
 
+    integer_inputs = True
+
     name = "occlusion"
     description = "Occlusion: mean change of the score when a sliding window is replaced by the baseline"
     source = "Zeiler & Fergus 2014"

@@ -92,7 +92,7 @@ def evaluate_rows(
         index = torch.arange(rows.start, rows.stop, device=like.device)
         with torch.inference_mode():
             points, sample = make_rows(index)
-            output = method.forward(points)
+            output = method.forward(points, sample)
             scores[rows] = target.rows(sample).scores(output).to(torch.float64)
         bar.update(rows.stop - rows.start)
 
@@ -116,7 +116,7 @@ def clean_outputs(method: Method, inputs: torch.Tensor) -> torch.Tensor:
 
     def run(rows: slice) -> None:
         with torch.inference_mode():
-            outputs.append(method.forward(inputs[rows]))
+            outputs.append(method.forward(inputs[rows], torch.arange(rows.start, rows.stop)))
 
     method.run_chunked(inputs, run, passes=1)
     return torch.cat(outputs).clone()  # a normal tensor again, usable outside inference mode

@@ -83,6 +83,9 @@ class ShapleySampling(PerturbationMethod):
     ([[3.0, 3.0, 5.0]], [0.0])
     """
 
+    structured_inputs = True
+    integer_inputs = True
+
     name = "shapley_sampling"
     description = "Shapley value sampling: marginal contributions averaged over sampled (antithetic) permutations"
     source = "Castro et al. 2009; Strumbelj & Kononenko 2014"
