@@ -99,6 +99,33 @@ def per_part(value: Any, parts: Sequence[torch.Tensor], name: str) -> Any:
     return unpacked(value)
 
 
+def packed_mask(mask: Any, parts: Sequence[torch.Tensor]) -> Any:
+    """Captum's ``feature_mask`` for saliencelab: as it is for one input; for several, packed side by side.
+
+    Captum gives one mask per input, broadcastable to it, and a group id used in
+    several inputs is one group across them; saliencelab takes several inputs'
+    groups as one ``(1 or N, D)`` mask over the inputs flattened and concatenated.
+
+    Example
+    -------
+    >>> parts = (torch.zeros(2, 2, 2), torch.zeros(2, 3))
+    >>> packed_mask((torch.tensor([[0, 1]]), torch.tensor([[1, 2, 2]])), parts).tolist()
+    [[0, 1, 0, 1, 1, 2, 2]]
+    """
+    mask = per_part(mask, parts, "feature_mask")
+    if len(parts) == 1 or mask is None:
+        return mask
+    flat = []
+    for part_mask, part in zip(mask, parts, strict=True):
+        if not isinstance(part_mask, torch.Tensor):
+            raise TypeError(f"each feature_mask entry must be a tensor of group ids; got {type(part_mask).__name__}")
+        shaped_mask = part_mask.reshape((1,) * (part.ndim - part_mask.ndim) + tuple(part_mask.shape))
+        rows = 1 if shaped_mask.shape[0] == 1 else part.shape[0]
+        flat.append(shaped_mask.expand(rows, *part.shape[1:]).reshape(rows, -1))
+    rows = max(piece.shape[0] for piece in flat)
+    return torch.cat([piece.expand(rows, -1) for piece in flat], dim=1)
+
+
 def distribution(baselines: Any, parts: Sequence[torch.Tensor], name: str = "baselines") -> Any:
     """Captum's baseline distribution (a batch of K references per input, or a callable giving one) for saliencelab.
 

@@ -19,7 +19,7 @@ from saliencelab.compat.captum_adapter import (
     refuse,
     require_multiply_by_inputs,
 )
-from saliencelab.compat.captum_args import as_parts, neuron_index, per_part
+from saliencelab.compat.captum_args import as_parts, neuron_index, packed_mask
 from saliencelab.compat.captum_gradients import LRP, GradientShap
 
 
@@ -398,5 +398,5 @@ class NeuronFeatureAblation(_NeuronAdapter):
             attribute_to_neuron_input,
             baselines=baselines,
             additional_forward_args=additional_forward_args,
-            feature_mask=per_part(feature_mask, parts, "feature_mask"),
+            feature_mask=packed_mask(feature_mask, parts),
         )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from saliencelab.compat.captum_adapter import Adapter, refuse
-from saliencelab.compat.captum_args import as_parts, drawn_seed, per_part, sklearn_surrogate, unpacked
+from saliencelab.compat.captum_args import as_parts, drawn_seed, packed_mask, sklearn_surrogate, unpacked
 
 
 class Occlusion(Adapter):
@@ -99,7 +99,7 @@ class FeatureAblation(Adapter):
             target=target,
             baselines=baselines,
             additional_forward_args=additional_forward_args,
-            feature_mask=per_part(feature_mask, parts, "feature_mask"),
+            feature_mask=packed_mask(feature_mask, parts),
             progress=show_progress,
         )
         return run.values
@@ -146,7 +146,7 @@ class ShapleyValueSampling(Adapter):
             target=target,
             baselines=baselines,
             additional_forward_args=extra,
-            feature_mask=per_part(feature_mask, parts, "feature_mask"),
+            feature_mask=packed_mask(feature_mask, parts),
             samples=n_samples,
             seed=drawn_seed(),
             progress=show_progress,
