@@ -59,9 +59,10 @@ class GuidedBackprop(Adapter):
     Example
     -------
     >>> import torch, saliencelab.compat.captum as attr
-    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    >>> attr.GuidedBackprop(model).attribute(torch.randn(2, 3), target=0).shape
-    torch.Size([2, 3])
+    >>> model = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(2, 1, bias=False))
+    >>> _ = model[1].weight.data.copy_(torch.tensor([[1.0, -1.0]]))
+    >>> attr.GuidedBackprop(model).attribute(torch.tensor([[2.0, 3.0]]))  # the gradient would be [[1., -1.]]
+    tensor([[1., 0.]])
     """
 
     method = "guided_backprop"
