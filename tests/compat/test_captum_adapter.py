@@ -505,6 +505,9 @@ def typical_captum_session(attr_module, model: nn.Module, images: torch.Tensor, 
     results["occlusion"] = occlusion.attribute(
         images, strides=(2, 2, 2), target=predicted, sliding_window_shapes=(2, 3, 3), baselines=0
     )
+    ablation = attr_module.FeatureAblation(model)
+    mask = torch.arange(16).reshape(4, 4).repeat_interleave(2, 0).repeat_interleave(2, 1)[None, None]
+    results["ablation"] = ablation.attribute(images, target=predicted, feature_mask=mask, baselines=0.0)
     nt = attr_module.NoiseTunnel(attr_module.Saliency(model))
     results["smoothgrad_shape"] = nt.attribute(images, nt_type="smoothgrad_sq", nt_samples=4, target=predicted).shape
     gs = attr_module.GradientShap(model)

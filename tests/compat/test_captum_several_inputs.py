@@ -101,6 +101,15 @@ def test_deeplift_and_deeplift_shap_with_two_inputs_equal_captum():
     assert delta.shape == (4,) and float(delta.abs().max()) < 1e-13
 
 
+@pytest.mark.parametrize("name", ["DeepLift", "DeepLiftShap"])
+def test_deeplift_multipliers_with_two_inputs_equal_captum(name):
+    model, (x, y, scale) = two_inputs(), batch()
+    baselines = (0.3 * x[:2], y[:2]) if name == "DeepLiftShap" else None
+    ours = getattr(attr, name)(model, multiply_by_inputs=False).attribute((x, y), baselines, TARGETS, (scale,))
+    theirs = getattr(captum_attr, name)(model, multiply_by_inputs=False).attribute((x, y), baselines, TARGETS, (scale,))
+    assert_parts_close(ours, theirs, atol=1e-14)
+
+
 def test_gradient_shap_with_two_inputs_on_a_linear_model_equals_captum():
     torch.manual_seed(0)
     dense_x, dense_y = nn.Linear(4, 3).double(), nn.Linear(3, 3).double()
