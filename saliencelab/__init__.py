@@ -9,10 +9,11 @@ Example
 torch.Size([2, 4])
 """
 
-from saliencelab import evaluate, genomics, lrp, methods, zoo
+from saliencelab import evaluate, genomics, lrp, methods, text, zoo
 from saliencelab.api import available_methods, explain
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import References, references
+from saliencelab.core.layers import neuron
 from saliencelab.core.registry import classes as _registered_classes
 from saliencelab.errors import DegenerateMapWarning, NonFiniteResultError, UnsupportedOperationError
 
@@ -33,8 +34,10 @@ __all__ = [
     "genomics",
     "lrp",
     "methods",
+    "neuron",
     "references",
     "report",
+    "text",
     "viz",
     "zoo",
 ]

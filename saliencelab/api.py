@@ -19,6 +19,7 @@ def explain(
     baseline: BaselineSpec = None,
     *,
     forward_args: object = None,
+    layer_input: bool = False,
     **options: Any,
 ) -> Attribution:
     """Attribute the model's predictions on ``inputs`` to the input features.
@@ -49,6 +50,11 @@ def explain(
         ``additional_forward_args``): a tuple (positional, after the inputs), a
         dict (keywords) or one value. A tensor whose first dimension is the batch
         size goes with its sample wherever a method evaluates several rows per sample.
+    layer, layer_input:
+        ``layer=`` (a module or dotted name) is the CAM methods' own option; for
+        the other methods it attributes to that layer's output instead of the
+        inputs (``layer_input=True``: its input), as Captum's ``Layer*`` classes
+        do. ``target=sl.neuron(layer, index)`` explains one unit of a hidden layer.
     **options:
         The method's options (``steps``, ``samples``, ``noise``, ``seed``,
         ``memory_budget``, ...); an unknown option is a ``TypeError`` that lists
@@ -67,8 +73,10 @@ def explain(
     [(2, 1, 2, 2), (2, 3)]
     """
     cls = registry.get(method)
+    layer = options.pop("layer", None) if cls.layer_attribution else None  # else a CAM's own option
     registry.check_options(cls, options)
-    return cls(model, **options)(inputs, target=target, baseline=baseline, forward_args=forward_args)
+    call = {"forward_args": forward_args, "layer": layer, "layer_input": layer_input}
+    return cls(model, **options)(inputs, target=target, baseline=baseline, **call)
 
 
 def available_methods() -> list[str]:

@@ -165,7 +165,8 @@ def resolve_baseline(
     if isinstance(baseline, str):
         return ReferenceSet(_preset(baseline, inputs, seed).unsqueeze(1))
     if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
-        return ReferenceSet(_per_sample(torch.tensor(float(baseline)), inputs).unsqueeze(1))
+        dtype = inputs.dtype if inputs.is_floating_point() else torch.get_default_dtype()
+        return ReferenceSet(_per_sample(torch.tensor(float(baseline), dtype=dtype), inputs).unsqueeze(1))
     if callable(baseline) and not isinstance(baseline, torch.Tensor):
         produced = baseline(inputs)
         if isinstance(produced, References):

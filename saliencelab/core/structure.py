@@ -134,6 +134,11 @@ class InputStructure:
         """Whether the methods see a packed ``(N, D)`` batch (several inputs) rather than the tensor itself."""
         return self.kind != "tensor"
 
+    @property
+    def integers(self) -> bool:
+        """Whether some input holds integers (token ids): the methods see them as floats, the model as integers."""
+        return any(not part.dtype.is_floating_point for part in self.parts)
+
     def tensors(self, inputs: Structured) -> list[torch.Tensor]:
         """The parts of ``inputs`` (which has this structure) in order."""
         if self.kind == "tensor":
@@ -144,9 +149,9 @@ class InputStructure:
 
     def pack(self, inputs: Structured, dtype: torch.dtype | None = None) -> torch.Tensor:
         """The parts side by side, each flattened: ``(N, D)`` in ``dtype`` (default: :meth:`packed_dtype`)."""
-        if not self.packed:
-            return inputs
         dtype = dtype or self.packed_dtype()
+        if not self.packed:
+            return inputs.to(dtype) if self.integers else inputs
         return torch.cat([part.reshape(part.shape[0], -1).to(dtype) for part in self.tensors(inputs)], dim=1)
 
     def packed_dtype(self) -> torch.dtype:
@@ -162,8 +167,9 @@ class InputStructure:
     def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """A packed batch ``(rows, D)`` as the parts, each in its shape and dtype (integers rounded back)."""
         if not self.packed:
-            return [flat]
-        pieces = flat.split([part.size for part in self.parts], dim=1)
+            pieces = [flat]
+        else:
+            pieces = flat.split([part.size for part in self.parts], dim=1)
         out = []
         for part, piece in zip(self.parts, pieces, strict=True):
             piece = piece.reshape(piece.shape[0], *part.shape)

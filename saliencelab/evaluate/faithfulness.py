@@ -342,8 +342,8 @@ class Scorer(Method):
         super().__init__(model, memory_budget=memory_budget)
         self.score = score
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        output = super().forward(x)
+    def forward(self, x: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
+        output = super().forward(x, samples)
         if self.score == "logit":
             return output
         if output.ndim != 2 or output.shape[1] < 2:

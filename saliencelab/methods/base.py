@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec, References, pack_references, resolve_baseline
@@ -16,6 +17,7 @@ from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.caller import user_stacklevel
 from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, warns_about_degenerate_maps
 from saliencelab.core.guard import preserved
+from saliencelab.core.layers import LayerModel, Neuron, NeuronModel, activations, resolve_layer
 from saliencelab.core.structure import ForwardArgs, InputStructure, Structured, StructuredModel, rows_of
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
 from saliencelab.core.validation import batch_dimension_hint, check_inputs_fit_model, check_memory_budget
@@ -60,6 +62,8 @@ class Method:
     passes: ClassVar[frozenset[str]] = frozenset()
     structured_inputs: ClassVar[bool] = False
     """True when the method works feature by feature, so several inputs can be packed side by side for it."""
+    layer_attribution: ClassVar[bool] = False
+    """True when the method can attribute to a hidden layer's activations (``layer=``)."""
     integer_inputs: ClassVar[bool] = False
     """True when the method only evaluates the model (never differentiates it), so integer inputs (token ids) work."""
     hint: ClassVar[str] = ""
@@ -81,6 +85,8 @@ class Method:
         baseline: BaselineSpec | Sequence[BaselineSpec] | Mapping[str, BaselineSpec] = None,
         *,
         forward_args: object = None,
+        layer: nn.Module | str | None = None,
+        layer_input: bool = False,
     ) -> Attribution:
         """Attribute the model's ``target`` score for each sample of ``inputs``.
 
@@ -92,6 +98,11 @@ class Method:
         attributed (a tuple: positional, a dict: keywords); a tensor among them
         whose first dimension is the batch size follows the rows of its sample.
         Methods that need an image (``structured_inputs`` False) refuse several inputs.
+        ``layer`` (a module or dotted name): attribute to that layer's output
+        (``layer_input=True``: its input) instead of the inputs, Captum's ``Layer*``
+        semantics (:mod:`saliencelab.core.layers`); the baseline is given in input
+        space and mapped through the layer. ``target=sl.neuron(layer, index)``
+        explains one unit of a hidden layer.
 
         A TorchScript model, or the layers of a ``torch.export`` graph, that the
         method would need to see inside raise
@@ -105,19 +116,89 @@ class Method:
                 "gradient, path, reference and relevance methods and to feature_ablation, shapley_sampling, "
                 "kernel_shap and lime"
             )
+        if layer is not None and not self.layer_attribution:
+            raise ValueError(
+                f"{self.name} does not attribute to a hidden layer; layer= goes to the gradient, path, reference "
+                "and relevance methods and to occlusion, feature_ablation and shapley_sampling"
+            )
+        integers = self.integer_inputs or layer is not None  # at a layer, token ids are not attributed themselves
         for part, tensor in zip(structure.parts, structure.tensors(inputs), strict=True):
-            check_inputs(tensor, part.key if structure.packed else None, integers=self.integer_inputs)
+            check_inputs(tensor, part.key if structure.packed else None, integers=integers)
             if tensor.is_floating_point():
                 check_inputs_fit_model(self.model, tensor)
         if baseline is not None and not self.takes_baseline:
             raise ValueError(f"{self.name} takes no baseline; drop baseline= or use integrated_gradients")
-        if not structure.packed and forward_args is None:
+        unit = target if isinstance(target, Neuron) else None
+        wrapped = structure.packed or structure.integers or forward_args is not None
+        if layer is None and unit is None and not wrapped:
             return self._run(self, inputs, target, baseline)
+        caller = self.model
+        if wrapped:
+            caller = StructuredModel(self.model, structure, extra, self.name)
+        if unit is not None:
+            caller, target = NeuronModel(caller, resolve_layer(self.model, unit.layer), unit), 0
+        packed = structure.pack(inputs)
+        if layer is not None:
+            return self._at_layer(caller, structure, inputs, packed, target, baseline, layer, layer_input)
         bound = copy.copy(self)
-        bound.model = StructuredModel(self.model, structure, extra, self.name)
-        packed_baseline = self._packed_baseline(baseline, structure, inputs)
-        result = self._run(bound, structure.pack(inputs), target, packed_baseline)
+        bound.model = caller
+        result = self._run(bound, packed, target, self._packed_baseline(baseline, structure, inputs))
         return Attribution(structure.unpack(result.values), result.delta, result.method, result.target, result.info)
+
+    def _at_layer(
+        self,
+        caller: Any,
+        structure: InputStructure,
+        inputs: Structured,
+        packed: torch.Tensor,
+        target: TargetSpec,
+        baseline: object,
+        layer: nn.Module | str,
+        layer_input: bool,
+    ) -> Attribution:
+        """The score attributed to ``layer``'s output (or input): the method on :class:`LayerModel` at them."""
+        module = resolve_layer(self.model, layer)
+        with torch.inference_mode(False), preserved(self.model):
+            packed = outside_inference(packed)
+            n = packed.shape[0]
+            activation = activations(caller, module, packed, torch.arange(n), layer_input)
+            reference = self._layer_reference(caller, module, structure, inputs, packed, baseline, layer_input)
+        bound = copy.copy(self)
+        bound.model = LayerModel(caller, module, packed, layer_input)
+        result = self._run(bound, activation, target, reference)
+        result.info["layer"] = layer if isinstance(layer, str) else type(module).__name__
+        return result
+
+    def _layer_reference(
+        self,
+        caller: Any,
+        module: nn.Module,
+        structure: InputStructure,
+        inputs: Structured,
+        packed: torch.Tensor,
+        baseline: object,
+        layer_input: bool,
+    ) -> BaselineSpec:
+        """The baseline mapped through the layer: given in input space (token ids too), like the inputs."""
+        if not self.takes_baseline or (baseline is None and self.draws_references):
+            return None
+        spec = "zeros" if baseline is None else baseline
+        if structure.packed:
+            spec = self._packed_baseline(spec, structure, inputs)
+        refs = resolve_baseline(spec, packed, seed=getattr(self, "seed", 0), distribution=self.draws_references).tensor
+        n = packed.shape[0]
+        if refs.shape[0] == 1 and getattr(caller, "needs_rows", False):
+            refs = refs.expand(n, *refs.shape[1:])  # each sample's forward arguments reach its references
+        rows, k = refs.shape[0], refs.shape[1]
+        flat = refs.reshape(rows * k, *refs.shape[2:])
+        if not packed.is_floating_point():
+            flat = flat.round().to(packed.dtype)
+        samples = torch.arange(rows).repeat_interleave(k)
+        mapped = activations(caller, module, flat, samples, layer_input)
+        mapped = mapped.reshape(rows, k, *mapped.shape[1:])
+        if k == 1:
+            return mapped[:, 0]
+        return References(mapped, per_sample=True) if rows > 1 else References(mapped[0])
 
     def _run(self, bound: Method, inputs: torch.Tensor, target: TargetSpec, baseline: BaselineSpec) -> Attribution:
         """``bound._attribute`` on a checked batch, with the user's model guarded and the result checked."""

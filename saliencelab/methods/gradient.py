@@ -33,6 +33,7 @@ class _GradientFamily(Method):
     """One (modified) backward pass per sample, chunked under the memory budget."""
 
     structured_inputs = True
+    layer_attribution = True
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         values = torch.empty_like(inputs)

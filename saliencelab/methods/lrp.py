@@ -89,6 +89,7 @@ class LRP(Method):
     """
 
     structured_inputs = True
+    layer_attribution = True
 
     name = "lrp"
     description = (

@@ -68,6 +68,8 @@ class SmoothGrad(Method):
     True
     """
 
+    layer_attribution = True
+
     name = "smoothgrad"
     description = "SmoothGrad: a method averaged over noisy copies of the input (also SmoothGrad², VarGrad)"
     source = "Smilkov et al. 2017"

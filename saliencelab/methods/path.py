@@ -52,6 +52,7 @@ class _ReferenceMethod(Method):
     """A method whose attributions are measured against reference inputs."""
 
     structured_inputs = True
+    layer_attribution = True
 
     takes_baseline = True
 

@@ -100,10 +100,6 @@ def test_a_mask_without_the_batch_dimension_is_shared_like_a_batch_of_one():
     torch.testing.assert_close(ours.values, theirs, **EXACT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolve_baseline builds a scalar baseline as a float32 tensor: 0.3 becomes 0.30000001192 in float64",
-)
 def test_a_scalar_baseline_that_float32_cannot_represent_equals_captum_in_float64():
     ours, theirs = both(mlp64(), TABLE, baseline=0.3)
     torch.testing.assert_close(ours.values, theirs, **EXACT)

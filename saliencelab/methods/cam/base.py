@@ -18,9 +18,10 @@ from torch import nn
 
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
+from saliencelab.core.layers import resolve_layer
 from saliencelab.core.targets import Target, reported_target
 from saliencelab.methods.base import Method
-from saliencelab.methods.cam.layers import Reshape, as_grid, default_layer, resolve_layer, watching
+from saliencelab.methods.cam.layers import Reshape, as_grid, default_layer, watching
 
 UPSAMPLE = ("bilinear", "nearest", None)
 _LINEAR = {1: "linear", 2: "bilinear", 3: "trilinear"}

@@ -23,30 +23,6 @@ Reshape = Callable[[torch.Tensor], torch.Tensor]
 """Maps a layer output ``(N, ...)`` to a grid ``(N, C, *spatial)``; it must only select and rearrange."""
 
 
-def resolve_layer(model: object, layer: nn.Module | str) -> nn.Module:
-    """The module ``layer`` names: a module, or a dotted name inside ``model``.
-
-    Example
-    -------
-    >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
-    >>> resolve_layer(net, "0") is net[0]
-    True
-    """
-    if isinstance(layer, nn.Module):
-        return layer
-    if not isinstance(layer, str):
-        raise TypeError(f"layer must be a module or its dotted name; got {type(layer).__name__}")
-    if not isinstance(model, nn.Module):
-        raise TypeError("a layer given by name needs an nn.Module model; pass the module itself")
-    try:
-        return model.get_submodule(layer)
-    except AttributeError:
-        names = [name for name, _ in model.named_modules() if name]
-        raise ValueError(
-            f"the model has no layer named {layer!r}; its layers include {names[-8:]} (see model.named_modules())"
-        ) from None
-
-
 def default_layer(model: object, probe: torch.Tensor) -> nn.Module:
     """The last module (in the order the forward pass finishes them) whose output is a spatial grid.
 

@@ -80,6 +80,7 @@ class Occlusion(PerturbationMethod):
     """
 
     integer_inputs = True
+    layer_attribution = True
 
     name = "occlusion"
     description = "Occlusion: mean change of the score when a sliding window is replaced by the baseline"

@@ -84,6 +84,7 @@ class ShapleySampling(PerturbationMethod):
     """
 
     structured_inputs = True
+    layer_attribution = True
     integer_inputs = True
 
     name = "shapley_sampling"
