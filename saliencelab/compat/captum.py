@@ -8,6 +8,9 @@ output), a tensor or a list; ``additional_forward_args`` are passed to the model
 after the inputs; ``baselines`` is a number, a tensor or one per input; with
 ``return_convergence_delta=True`` the result is ``(attributions, delta)`` with
 Captum's signed ``delta = Σ attributions − (f(x) − f(baselines))`` per sample.
+``Layer*`` classes attribute to a layer's output (``attribute_to_layer_input``:
+its input) through ``layer=``, ``Neuron*`` classes explain one unit through
+``target=saliencelab.neuron(layer, index)``.
 
 Where the numbers differ from Captum's
 --------------------------------------
@@ -17,9 +20,15 @@ Where the numbers differ from Captum's
 - ``IntegratedGradients(method="riemann_trapezoid")`` uses trapezoid weights that
   sum to one; Captum's sum to ``(n_steps − 1) / n_steps``, so Captum's values are
   that factor times these.
-- DeepLift's rules are exact on functional operations, reused modules and max
-  pooling, where Captum's module hooks are not (its convergence delta is then
-  far from zero; here it is rounding).
+- DeepLift's rules are exact on functional operations (``F.relu``,
+  ``F.max_pool2d``), where Captum's module hooks do not reach (its convergence
+  delta is then far from zero; here it is rounding); a module used twice works
+  here and is refused by Captum.
+- LRP splits the relevance of a sum (``a(x) + b(y)``, residual connections) in
+  proportion to the summands; Captum's hooks give each summand all of it.
+  Elsewhere LRP's epsilon rule (ε = 1e-9) gives Captum's values.
+- Convergence deltas are per sample, also for DeepLiftShap and GradientShap
+  (Captum's are per sample and baseline, or per draw).
 - ``target=None`` on an ``(N, C)`` output explains the argmax class (Captum
   requires a target there).
 - Arguments that only batch the work (``internal_batch_size``,

@@ -136,9 +136,10 @@ class IntegratedGradients(Adapter):
 class DeepLift(Adapter):
     """Captum's ``DeepLift``: the Rescale rule (saliencelab ``deeplift``).
 
-    saliencelab's rules are exact on functional operations (``F.relu``, ``x * y``),
-    modules used twice and max pooling; Captum's module hooks are not, so there the
-    values differ and only saliencelab's satisfy summation-to-delta. ``eps`` is
+    saliencelab's rules are exact on functional operations (``F.relu``,
+    ``F.max_pool2d``, ``x * y``), which Captum's module hooks do not reach: there the
+    values differ and only saliencelab's satisfy summation-to-delta. A module used
+    twice works here; Captum refuses it. ``eps`` is
     saliencelab's ``threshold`` when set (below it a difference counts as zero and
     the derivative replaces Δy/Δz; saliencelab measures it relative to ``1 + |z′|``).
     ``multiply_by_inputs=False`` returns the multipliers; ``custom_attribution_func``

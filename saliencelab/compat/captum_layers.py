@@ -42,7 +42,7 @@ class LayerIntegratedGradients(_LayerAdapter):
     -------
     >>> import torch, saliencelab.compat.captum as attr
     >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
-    >>> attr.LayerIntegratedGradients(model, model[1]).attribute(torch.randn(2, 3)).shape  # doctest: +SKIP
+    >>> attr.LayerIntegratedGradients(model, model[1]).attribute(torch.randn(2, 3)).shape
     torch.Size([2, 4])
     """
 
@@ -85,7 +85,7 @@ class LayerGradientXActivation(_LayerAdapter):
     -------
     >>> import torch, saliencelab.compat.captum as attr
     >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
-    >>> attr.LayerGradientXActivation(model, model[1]).attribute(torch.randn(2, 3)).shape  # doctest: +SKIP
+    >>> attr.LayerGradientXActivation(model, model[1]).attribute(torch.randn(2, 3)).shape
     torch.Size([2, 4])
     """
 
@@ -114,8 +114,8 @@ class LayerDeepLift(_LayerAdapter):
     Example
     -------
     >>> import torch, saliencelab.compat.captum as attr
-    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
-    >>> attr.LayerDeepLift(model, model[1]).attribute(torch.randn(2, 3)).shape  # doctest: +SKIP
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    >>> attr.LayerDeepLift(model, model[1]).attribute(torch.randn(2, 3)).shape
     torch.Size([2, 4])
     """
 
@@ -156,9 +156,9 @@ class LayerDeepLiftShap(LayerDeepLift):
     Example
     -------
     >>> import torch, saliencelab.compat.captum as attr
-    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
     >>> layer = attr.LayerDeepLiftShap(model, model[1])
-    >>> layer.attribute(torch.randn(2, 3), torch.randn(5, 3)).shape  # doctest: +SKIP
+    >>> layer.attribute(torch.randn(2, 3), torch.randn(5, 3)).shape
     torch.Size([2, 4])
     """
 
@@ -172,8 +172,8 @@ class LayerGradientShap(_LayerAdapter, GradientShap):
     Example
     -------
     >>> import torch, saliencelab.compat.captum as attr
-    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
-    >>> attr.LayerGradientShap(model, model[1]).attribute(torch.randn(2, 3), torch.randn(5, 3)).shape  # doctest: +SKIP
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    >>> attr.LayerGradientShap(model, model[1]).attribute(torch.randn(2, 3), torch.randn(5, 3)).shape
     torch.Size([2, 4])
     """
 
@@ -210,9 +210,11 @@ class LayerLRP(_LayerAdapter, LRP):
     Example
     -------
     >>> import torch, saliencelab.compat.captum as attr
-    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    >>> attr.LayerLRP(model, model[1]).attribute(torch.randn(2, 3), target=0).shape  # doctest: +SKIP
-    torch.Size([2, 4])
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(2, 2, bias=False), nn.ReLU(), nn.Linear(2, 1, bias=False))
+    >>> _ = model[0].weight.data.copy_(torch.eye(2)); _ = model[2].weight.data.copy_(torch.tensor([[1.0, 2.0]]))
+    >>> attr.LayerLRP(model, model[1]).attribute(torch.tensor([[1.0, 3.0]])).round(decimals=4)  # h·w: 1 and 6
+    tensor([[1., 6.]])
     """
 
     def __init__(self, model, layer):
@@ -265,7 +267,7 @@ class NeuronGradient(_NeuronAdapter):
     -------
     >>> import torch, saliencelab.compat.captum as attr
     >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
-    >>> attr.NeuronGradient(model, model[1]).attribute(torch.randn(2, 3), 2).shape  # doctest: +SKIP
+    >>> attr.NeuronGradient(model, model[1]).attribute(torch.randn(2, 3), 2).shape
     torch.Size([2, 3])
     """
 
@@ -283,9 +285,10 @@ class NeuronGuidedBackprop(NeuronGradient):
     Example
     -------
     >>> import torch, saliencelab.compat.captum as attr
-    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
-    >>> attr.NeuronGuidedBackprop(model, model[1]).attribute(torch.randn(2, 3), 2).shape  # doctest: +SKIP
-    torch.Size([2, 3])
+    >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    >>> _ = model[0].weight.data.copy_(torch.tensor([[1.0, -1.0], [0.5, 2.0]]))
+    >>> attr.NeuronGuidedBackprop(model, model[1]).attribute(torch.tensor([[3.0, 1.0]]), 0)  # unit 0 is active
+    tensor([[ 1., -1.]])
     """
 
     method = "guided_backprop"
@@ -301,7 +304,7 @@ class NeuronIntegratedGradients(_NeuronAdapter):
     -------
     >>> import torch, saliencelab.compat.captum as attr
     >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
-    >>> attr.NeuronIntegratedGradients(model, model[1]).attribute(torch.randn(2, 3), 2).shape  # doctest: +SKIP
+    >>> attr.NeuronIntegratedGradients(model, model[1]).attribute(torch.randn(2, 3), 2).shape
     torch.Size([2, 3])
     """
 
@@ -338,8 +341,8 @@ class NeuronDeepLift(_NeuronAdapter):
     Example
     -------
     >>> import torch, saliencelab.compat.captum as attr
-    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
-    >>> attr.NeuronDeepLift(model, model[1]).attribute(torch.randn(2, 3), 2).shape  # doctest: +SKIP
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    >>> attr.NeuronDeepLift(model, model[1]).attribute(torch.randn(2, 3), 2).shape
     torch.Size([2, 3])
     """
 
@@ -374,8 +377,8 @@ class NeuronFeatureAblation(_NeuronAdapter):
     Example
     -------
     >>> import torch, saliencelab.compat.captum as attr
-    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
-    >>> attr.NeuronFeatureAblation(model, model[1]).attribute(torch.randn(2, 3), 2).shape  # doctest: +SKIP
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    >>> attr.NeuronFeatureAblation(model, model[1]).attribute(torch.randn(2, 3), 2).shape
     torch.Size([2, 3])
     """
 
