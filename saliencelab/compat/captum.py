@@ -121,3 +121,22 @@ __all__ = [
     "Saliency",
     "ShapleyValueSampling",
 ]
+
+
+def __getattr__(name: str):
+    """A Captum name this module does not provide is an ``AttributeError`` that lists the names it does.
+
+    Example
+    -------
+    >>> import saliencelab.compat.captum as attr
+    >>> attr.LayerConductance  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    AttributeError: saliencelab.compat.captum has no LayerConductance: ... it provides DeepLift, DeepLiftShap, ...
+    """
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise AttributeError(
+        f"saliencelab.compat.captum has no {name}: not every captum.attr class has a saliencelab counterpart; "
+        f"it provides {', '.join(__all__)}"
+    )

@@ -505,6 +505,12 @@ def typical_captum_session(attr_module, model: nn.Module, images: torch.Tensor, 
     results["occlusion"] = occlusion.attribute(
         images, strides=(2, 2, 2), target=predicted, sliding_window_shapes=(2, 3, 3), baselines=0
     )
+    lig = attr_module.LayerIntegratedGradients(model, model.conv)
+    results["layer_ig"] = lig.attribute(images, target=predicted, n_steps=16)
+    results["layer_gxa"] = attr_module.LayerGradientXActivation(model, model.relu).attribute(images, predicted)
+    results["layer_deeplift"] = attr_module.LayerDeepLift(model, model.pool).attribute(images, target=predicted)
+    results["neuron_gradient"] = attr_module.NeuronGradient(model, model.conv).attribute(images, (1, 2, 3))
+    results["neuron_ig"] = attr_module.NeuronIntegratedGradients(model, model.fc).attribute(images, 2, n_steps=16)
     ablation = attr_module.FeatureAblation(model)
     mask = torch.arange(16).reshape(4, 4).repeat_interleave(2, 0).repeat_interleave(2, 1)[None, None]
     results["ablation"] = ablation.attribute(images, target=predicted, feature_mask=mask, baselines=0.0)
