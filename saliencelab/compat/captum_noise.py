@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from saliencelab.compat.captum_adapter import Adapter, map_values, refuse
-from saliencelab.compat.captum_args import as_parts, drawn_seed, shaped
+from saliencelab.compat.captum_args import as_parts, drawn_seed, forward_args, shaped
 from saliencelab.core.sampling import generator
 
 
@@ -93,19 +94,38 @@ def _combine(copies: torch.Tensor, nt_type: str) -> torch.Tensor:
 
 
 def _repeated(kwargs: dict, n: int, copies: int, method: Adapter) -> dict:
-    """The wrapped method's per-sample arguments repeated for the noisy copies (rows ``copy · N + sample``)."""
+    """The wrapped method's per-sample arguments repeated for the noisy copies (rows ``copy · N + sample``).
 
-    def repeat(value: Any, per_sample: bool = True) -> Any:
-        if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == n and n > 1 and per_sample:
-            return value.repeat(copies, *([1] * (value.ndim - 1)))
-        if isinstance(value, list) and len(value) == n and n > 1:
-            return value * copies
-        if isinstance(value, tuple):
-            return tuple(repeat(item, per_sample) for item in value)
-        return value
-
+    Captum's rules: every tensor forward argument, a list target or a tensor target
+    of several entries, a baseline tensor with one row per sample and a feature mask
+    with several rows are repeated; a batch of baselines to draw from is not.
+    """
     out = dict(kwargs)
-    for name in ("target", "additional_forward_args", "baselines", "feature_mask"):
-        if name in out and not (name == "target" and isinstance(out[name], tuple)):
-            out[name] = repeat(out[name], per_sample=not (name == "baselines" and method.distribution_baselines))
+    extra = forward_args(out.get("additional_forward_args"))
+    if extra is not None:
+        out["additional_forward_args"] = tuple(
+            _copies(value, copies) if isinstance(value, torch.Tensor) and value.ndim else value for value in extra
+        )
+    target = out.get("target")
+    if isinstance(target, list):
+        out["target"] = target * copies
+    elif isinstance(target, torch.Tensor) and target.numel() > 1:
+        out["target"] = _copies(target, copies)
+    if out.get("baselines") is not None and not method.distribution_baselines:
+        out["baselines"] = _each(out["baselines"], lambda b: b.shape[0] == n > 1, copies)
+    if out.get("feature_mask") is not None:
+        out["feature_mask"] = _each(out["feature_mask"], lambda mask: mask.shape[0] > 1, copies)
     return out
+
+
+def _copies(tensor: torch.Tensor, copies: int) -> torch.Tensor:
+    return tensor.repeat(copies, *([1] * (tensor.ndim - 1)))
+
+
+def _each(value: Any, per_sample: Callable[[torch.Tensor], bool], copies: int) -> Any:
+    """``value`` (one entry or a tuple of them) with the per-sample tensors among them repeated."""
+    if isinstance(value, tuple):
+        return tuple(_each(entry, per_sample, copies) for entry in value)
+    if isinstance(value, torch.Tensor) and value.ndim and per_sample(value):
+        return _copies(value, copies)
+    return value

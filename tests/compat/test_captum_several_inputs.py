@@ -213,3 +213,15 @@ def test_a_baseline_tuple_of_the_wrong_length_is_an_error():
     model, (x, y, _) = two_inputs(), batch()
     with pytest.raises(ValueError, match="baselines has 3 entries for 2 inputs"):
         attr.IntegratedGradients(model).attribute((x, y), baselines=(0.0, 0.0, 0.0), target=0)
+
+
+def test_noise_tunnel_repeats_per_sample_arguments_of_one_sample_too():
+    """One sample: Captum repeats every tensor forward argument for the copies, whatever its first dimension."""
+    torch.manual_seed(0)
+    dense = nn.Linear(4, 3).double()
+    model = lambda x, scale: dense(x) * scale.reshape(len(x), 1)  # noqa: E731  (one scale per row, or an error)
+    x, _, scale = batch()
+    values = attr.NoiseTunnel(attr.InputXGradient(model)).attribute(
+        x[:1], nt_samples=4, stdevs=0.0, target=torch.tensor([2]), additional_forward_args=scale[:1]
+    )
+    torch.testing.assert_close(values, x[:1] * scale[:1] * dense.weight.detach()[2], rtol=0, atol=1e-15)
