@@ -309,15 +309,15 @@ def test_gradient_shap_with_one_baseline_on_a_linear_model_equals_captum():
 
 
 def test_gradient_shap_agrees_with_captum_in_expectation():
-    """Both are Monte-Carlo estimates of one expectation; with 4000 draws each, the standard error of the
-    difference is about 3e-3 here, and the tolerance 2e-2 leaves six standard errors."""
+    """Both are Monte-Carlo estimates of one expectation; with 4000 draws each, the difference has a standard
+    deviation of at most 1.6e-3 per element here (measured over 8 seeds), and the tolerance 1e-2 is six of them."""
     model, x = mlp(), rows()[:1]
     background = torch.randn(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     torch.manual_seed(0)
     ours = attr.GradientShap(model).attribute(x, background, n_samples=4000, stdevs=0.2, target=2)
     torch.manual_seed(0)
     theirs = captum_attr.GradientShap(model).attribute(x, background, n_samples=4000, stdevs=0.2, target=2)
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=2e-2)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-2)
 
 
 def test_gradient_shap_refuses_absolute_noise_on_samples_of_different_range():
@@ -326,16 +326,17 @@ def test_gradient_shap_refuses_absolute_noise_on_samples_of_different_range():
 
 
 def test_shapley_value_sampling_and_kernel_shap_find_the_exact_shapley_values():
-    """Four features: 2000 permutations bring both sampling estimates within 1e-2 of the exact values
-    (permutation-sampling error ~ 0.15 / sqrt(2000)); saliencelab's KernelSHAP with all 14 coalitions is exact."""
-    model, x = mlp(), rows()[:, :4]
-    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).double()
+    """Four features, 2000 permutations: both sampling estimates have a standard deviation per element of at
+    most 3.1e-3 here (measured over 6 seeds; values up to 0.33), so the tolerance 1.5e-2 is about five of them;
+    saliencelab's KernelSHAP with all 14 coalitions is exact."""
+    torch.manual_seed(0)
+    model, x = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).double(), rows()[:, :4]
     exact = brute_force_shapley(model, x, target=1)
     torch.manual_seed(0)
     sampled = attr.ShapleyValueSampling(model).attribute(x, target=1, n_samples=2000)
     theirs = captum_attr.ShapleyValueSampling(model).attribute(x, target=1, n_samples=2000)
-    torch.testing.assert_close(sampled, exact, rtol=0, atol=1e-2)
-    torch.testing.assert_close(theirs.double(), exact, rtol=0, atol=1e-2)
+    torch.testing.assert_close(sampled, exact, rtol=0, atol=1.5e-2)
+    torch.testing.assert_close(theirs.double(), exact, rtol=0, atol=1.5e-2)
     kernel = attr.KernelShap(model).attribute(x, target=1, n_samples=14)
     torch.testing.assert_close(kernel, exact, rtol=0, atol=1e-10)
 
@@ -373,10 +374,11 @@ def test_noise_tunnel_on_a_linear_model_is_exact():
     torch.testing.assert_close(var, torch.zeros_like(var), rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("nt_type", ["smoothgrad", "smoothgrad_sq", "vargrad"])
-def test_noise_tunnel_agrees_with_captum_in_expectation(nt_type):
-    """3000 noisy copies each: the Monte-Carlo standard error of the difference is below 2e-3 here; the
-    tolerance is 1e-2 plus 5 % of the largest value."""
+@pytest.mark.parametrize("nt_type, atol", [("smoothgrad", 1e-2), ("smoothgrad_sq", 4e-3), ("vargrad", 6e-4)])
+def test_noise_tunnel_agrees_with_captum_in_expectation(nt_type, atol):
+    """3000 noisy copies each: the difference has a standard deviation per element of at most 1.8e-3, 6e-4 and
+    1.1e-4 for the three types here (measured over 5 seeds; values up to 0.37, 0.14 and 3.5e-3); each
+    tolerance is about six of them."""
     model, x = mlp(), rows()
     torch.manual_seed(1)
     ours = attr.NoiseTunnel(attr.IntegratedGradients(model)).attribute(
@@ -386,7 +388,7 @@ def test_noise_tunnel_agrees_with_captum_in_expectation(nt_type):
     theirs = captum_attr.NoiseTunnel(captum_attr.IntegratedGradients(model)).attribute(
         x, nt_type=nt_type, nt_samples=3000, stdevs=0.3, target=TARGETS, n_steps=8
     )
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-2 + 0.05 * float(theirs.abs().max()))
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=atol)
 
 
 def test_noise_tunnel_passes_the_wrapped_delta_through():
