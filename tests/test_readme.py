@@ -45,3 +45,13 @@ def test_the_several_inputs_layers_neurons_and_text_example_runs():
     a, h, t = namespace["a"], namespace["h"], namespace["t"]
     assert set(a.values) == {"image", "table"} and h.values.shape == (4, 16) and t.values.shape == (2, 6, 8)
     assert namespace["n"].values[0].shape == (4, 1, 8, 8) and namespace["w"].values.shape == (2, 6)
+
+
+def test_the_one_line_switch_from_captum_runs_on_the_quick_starts_model():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    switch = next(block for block in blocks if "saliencelab.compat.captum as attr" in block)
+    namespace: dict = {}
+    exec(compile(blocks[0], str(README), "exec"), namespace)
+    exec(compile(switch, str(README), "exec"), namespace)
+    values, delta, x = namespace["values"], namespace["delta"], namespace["x"]
+    assert values.shape == x.shape and delta.shape == (x.shape[0],)
