@@ -55,7 +55,7 @@ BACKGROUND = ("expected_gradients", "gradient_shap", "deepshap", "prediction_dif
 """Methods that take a batch of training images as references."""
 FITTED = ("pattern_net", "pattern_attribution")
 """Methods that fit patterns on training images first."""
-GROUPED = ("shapley_sampling", "kernel_shap", "lime")
+GROUPED = ("feature_ablation", "shapley_sampling", "kernel_shap", "lime")
 """Methods whose cost grows with the number of feature groups."""
 TABLE_OPTIONS: dict[str, dict[str, Any]] = {"occlusion": {"window": 1}, "prediction_difference": {"window": 1}}
 """On table rows a window covers one feature: neighbouring columns are unrelated measurements."""

@@ -12,6 +12,7 @@ import saliencelab as sl
 REFERENCES = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(5))
 OPTIONS = {
     "occlusion": {"window": 3, "stride": 2},
+    "feature_ablation": {"feature_mask": "grid"},
     "shapley_sampling": {"samples": 2, "feature_mask": "grid"},
     "kernel_shap": {"samples": 70, "feature_mask": "grid"},
     "lime": {"samples": 40, "feature_mask": "grid"},
