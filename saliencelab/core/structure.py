@@ -43,12 +43,22 @@ Structured = torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor]
 def rows_of(samples: torch.Tensor | None) -> Iterator[None]:
     """Within the block, in this thread, the model calls evaluate rows of these samples (``samples[r]`` for row r).
 
+    Inside another such block (a method that runs another on rows of its own, as
+    SmoothGrad does on noisy copies), ``samples`` index the outer rows, and the
+    samples are those of the outer rows. ``None``: the rows are unknown.
+
     Example
     -------
     >>> with rows_of(torch.tensor([0, 0, 1])):
     ...     current_rows().tolist()
     [0, 0, 1]
+    >>> with rows_of(torch.tensor([4, 5])), rows_of(torch.tensor([1, 1, 0])):
+    ...     current_rows().tolist()
+    [5, 5, 4]
     """
+    outer = _ROWS.get()
+    if outer is not None and samples is not None:
+        samples = outer[samples.to(outer.device)]
     token = _ROWS.set(samples)
     try:
         yield

@@ -72,6 +72,8 @@ class Method:
     """At a layer, whether the baseline is an input mapped through the layer (gradient and reference methods,
     Captum's ``LayerIntegratedGradients``) or replaces activations as it is (perturbation methods, Captum's
     ``LayerFeatureAblation``, default 0)."""
+    forward_arguments: ClassVar[bool] = True
+    """False when the method runs the model outside a call (PatternNet fits its patterns when it is built)."""
     integer_inputs: ClassVar[bool] = False
     """True when the method only evaluates the model (never differentiates it), so integer inputs (token ids) work."""
     hint: ClassVar[str] = ""
@@ -130,6 +132,11 @@ class Method:
                 f"{self.name} needs one input tensor (it works on an image's layout); several inputs go to the "
                 "gradient, path, reference and relevance methods and to feature_ablation, shapley_sampling, "
                 "kernel_shap and lime"
+            )
+        if forward_args is not None and not self.forward_arguments:
+            raise ValueError(
+                f"{self.name} runs the model before the call (it fits on fit_data when built), without forward_args; "
+                "bind them into the model instead, e.g. lambda x: model(x, mask)"
             )
         if layer is not None and not self.layer_attribution:
             raise ValueError(
@@ -227,8 +234,8 @@ class Method:
 
     def _packed_baseline(self, baseline: object, structure: InputStructure, inputs: Structured) -> BaselineSpec:
         """The baseline of several inputs in the packed layout: resolved per input, then packed like them."""
-        if baseline is None:
-            return None
+        if baseline is None or not structure.packed:
+            return baseline
         specs = structure.parts_of(baseline)
         if specs is None:
             if isinstance(baseline, (torch.Tensor, References)) and structure.packed:

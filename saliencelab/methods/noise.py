@@ -9,6 +9,7 @@ variance (VarGrad, Adebayo et al. 2018).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec, References, resolve_baseline
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import noise_scale, normal_draws
+from saliencelab.core.structure import rows_of
 from saliencelab.core.targets import Target
 from saliencelab.core.validation import check_count, check_seed
 from saliencelab.methods.base import Method
@@ -111,13 +113,17 @@ class SmoothGrad(Method):
         total = torch.zeros(inputs.shape, dtype=torch.float64, device=inputs.device)
         total_sq = torch.zeros_like(total) if self.variant != "mean" else None
 
+        base = copy.copy(self.base)
+        base.model = self.model  # the model as this call runs it (several inputs, forward arguments, a layer)
+
         def run(rows: slice) -> None:
             row = torch.arange(rows.start, rows.stop)
-            copy, sample = row // n, row % n  # copy by copy: each chunk draws its copies' noise once
-            drawn, which = torch.unique(copy, return_inverse=True)
+            which_copy, sample = row // n, row % n  # copy by copy: each chunk draws its copies' noise once
+            drawn, which = torch.unique(which_copy, return_inverse=True)
             eps = normal_draws(self.seed, drawn, tuple(inputs.shape[1:]), inputs.device, inputs.dtype)
             noisy = inputs[sample] + sigma[sample] * eps[which]
-            values = self.base._attribute(noisy, target.rows(sample), baseline_rows(sample)).values
+            with rows_of(sample):  # the base method's rows are noisy copies of these samples
+                values = base._attribute(noisy, target.rows(sample), baseline_rows(sample)).values
             values = values.to(torch.float64)
             total.index_add_(0, sample.to(total.device), values)
             if total_sq is not None:

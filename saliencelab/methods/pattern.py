@@ -148,6 +148,8 @@ class PatternNet(Method):
     True
     """
 
+    forward_arguments = False
+
     name = "pattern_net"
     description = "PatternNet: the signal estimated by fitted patterns, back-projected to the input"
     source = "Kindermans et al. 2018"

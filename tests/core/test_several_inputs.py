@@ -351,3 +351,35 @@ def test_inside_no_grad_and_inference_mode_the_numbers_do_not_change(net, inputs
         assert torch.equal(
             sl.explain(net, x, method="deeplift", target=1, baseline=refs, layer="head.0").values, expected
         )
+
+
+class Scaled(nn.Module):
+    """A conv net whose output is scaled by a per-sample argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return self.net(x) * scale
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("smoothgrad", {"samples": 4}),  # its base method runs on noisy copies: they follow their samples too
+        (
+            "prediction_difference",
+            {"samples": 3, "baseline": seeded(10, 10, 1, 4, 4)},
+        ),  # its references keep their shape
+        ("rise", {"samples": 20, "grid": 2}),
+    ],
+)
+def test_forward_arguments_reach_methods_that_run_other_methods_or_draw_references(method, options):
+    torch.manual_seed(3)
+    model = Scaled().double()
+    x, scale = seeded(11, 3, 1, 4, 4), seeded(12, 3, 1).abs() + 0.5
+    together = sl.explain(model, x, method=method, target=0, forward_args=(scale,), **options)
+    for i in range(3):
+        alone = sl.explain(model, x[i : i + 1], method=method, target=0, forward_args=(scale[i : i + 1],), **options)
+        close(together.values[i : i + 1], alone.values, 1e-12)
