@@ -19,6 +19,7 @@ from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, wa
 from saliencelab.core.guard import preserved
 from saliencelab.core.layers import LayerModel, Neuron, NeuronModel, activations, resolve_layer
 from saliencelab.core.progress import progress_bar
+from saliencelab.core.sampling import noise_scale
 from saliencelab.core.structure import ForwardArgs, InputStructure, Structured, StructuredModel, rows_of
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
 from saliencelab.core.validation import batch_dimension_hint, check_inputs_fit_model, check_memory_budget
@@ -66,6 +67,8 @@ class Method:
     """True when the method works feature by feature, so several inputs can be packed side by side for it."""
     layer_attribution: ClassVar[bool] = False
     """True when the method can attribute to a hidden layer's activations (``layer=``)."""
+    structure: InputStructure | None = None
+    """How this call's inputs are laid out when several are packed side by side (None: one tensor as it is)."""
     progress: bool | None = None
     """A progress bar: ``True`` always, ``False`` never, ``None`` on a terminal for calls longer than 2 s."""
     baseline_in_input_space: ClassVar[bool] = True
@@ -130,8 +133,8 @@ class Method:
         if structure.packed and not self.structured_inputs:
             raise ValueError(
                 f"{self.name} needs one input tensor (it works on an image's layout); several inputs go to the "
-                "gradient, path, reference and relevance methods and to feature_ablation, shapley_sampling, "
-                "kernel_shap and lime"
+                "gradient, path, reference and relevance methods, smoothgrad over them, and to feature_ablation, "
+                "shapley_sampling, kernel_shap and lime"
             )
         if forward_args is not None and not self.forward_arguments:
             raise ValueError(
@@ -163,7 +166,7 @@ class Method:
         if layer is not None:
             return self._at_layer(caller, structure, inputs, packed, target, baseline, layer, layer_input)
         bound = copy.copy(self)
-        bound.model = caller
+        bound.model, bound.structure = caller, structure
         result = self._run(bound, packed, target, self._packed_baseline(baseline, structure, inputs))
         return Attribution(structure.unpack(result.values), result.delta, result.method, result.target, result.info)
 
@@ -274,6 +277,20 @@ class Method:
 
         self.run_chunked(x, run)
         return torch.cat(outputs)
+
+    def noise_scale(self, inputs: torch.Tensor, noise: float) -> torch.Tensor:
+        """σ of the noise: ``noise`` times each sample's value range, per input when several are packed.
+
+        Example
+        -------
+        >>> import torch, saliencelab as sl
+        >>> sl.Gradient(torch.nn.Identity()).noise_scale(torch.tensor([[0.0, 2.0]]), 0.1).flatten().tolist()
+        [0.20000000298023224]
+        """
+        if self.structure is None or not self.structure.packed:
+            return noise_scale(inputs, noise)
+        pieces = inputs.split([part.size for part in self.structure.parts], dim=1)
+        return torch.cat([noise_scale(piece, noise).expand_as(piece) for piece in pieces], dim=1)
 
     def target_scores(self, output: torch.Tensor, target: Target) -> torch.Tensor:
         """The score each row of ``output`` explains, for a target bound to it."""

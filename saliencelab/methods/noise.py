@@ -98,6 +98,7 @@ class SmoothGrad(Method):
         noise_scale(torch.zeros(1, 1), noise)
         registry.check_options(base_class, base_options)
         self.base = base_class(model, memory_budget=memory_budget, **base_options)
+        self.structured_inputs = self.base.structured_inputs  # several inputs when the base method takes them
         self.takes_baseline = self.base.takes_baseline
         self.samples = check_count(samples, "samples")
         self.noise = noise
@@ -108,7 +109,7 @@ class SmoothGrad(Method):
         n, copies = inputs.shape[0], self.samples
         if target.argmax:  # the class is read off the clean inputs; other targets are checked by the base
             _, target = self.scores(inputs, target)
-        sigma = noise_scale(inputs, self.noise)
+        sigma = self.noise_scale(inputs, self.noise)
         baseline_rows = self._baseline_rows(baseline, inputs)
         total = torch.zeros(inputs.shape, dtype=torch.float64, device=inputs.device)
         total_sq = torch.zeros_like(total) if self.variant != "mean" else None

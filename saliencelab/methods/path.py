@@ -299,7 +299,7 @@ class ExpectedGradients(_ReferenceMethod):
         rng = generator(self.seed, inputs.device)
         chosen = torch.randint(refs.k, (draws,), generator=rng, device=inputs.device).cpu()
         alphas = torch.rand(draws, generator=rng, device=inputs.device, dtype=inputs.dtype)
-        sigma = noise_scale(inputs, self.noise)
+        sigma = self.noise_scale(inputs, self.noise)
         f_x, target = self.scores(inputs, target)
         used, position = torch.unique(chosen, return_inverse=True)
         f_refs = self.reference_scores(refs, target, n, used)[:, position].mean(dim=1)

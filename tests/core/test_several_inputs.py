@@ -383,3 +383,24 @@ def test_forward_arguments_reach_methods_that_run_other_methods_or_draw_referenc
     for i in range(3):
         alone = sl.explain(model, x[i : i + 1], method=method, target=0, forward_args=(scale[i : i + 1],), **options)
         close(together.values[i : i + 1], alone.values, 1e-12)
+
+
+@pytest.mark.parametrize("method", ["smoothgrad", "gradient_shap"])
+def test_noise_is_relative_to_each_inputs_own_range(method):
+    """An image in [0, 1] and a table in [0, 1000]: pooled ranges would drown the image in the table's noise."""
+    seen: list[torch.Tensor] = []
+
+    def model(image: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        seen.append(image.detach().clone())
+        return (image.flatten(1).sum(1) + table.sum(1))[:, None]
+
+    image = torch.linspace(0, 1, 16, dtype=torch.float64).reshape(1, 1, 4, 4)
+    table = torch.linspace(0, 1000, 3, dtype=torch.float64).reshape(1, 3)
+    options = {"baseline": (sl.references(image), sl.references(table))} if method == "gradient_shap" else {}
+    sl.explain(model, (image, table), method=method, target=0, samples=400, noise=0.1, **options)
+    noisy = torch.cat([batch for batch in seen if len(batch) > 1])
+    spread = (noisy - image).std().item() if method == "smoothgrad" else None
+    if method == "smoothgrad":
+        assert 0.08 < spread < 0.12  # σ = 0.1 × the image's range 1, not × 1000
+    else:  # GradientSHAP: points on the path from the image to its own reference, noisy by σ = 0.1
+        assert (noisy - image).abs().max().item() < 1.0
