@@ -208,6 +208,32 @@ class InputStructure:
             return {part.key: value for part, value in zip(self.parts, values, strict=True)}
         return tuple(values)
 
+    def pack_masks(self, masks: list[object]) -> torch.Tensor:
+        """Group ids given per input (each ``shape``, ``(1, *shape)`` or ``(N, *shape)``) packed like the inputs.
+
+        Groups are shared across inputs by id: the same id in two inputs is one group.
+
+        Example
+        -------
+        >>> s = InputStructure.of((torch.ones(2, 2), torch.ones(2, 1, 2)))
+        >>> s.pack_masks([torch.tensor([0, 1]), torch.tensor([[[1, 2]]])]).tolist()
+        [[0, 1, 1, 2]]
+        """
+        pieces = []
+        for part, mask in zip(self.parts, masks, strict=True):
+            if not isinstance(mask, torch.Tensor):
+                raise TypeError(f"feature masks given per input must be tensors; input {part.key!r} has {mask!r}")
+            if tuple(mask.shape) == part.shape:
+                mask = mask.unsqueeze(0)
+            if tuple(mask.shape[1:]) != part.shape or mask.shape[0] not in (1, self.batch):
+                raise ValueError(
+                    f"the feature mask of input {part.key!r} has shape {tuple(mask.shape)}; give {part.shape}, "
+                    f"(1, *{part.shape}) or ({self.batch}, *{part.shape})"
+                )
+            pieces.append(mask)
+        rows = max(mask.shape[0] for mask in pieces)
+        return torch.cat([mask.expand(rows, *mask.shape[1:]).reshape(rows, -1) for mask in pieces], dim=1)
+
     def parts_of(self, spec: object) -> list[object] | None:
         """``spec`` split per part when it has this structure (a tuple, list or dict like the inputs), else ``None``."""
         if not self.packed:

@@ -167,6 +167,9 @@ class Method:
             return self._at_layer(caller, structure, inputs, packed, target, baseline, layer, layer_input)
         bound = copy.copy(self)
         bound.model, bound.structure = caller, structure
+        masks = structure.parts_of(getattr(self, "feature_mask", None))
+        if masks is not None:  # one mask per input, group ids shared across them: packed like the inputs
+            bound.feature_mask = structure.pack_masks(masks)
         result = self._run(bound, packed, target, self._packed_baseline(baseline, structure, inputs))
         return Attribution(structure.unpack(result.values), result.delta, result.method, result.target, result.info)
 

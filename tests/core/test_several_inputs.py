@@ -404,3 +404,28 @@ def test_noise_is_relative_to_each_inputs_own_range(method):
         assert 0.08 < spread < 0.12  # σ = 0.1 × the image's range 1, not × 1000
     else:  # GradientSHAP: points on the path from the image to its own reference, noisy by σ = 0.1
         assert (noisy - image).abs().max().item() < 1.0
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "shapley_sampling", "kernel_shap", "lime"])
+def test_feature_masks_given_per_input_share_groups_by_id(method):
+    """Captum's tuple of masks: the same id in the image and the table is one group."""
+    torch.manual_seed(4)
+    linear = nn.Linear(7, 2).double()
+
+    def model(image: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        return linear(torch.cat([image.flatten(1), table], dim=1))
+
+    inputs = (seeded(13, 3, 1, 2, 2), seeded(14, 3, 3))
+    image_mask, table_mask = torch.tensor([[[[0, 0], [1, 1]]]]), torch.tensor([[1, 2, 2]])
+    options = {"samples": 64} if method in ("kernel_shap", "lime") else {}
+    per_input = sl.explain(model, inputs, method=method, target=1, feature_mask=(image_mask, table_mask), **options)
+    packed = sl.explain(
+        model, inputs, method=method, target=1, feature_mask=torch.tensor([[0, 0, 1, 1, 1, 2, 2]]), **options
+    )
+    close(per_input.values, packed.values, 0.0)
+    if method == "feature_ablation":
+        close(
+            per_input.values, FeatureAblation(model).attribute(inputs, target=1, feature_mask=(image_mask, table_mask))
+        )
+    with pytest.raises(ValueError, match="feature mask of input 1"):
+        sl.explain(model, inputs, method=method, target=1, feature_mask=(image_mask, torch.tensor([1, 2])), **options)
