@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import torch
 
 from saliencelab.core import registry
 from saliencelab.core.attribution import Attribution
@@ -20,6 +23,7 @@ def explain(
     *,
     forward_args: object = None,
     layer_input: bool = False,
+    feature_names: Sequence[str] | None = None,
     **options: Any,
 ) -> Attribution:
     """Attribute the model's predictions on ``inputs`` to the input features.
@@ -55,6 +59,9 @@ def explain(
         the other methods it attributes to that layer's output instead of the
         inputs (``layer_input=True``: its input), as Captum's ``Layer*`` classes
         do. ``target=sl.neuron(layer, index)`` explains one unit of a hidden layer.
+    feature_names:
+        Names of the features of tabular inputs ``(N, D)``, one per column: kept
+        in ``a.info["feature_names"]`` and used by ``a.plot`` (a bar chart of the top features).
     progress:
         Among the options: a progress bar (``True``/``False``); by default one
         appears on a terminal when a call runs longer than 2 seconds.
@@ -79,8 +86,24 @@ def explain(
     layer = options.pop("layer", None) if cls.layer_attribution else None  # else a CAM's own option
     progress = None if "progress" in registry.option_names(cls) else options.pop("progress", None)
     registry.check_options(cls, options)
+    names = _feature_names(feature_names, inputs)
     call = {"forward_args": forward_args, "layer": layer, "layer_input": layer_input, "progress": progress}
-    return cls(model, **options)(inputs, target=target, baseline=baseline, **call)
+    result = cls(model, **options)(inputs, target=target, baseline=baseline, **call)
+    if names is not None:
+        result.info["feature_names"] = names
+    return result
+
+
+def _feature_names(names: Sequence[str] | None, inputs: object) -> list[str] | None:
+    """``names`` as a list, checked to name every column of tabular inputs ``(N, D)``."""
+    if names is None:
+        return None
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim != 2:
+        raise ValueError("feature_names names the columns of tabular inputs (N, D): give one tensor of that shape")
+    names = [str(name) for name in names]
+    if len(names) != inputs.shape[1]:
+        raise ValueError(f"feature_names has {len(names)} names for {inputs.shape[1]} features; give one per column")
+    return names
 
 
 def available_methods() -> list[str]:

@@ -143,3 +143,13 @@ def test_inputs_without_batch_or_of_integer_dtype():
         sl.explain(nn.Linear(3, 2), torch.ones(2, 3, dtype=torch.long), method="gradient")
     with pytest.raises(ValueError, match="batch"):
         sl.explain(nn.Linear(3, 2), torch.randn(0, 3), method="gradient")
+
+
+def test_feature_names_travel_with_a_tabular_result_and_are_checked():
+    model = torch.nn.Linear(3, 2)
+    a = sl.explain(model, torch.ones(2, 3), method="gradient", target=0, feature_names=("age", "income", "debt"))
+    assert a.info["feature_names"] == ["age", "income", "debt"]
+    with pytest.raises(ValueError, match="2 names for 3 features"):
+        sl.explain(model, torch.ones(2, 3), method="gradient", target=0, feature_names=["age", "income"])
+    with pytest.raises(ValueError, match="tabular inputs"):
+        sl.explain(torch.nn.Flatten(), torch.ones(2, 1, 3), method="gradient", target=0, feature_names=list("abc"))

@@ -45,6 +45,10 @@ def test_the_several_inputs_layers_neurons_and_text_example_runs():
     a, h, t = namespace["a"], namespace["h"], namespace["t"]
     assert set(a.values) == {"image", "table"} and h.values.shape == (4, 16) and t.values.shape == (2, 6, 8)
     assert namespace["n"].values[0].shape == (4, 1, 8, 8) and namespace["w"].values.shape == (2, 6)
+    tab, ax = namespace["tab"], namespace["ax"]
+    assert tab.info["feature_names"] == namespace["names"] and len(ax.patches) == 8
+    top = tab.values[0].abs().argsort(descending=True)[:8].tolist()
+    assert {label.get_text() for label in ax.get_yticklabels()} == {namespace["names"][i] for i in top}
 
 
 def test_the_one_line_switch_from_captum_runs_on_the_quick_starts_model():

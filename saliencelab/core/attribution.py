@@ -122,6 +122,8 @@ info={'steps': int64[2], 'note': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'
         if self.values.ndim == 2:
             if image is not None:
                 raise ValueError("tabular attributions (N, D) are drawn as bars, without an image; drop image=")
+            if "feature_names" in self.info:
+                options.setdefault("feature_names", self.info["feature_names"])
             return viz.bars(values, **options)
         if image is None:
             return viz.heatmap(values, **options)
