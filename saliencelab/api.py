@@ -12,6 +12,7 @@ from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.structure import Structured
 from saliencelab.core.targets import TargetSpec
+from saliencelab.methods.base import check_takes_forward_args
 
 
 def explain(
@@ -86,6 +87,8 @@ def explain(
     layer = options.pop("layer", None) if cls.layer_attribution else None  # else a CAM's own option
     progress = None if "progress" in registry.option_names(cls) else options.pop("progress", None)
     registry.check_options(cls, options)
+    if forward_args is not None:
+        check_takes_forward_args(cls)  # before the method is built: PatternNet runs the model then
     names = _feature_names(feature_names, inputs)
     call = {"forward_args": forward_args, "layer": layer, "layer_input": layer_input, "progress": progress}
     result = cls(model, **options)(inputs, target=target, baseline=baseline, **call)

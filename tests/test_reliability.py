@@ -280,3 +280,36 @@ def test_the_same_call_twice_gives_bit_identical_results(model, inputs, expected
 def test_a_sample_gets_the_same_map_alone_and_in_a_batch(model, inputs, expected, method):
     alone = explain(model, inputs[1:2], method).values
     torch.testing.assert_close(alone, expected[method][1:2], rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ forward arguments
+
+
+class _Scaled(nn.Module):
+    """The ConvNet's output scaled per sample by a forward argument (no default: a dropped argument raises)."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return self.body(x) * scale
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_per_sample_forward_argument_follows_its_sample_in_every_method(model, inputs, method):
+    """Each sample's argument reaches every row evaluated for it, or the method refuses forward_args outright."""
+    scaled = _Scaled(model)
+    scale = torch.tensor([[0.5], [2.0], [1.5]])
+    if not registry.get(method).forward_arguments:
+        with pytest.raises(ValueError, match="forward_args"):
+            explain(scaled, inputs, method, forward_args=(scale,))
+        return
+    options = {"layer": "body." + next(n for n, _ in model.named_modules() if n.endswith("conv2"))}
+    layered = any("layer" in registry.option_names(cls) for cls in registry.get(method).__mro__[:-2])
+    together = explain(scaled, inputs, method, forward_args=(scale,), **(options if layered else {})).values
+    for i in range(3):
+        alone = explain(
+            scaled, inputs[i : i + 1], method, forward_args=(scale[i : i + 1],), **(options if layered else {})
+        ).values
+        assert torch.allclose(together[i : i + 1], alone, rtol=1e-4, atol=1e-6), method

@@ -136,11 +136,8 @@ class Method:
                 "gradient, path, reference and relevance methods, smoothgrad over them, and to feature_ablation, "
                 "shapley_sampling, kernel_shap and lime"
             )
-        if forward_args is not None and not self.forward_arguments:
-            raise ValueError(
-                f"{self.name} runs the model before the call (it fits on fit_data when built), without forward_args; "
-                "bind them into the model instead, e.g. lambda x: model(x, mask)"
-            )
+        if forward_args is not None:
+            check_takes_forward_args(type(self))
         if layer is not None and not self.layer_attribution:
             raise ValueError(
                 f"{self.name} does not attribute to a hidden layer; layer= goes to the gradient, path, reference "
@@ -281,6 +278,21 @@ class Method:
         self.run_chunked(x, run)
         return torch.cat(outputs)
 
+    def inner(self, method: Method) -> Method:
+        """``method``, a part of this one (SmoothGrad's base, Guided Grad-CAM's halves), on the model as this call
+        runs it: several inputs packed, forward arguments, a layer or a neuron.
+
+        Example
+        -------
+        >>> import torch, saliencelab as sl
+        >>> outer = sl.Gradient(torch.nn.Identity())
+        >>> outer.inner(sl.Gradient(torch.nn.Linear(2, 2))).model is outer.model
+        True
+        """
+        bound = copy.copy(method)
+        bound.model, bound.structure = self.model, self.structure
+        return bound
+
     def noise_scale(self, inputs: torch.Tensor, noise: float) -> torch.Tensor:
         """σ of the noise: ``noise`` times each sample's value range, per input when several are packed.
 
@@ -402,6 +414,24 @@ class Method:
                 return torch.zeros_like(x), bound, scores.detach()
             (grad,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
         return (torch.zeros_like(x) if grad is None else grad), bound, scores.detach()
+
+
+def check_takes_forward_args(cls: type[Method]) -> None:
+    """An error if ``cls`` runs the model outside a call, where forward arguments cannot reach it.
+
+    Example
+    -------
+    >>> from saliencelab.core import registry
+    >>> check_takes_forward_args(registry.get("pattern_net"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: pattern_net runs the model before the call ...
+    """
+    if not cls.forward_arguments:
+        raise ValueError(
+            f"{cls.name} runs the model before the call (it fits on fit_data when built), without forward_args; "
+            "bind them into the model instead, e.g. lambda x: model(x, mask)"
+        )
 
 
 def checked_output(output: object, rows: int) -> torch.Tensor:

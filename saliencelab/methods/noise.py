@@ -9,7 +9,6 @@ variance (VarGrad, Adebayo et al. 2018).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -114,8 +113,7 @@ class SmoothGrad(Method):
         total = torch.zeros(inputs.shape, dtype=torch.float64, device=inputs.device)
         total_sq = torch.zeros_like(total) if self.variant != "mean" else None
 
-        base = copy.copy(self.base)
-        base.model = self.model  # the model as this call runs it (several inputs, forward arguments, a layer)
+        base = self.inner(self.base)
 
         def run(rows: slice) -> None:
             row = torch.arange(rows.start, rows.stop)

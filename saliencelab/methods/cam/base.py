@@ -19,6 +19,7 @@ from torch import nn
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.layers import resolve_layer
+from saliencelab.core.structure import rows_of
 from saliencelab.core.targets import Target, reported_target
 from saliencelab.methods.base import Method
 from saliencelab.methods.cam.layers import Reshape, as_grid, default_layer, watching
@@ -115,13 +116,18 @@ class CamMethod(Method):
             raise ValueError(
                 f"CAM methods explain inputs with spatial dimensions (N, C, H, W); got shape {tuple(inputs.shape)}"
             )
-        layer = self.layer if self.layer is not None else default_layer(self.model, inputs[:1])
+        if self.layer is not None:
+            layer = self.layer
+        else:
+            with rows_of(torch.zeros(1, dtype=torch.long)):
+                layer = default_layer(self.model, inputs[:1])
         maps: list[torch.Tensor] = []
         bound: list[Target] = []
 
         def run(rows: slice) -> None:
-            chunk_target = target.rows(torch.arange(rows.start, rows.stop))
-            layer_map, chunk_bound = self.layer_map(inputs[rows], chunk_target, layer)
+            samples = torch.arange(rows.start, rows.stop)
+            with rows_of(samples):  # the layer map's rows index this chunk
+                layer_map, chunk_bound = self.layer_map(inputs[rows], target.rows(samples), layer)
             maps.append(layer_map.detach())
             bound.append(chunk_bound)
 
@@ -140,7 +146,10 @@ class CamMethod(Method):
         return Attribution(values, None, self.name, resolved, {"layer": self.layer_name(layer)})
 
     def layer_map(self, x: torch.Tensor, target: Target, layer: nn.Module) -> tuple[torch.Tensor, Target]:
-        """The map of a chunk at the layer's resolution ``(n, *spatial)`` and the target bound to it."""
+        """The map of a chunk at the layer's resolution ``(n, *spatial)`` and the target bound to it.
+
+        Model calls say which rows of the chunk ``x`` they evaluate (``self.forward(rows, samples)``).
+        """
         raise NotImplementedError
 
     def layer_name(self, layer: nn.Module) -> str:
@@ -156,7 +165,7 @@ class CamMethod(Method):
     ) -> tuple[torch.Tensor, torch.Tensor, Target]:
         """The layer's grid ``A`` and ``∂score/∂A`` for a chunk; only the layers after ``layer`` build a graph."""
         with torch.no_grad(), watching(layer, gradients=True) as seen:
-            output = self.forward(x)
+            output = self.forward(x, torch.arange(x.shape[0]))
             activation = self._seen(seen)
             bound = target.bind(output)
             scores = bound.scores(output)
@@ -170,7 +179,7 @@ class CamMethod(Method):
     def activations(self, x: torch.Tensor, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """The layer's raw output and the model's output for a chunk, without gradients."""
         with torch.inference_mode(), watching(layer) as seen:
-            output = self.forward(x)
+            output = self.forward(x, torch.arange(x.shape[0]))
         return self._seen(seen), output
 
     @staticmethod

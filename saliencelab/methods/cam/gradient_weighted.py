@@ -195,6 +195,6 @@ class GuidedGradCam(Method):
         self.guided = GuidedBackprop(model, memory_budget=memory_budget)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
-        cam = self.grad_cam._attribute(inputs, target, None)
-        guided = self.guided._attribute(inputs, target, None)
+        cam = self.inner(self.grad_cam)._attribute(inputs, target, None)
+        guided = self.inner(self.guided)._attribute(inputs, target, None)
         return Attribution(guided.values * cam.values, None, self.name, cam.target, cam.info)

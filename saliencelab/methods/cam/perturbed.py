@@ -79,7 +79,7 @@ class ScoreCam(CamMethod):
         grid = as_grid(raw, self.reshape)
         bound = target.bind(output)
         with torch.inference_mode():
-            blank = self._score(self.forward(torch.zeros_like(x)), bound)
+            blank = self._score(self.forward(torch.zeros_like(x), torch.arange(x.shape[0])), bound)
         dims = grid_axes(grid)
         sample, channel = _channel_pairs(grid.amax(dims) > grid.amin(dims))
         weights = torch.zeros(grid.shape[:2], dtype=working_dtype(grid.dtype), device=grid.device)
@@ -95,7 +95,7 @@ class ScoreCam(CamMethod):
             shape = (-1, *([1] * (mask.ndim - 1)))
             mask = (mask - lo.reshape(shape)) / (hi - lo).reshape(shape)
             with torch.inference_mode():
-                scores = self._score(self.forward(x[s] * mask), bound.rows(s))
+                scores = self._score(self.forward(x[s] * mask, s), bound.rows(s))
             weights[s, c] = (scores - blank[s]).to(weights.dtype)
 
         self.run_chunked(x, run, total_rows=sample.numel(), passes=1)
@@ -166,6 +166,8 @@ class AblationCam(CamMethod):
         row's ablated activation plus what the rest of the network allocates for
         it: the difference between runs with two rows and with one.
         """
+        if getattr(self.model, "needs_rows", False):  # forward arguments per sample: every row runs whole
+            return None
         leaf = probe.detach().clone().requires_grad_(True)
         with torch.enable_grad(), watching(layer, replace=lambda out: out.detach()):
             output = self.model(leaf)
@@ -209,4 +211,4 @@ class AblationCam(CamMethod):
                     return bound.scores(output)
             except RuntimeError:
                 pass
-        return bound.scores(replaced(x[sample], self.forward))
+        return bound.scores(replaced(x[sample], lambda rows: self.forward(rows, sample)))

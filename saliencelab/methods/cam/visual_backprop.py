@@ -155,7 +155,7 @@ class VisualBackProp(Method):
             recorder = _Recorder()
             mode = recorder.mode()
             with torch.inference_mode(), mode:
-                output = self.forward(mode.mark(inputs[rows].clone()))
+                output = self.forward(mode.mark(inputs[rows].clone()), torch.arange(rows.start, rows.stop))
             bound.append(target.rows(torch.arange(rows.start, rows.stop)).bind(output))
             maps.append(self._mask(recorder.levels, tuple(inputs.shape[2:])))
 

@@ -34,6 +34,7 @@ from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.sampling import generator, noise_scale
+from saliencelab.core.structure import rows_of
 from saliencelab.core.targets import Target
 from saliencelab.core.validation import check_count
 from saliencelab.methods.perturbation.base import PerturbationMethod, sample_rows
@@ -254,9 +255,10 @@ class MeaningfulPerturbation(PerturbationMethod):
 
         def run(rows: slice) -> None:
             sample = torch.arange(rows.start, rows.stop, device=inputs.device)
-            masks[rows], scores[rows] = self._optimise(
-                inputs[sample], sample_rows(reference, sample), sigma[sample], target.rows(sample), score, spatial
-            )
+            with rows_of(sample.cpu()):  # the optimised rows are these samples
+                masks[rows], scores[rows] = self._optimise(
+                    inputs[sample], sample_rows(reference, sample), sigma[sample], target.rows(sample), score, spatial
+                )
 
         self.run_chunked(inputs, run, n, passes=3)
         keep = F.interpolate(masks, size=spatial, mode=_MODES[len(spatial)], align_corners=False)
@@ -276,7 +278,7 @@ class MeaningfulPerturbation(PerturbationMethod):
             perturbed = keep * x + (1 - keep) * reference
             if step_noise is not None:
                 perturbed = perturbed + sigma * step_noise
-            return target_score(self.forward(perturbed), target, score_name)
+            return target_score(self.forward(perturbed, torch.arange(perturbed.shape[0])), target, score_name)
 
         bar = tqdm(
             range(self.steps),
