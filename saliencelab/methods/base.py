@@ -65,6 +65,9 @@ class Method:
     passes: ClassVar[frozenset[str]] = frozenset()
     structured_inputs: ClassVar[bool] = False
     """True when the method works feature by feature, so several inputs can be packed side by side for it."""
+    input_shaped: ClassVar[bool] = True
+    """True when the values have the inputs' shapes (and, for several inputs, their structure); a CAM's map
+    of several inputs is the layer's and stays one tensor."""
     layer_attribution: ClassVar[bool] = False
     """True when the method can attribute to a hidden layer's activations (``layer=``)."""
     structure: InputStructure | None = None
@@ -133,8 +136,8 @@ class Method:
         if structure.packed and not self.structured_inputs:
             raise ValueError(
                 f"{self.name} needs one input tensor (it works on an image's layout); several inputs go to the "
-                "gradient, path, reference and relevance methods, smoothgrad over them, and to feature_ablation, "
-                "shapley_sampling, kernel_shap and lime"
+                "gradient, path, reference and relevance methods, smoothgrad over them, the CAMs but score_cam "
+                "(the layer's map), and to feature_ablation, shapley_sampling, kernel_shap and lime"
             )
         if forward_args is not None:
             check_takes_forward_args(type(self))
@@ -168,7 +171,8 @@ class Method:
         if masks is not None:  # one mask per input, group ids shared across them: packed like the inputs
             bound.feature_mask = structure.pack_masks(masks)
         result = self._run(bound, packed, target, self._packed_baseline(baseline, structure, inputs))
-        return Attribution(structure.unpack(result.values), result.delta, result.method, result.target, result.info)
+        values = structure.unpack(result.values) if self.input_shaped else result.values
+        return Attribution(values, result.delta, result.method, result.target, result.info)
 
     def _at_layer(
         self,

@@ -296,7 +296,7 @@ def test_perturbation_methods_replace_token_ids_by_the_baseline_id_and_return_fl
     ("call", "error", "message"),
     [
         (lambda net, x: sl.explain(net, (x[0], x[1][:2]), method="gradient"), ValueError, "batch size"),
-        (lambda net, x: sl.explain(net, x, method="grad_cam"), ValueError, "needs one input tensor"),
+        (lambda net, x: sl.explain(net, x, method="guided_grad_cam"), ValueError, "needs one input tensor"),
         (lambda net, x: sl.explain(net, x, method="occlusion"), ValueError, "needs one input tensor"),
         (
             lambda net, x: sl.explain(net, x, method="integrated_gradients", baseline=(0.0,)),
@@ -429,3 +429,15 @@ def test_feature_masks_given_per_input_share_groups_by_id(method):
         )
     with pytest.raises(ValueError, match="feature mask of input 1"):
         sl.explain(model, inputs, method=method, target=1, feature_mask=(image_mask, torch.tensor([1, 2])), **options)
+
+
+def test_grad_cam_of_a_two_input_model_is_the_layers_map_as_captums_layer_grad_cam(net, inputs):
+    from captum.attr import LayerGradCam
+
+    ours = sl.explain(net, inputs, method="grad_cam", target=1, layer="conv.1")
+    assert isinstance(ours.values, torch.Tensor) and ours.values.shape == (3, 1, 4, 4)  # the layer's, not an input's
+    close(ours.values, LayerGradCam(net, net.conv[1]).attribute(inputs, target=1, relu_attributions=True))
+    for method in ("layer_cam", "eigen_cam", "ablation_cam"):
+        assert sl.explain(net, inputs, method=method, target=1, layer="conv.1").values.shape == (3, 1, 4, 4)
+    with pytest.raises(ValueError, match="needs one input tensor"):
+        sl.explain(net, inputs, method="score_cam", target=1, layer="conv.1")  # it masks the input with the grid

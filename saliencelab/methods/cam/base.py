@@ -83,8 +83,13 @@ class CamMethod(Method):
         A function mapping the layer's output to a grid ``(N, C, *spatial)``,
         for layouts the automatic rule does not cover. It must only select and
         rearrange elements.
+
+    A model with several inputs gets the layer's map at the layer's resolution
+    (it belongs to no single input), as Captum's ``LayerGradCam`` returns it.
     """
 
+    structured_inputs = True
+    input_shaped = False
     uses_gradients: ClassVar[bool] = True
     applies_relu: ClassVar[bool] = True
 
@@ -112,7 +117,8 @@ class CamMethod(Method):
         return self._maps(inputs, target)
 
     def _maps(self, inputs: torch.Tensor, target: Target) -> Attribution:
-        if inputs.ndim < 3:
+        several = self.structure is not None and self.structure.packed
+        if inputs.ndim < 3 and not several:
             raise ValueError(
                 f"CAM methods explain inputs with spatial dimensions (N, C, H, W); got shape {tuple(inputs.shape)}"
             )
@@ -135,7 +141,7 @@ class CamMethod(Method):
         values = torch.cat(maps).unsqueeze(1).to(inputs.dtype)
         if self.relu and self.applies_relu:
             values = values.clamp(min=0)
-        if self.upsample is not None:
+        if self.upsample is not None and not several:
             if values.ndim != inputs.ndim:
                 raise ValueError(
                     f"the layer's grid has {values.ndim - 2} spatial dimensions and the input {inputs.ndim - 2}; "

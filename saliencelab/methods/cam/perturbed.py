@@ -60,6 +60,8 @@ class ScoreCam(CamMethod):
     torch.Size([2, 1, 8, 8])
     """
 
+    structured_inputs = False  # it masks the input with the layer's grid
+
     name = "score_cam"
     description = "Score-CAM: channels weighted by the target score of the input masked with each channel"
     source = "Wang et al. 2020"
