@@ -137,7 +137,7 @@ class Method:
             raise ValueError(
                 f"{self.name} needs one input tensor (it works on an image's layout); several inputs go to the "
                 "gradient, path, reference and relevance methods, smoothgrad over them, the CAMs but score_cam "
-                "(the layer's map), and to feature_ablation, shapley_sampling, kernel_shap and lime"
+                "(the layer's map), and to occlusion, feature_ablation, shapley_sampling, kernel_shap and lime"
             )
         if forward_args is not None:
             check_takes_forward_args(type(self))

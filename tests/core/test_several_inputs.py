@@ -297,7 +297,7 @@ def test_perturbation_methods_replace_token_ids_by_the_baseline_id_and_return_fl
     [
         (lambda net, x: sl.explain(net, (x[0], x[1][:2]), method="gradient"), ValueError, "batch size"),
         (lambda net, x: sl.explain(net, x, method="guided_grad_cam"), ValueError, "needs one input tensor"),
-        (lambda net, x: sl.explain(net, x, method="occlusion"), ValueError, "needs one input tensor"),
+        (lambda net, x: sl.explain(net, x, method="rise"), ValueError, "needs one input tensor"),
         (
             lambda net, x: sl.explain(net, x, method="integrated_gradients", baseline=(0.0,)),
             ValueError,
@@ -441,3 +441,30 @@ def test_grad_cam_of_a_two_input_model_is_the_layers_map_as_captums_layer_grad_c
         assert sl.explain(net, inputs, method=method, target=1, layer="conv.1").values.shape == (3, 1, 4, 4)
     with pytest.raises(ValueError, match="needs one input tensor"):
         sl.explain(net, inputs, method="score_cam", target=1, layer="conv.1")  # it masks the input with the grid
+
+
+CAPTUM_FLOAT32 = 1e-7
+"""Relative tolerance against Captum's Occlusion, which accumulates its float64 differences in float32."""
+
+
+@pytest.mark.parametrize(
+    ("window", "stride", "peer_window", "peer_stride"),
+    [
+        (((1, 2, 2), (1,)), ((1, 1, 1), (1,)), ((1, 2, 2), (1,)), ((1, 1, 1), (1,))),  # per input, per dimension
+        (((2, 2), 2), ((2, 2), 1), ((1, 2, 2), (2,)), ((1, 2, 2), (1,))),  # per input, spatial sizes and ints
+    ],
+)
+def test_occlusion_slides_a_window_over_each_input_as_captums(net, inputs, window, stride, peer_window, peer_stride):
+    from captum.attr import Occlusion
+
+    ours = sl.explain(net, inputs, method="occlusion", target=1, window=window, stride=stride, baseline=(0.5, 0.0))
+    theirs = Occlusion(net).attribute(
+        inputs, sliding_window_shapes=peer_window, strides=peer_stride, target=1, baselines=(0.5, 0.0)
+    )
+    close(ours.values, theirs, relative=CAPTUM_FLOAT32)
+    named = sl.explain(
+        net, {"image": inputs[0], "table": inputs[1]}, method="occlusion", target=1,
+        window={"image": window[0], "table": window[1]}, stride={"image": stride[0], "table": stride[1]},
+        baseline={"image": 0.5, "table": 0.0},
+    )  # fmt: skip
+    close(tuple(named.values.values()), ours.values, 0.0)

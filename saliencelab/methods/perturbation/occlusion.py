@@ -50,7 +50,10 @@ class Occlusion(PerturbationMethod):
     stride:
         Step between window positions, in the same forms (default: half the
         window, at least 1). A stride larger than the window would leave
-        elements uncovered and is an error.
+        elements uncovered and is an error. With several inputs, ``window`` and
+        ``stride`` are one spec for all of them or one per input in the inputs'
+        structure (Captum's tuples of window shapes); windows slide over each
+        input in turn and never span two.
     incremental:
         Re-run only what each window changes (Krypton, Nakandala et al. 2019;
         see :mod:`~saliencelab.methods.perturbation.incremental`): ``None``
@@ -81,6 +84,7 @@ class Occlusion(PerturbationMethod):
 
     integer_inputs = True
     layer_attribution = True
+    structured_inputs = True
 
     name = "occlusion"
     description = "Occlusion: mean change of the score when a sliding window is replaced by the baseline"
@@ -99,8 +103,9 @@ class Occlusion(PerturbationMethod):
         memory_budget: int | None = None,
     ) -> None:
         super().__init__(model, seed=seed, progress=progress, memory_budget=memory_budget)
-        check_size_spec(window, "window")
-        check_size_spec(stride, "stride")
+        for spec, what in ((window, "window"), (stride, "stride")):
+            for entry in _specs(spec):
+                check_size_spec(entry, what)
         if incremental is not None and not isinstance(incremental, bool):
             raise TypeError(f"incremental must be True, False or None (automatic); got {incremental!r}")
         self.window = window
@@ -109,17 +114,20 @@ class Occlusion(PerturbationMethod):
 
     def windows(self, inputs: torch.Tensor) -> Windows:
         """The window positions for inputs of this shape (checked against it)."""
-        feature_shape = tuple(inputs.shape[1:])
+        return self._windows(tuple(inputs.shape[1:]), self.window, self.stride)
+
+    def _windows(self, feature_shape: tuple[int, ...], window: Size | None, stride: Size | None) -> Windows:
         if not feature_shape:
-            raise ValueError(f"{self.name} needs inputs with features, shape (N, ...); got {tuple(inputs.shape)}")
-        window = default_window(feature_shape) if self.window is None else self.window
-        stride = self.stride
+            raise ValueError(f"{self.name} needs inputs with features, shape (N, ...); got (N, {feature_shape})")
+        window = default_window(feature_shape) if window is None else window
         if stride is None:
             sizes = window if isinstance(window, tuple) else (window,) * len(spatial_dims(feature_shape))
             stride = tuple(max(1, w // 2) for w in sizes)
         return Windows.build(feature_shape, window, stride, self.name)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
+        if self.structure is not None and self.structure.packed:
+            return self._several(inputs, target, baseline)
         windows = self.windows(inputs)
         reference = self.one_baseline(baseline, inputs)
         f_x, target = self.clean(inputs, target)
@@ -146,6 +154,42 @@ class Occlusion(PerturbationMethod):
         info = {"windows": total, "window": windows.size, "stride": windows.stride, "incremental": incremental}
         return Attribution(values.to(inputs.dtype), None, self.name, target.public(), info)
 
+    def _several(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
+        """Several inputs, packed side by side: windows slide over each input in turn (Captum's tuple windows).
+
+        ``window`` and ``stride`` are one spec for every input or one per input in the inputs' structure.
+        """
+        parts = self.structure.parts
+        sizes, strides = self._per_input(self.window), self._per_input(self.stride)
+        windows = [self._windows(part.shape, w, s) for part, w, s in zip(parts, sizes, strides, strict=True)]
+        offsets = torch.tensor([0, *[part.size for part in parts]]).cumsum(0).tolist()
+        firsts = torch.tensor([0, *[w.total for w in windows]]).cumsum(0)
+        reference = self.one_baseline(baseline, inputs)
+        f_x, target = self.clean(inputs, target)
+        n, total = inputs.shape[0], int(firsts[-1])
+
+        def make_rows(row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            sample, position = row // total, row % total
+            occluded = torch.zeros(len(row), inputs.shape[1], dtype=torch.bool, device=inputs.device)
+            part = torch.bucketize(position, firsts[1:].to(position.device), right=True)
+            for i in part.unique().tolist():
+                here = part == i
+                local = windows[i].masks(position[here] - int(firsts[i])).flatten(1)
+                occluded[here.nonzero()[:, 0], offsets[i] : offsets[i + 1]] = local
+            return torch.where(occluded, sample_rows(reference, sample), inputs[sample]), sample
+
+        scores = self.evaluate(inputs, n * total, make_rows, target, "windows").reshape(n, total)
+        drops = f_x[:, None] - scores
+        values = torch.cat(
+            [w.spread(drops[:, int(firsts[i]) : int(firsts[i + 1])]).flatten(1) for i, w in enumerate(windows)], dim=1
+        )
+        info = {"windows": [w.total for w in windows], "window": [w.size for w in windows]}
+        return Attribution(values.to(inputs.dtype), None, self.name, target.public(), info)
+
+    def _per_input(self, spec: Size | None) -> list[Size | None]:
+        per_input = self.structure.parts_of(spec) if isinstance(spec, (tuple, list, dict)) else None
+        return per_input if per_input is not None else [spec] * len(self.structure.parts)
+
     def _incremental(self, inputs: torch.Tensor, windows: Windows) -> bool:
         """Whether to re-run only what each window changes: images, windows over all channels."""
         possible = inputs.ndim == 4 and windows.size[0] == inputs.shape[1]
@@ -155,6 +199,15 @@ class Occlusion(PerturbationMethod):
                 f"got inputs of shape {tuple(inputs.shape)} and window {windows.size}"
             )
         return possible if self.incremental is None else self.incremental
+
+
+def _specs(spec: object) -> list[object]:
+    """The sizes in a window or stride spec: one, or one per input (a dict, or a tuple holding tuples)."""
+    if isinstance(spec, dict):
+        return list(spec.values())
+    if isinstance(spec, (tuple, list)) and any(isinstance(entry, (tuple, list)) for entry in spec):
+        return list(spec)
+    return [spec]
 
 
 def incremental_rows(inputs: torch.Tensor, reference: torch.Tensor, windows: Windows):
