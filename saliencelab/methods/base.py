@@ -12,19 +12,19 @@ import torch
 from torch import nn
 
 from saliencelab.core.attribution import Attribution
-from saliencelab.core.baselines import BaselineSpec, References, pack_references, resolve_baseline
+from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.caller import user_stacklevel
 from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, warns_about_degenerate_maps
 from saliencelab.core.guard import preserved
-from saliencelab.core.layers import LayerModel, Neuron, NeuronModel, activations, resolve_layer
 from saliencelab.core.progress import progress_bar
 from saliencelab.core.sampling import noise_scale
-from saliencelab.core.structure import ForwardArgs, InputStructure, Structured, StructuredModel, rows_of
+from saliencelab.core.structure import InputStructure, Structured, rows_of
 from saliencelab.core.targets import Target, TargetSpec, prepare_target
-from saliencelab.core.validation import batch_dimension_hint, check_inputs_fit_model, check_memory_budget
+from saliencelab.core.validation import batch_dimension_hint, check_memory_budget
 from saliencelab.engine import Interception, OpRule, require_sight
 from saliencelab.errors import DegenerateMapWarning, NonFiniteResultError
+from saliencelab.methods.calling import call
 
 
 class Method:
@@ -129,134 +129,20 @@ class Method:
         if progress is not None:  # this call's setting: the method object stays as it was
             configured = copy.copy(self)
             configured.progress = progress
-            call = {"forward_args": forward_args, "layer": layer, "layer_input": layer_input}
-            return configured(inputs, target, baseline, **call)
-        structure = InputStructure.of(inputs)
-        extra = ForwardArgs.of(forward_args, structure.batch)
-        if structure.packed and not self.structured_inputs:
-            raise ValueError(
-                f"{self.name} needs one input tensor (it works on an image's layout); several inputs go to the "
-                "gradient, path, reference and relevance methods, smoothgrad over them, the CAMs but score_cam "
-                "(the layer's map), and to occlusion, feature_ablation, shapley_sampling, kernel_shap and lime"
-            )
-        if forward_args is not None:
-            check_takes_forward_args(type(self))
-        if layer is not None and not self.layer_attribution:
-            raise ValueError(
-                f"{self.name} does not attribute to a hidden layer; layer= goes to the gradient, path, reference "
-                "and relevance methods and to occlusion, feature_ablation and shapley_sampling"
-            )
-        integers = self.integer_inputs or layer is not None  # at a layer, token ids are not attributed themselves
-        for part, tensor in zip(structure.parts, structure.tensors(inputs), strict=True):
-            check_inputs(tensor, part.key if structure.packed else None, integers=integers)
-            if tensor.is_floating_point():
-                check_inputs_fit_model(self.model, tensor)
-        if baseline is not None and not self.takes_baseline:
-            raise ValueError(f"{self.name} takes no baseline; drop baseline= or use integrated_gradients")
-        unit = target if isinstance(target, Neuron) else None
-        wrapped = structure.packed or structure.integers or forward_args is not None
-        if layer is None and unit is None and not wrapped:
-            return self._run(self, inputs, target, baseline)
-        caller = self.model
-        if wrapped:
-            caller = StructuredModel(self.model, structure, extra, self.name)
-        if unit is not None:
-            caller, target = NeuronModel(caller, resolve_layer(self.model, unit.layer), unit), 0
-        packed = structure.pack(inputs)
-        if layer is not None:
-            return self._at_layer(caller, structure, inputs, packed, target, baseline, layer, layer_input)
-        bound = copy.copy(self)
-        bound.model, bound.structure = caller, structure
-        masks = structure.parts_of(getattr(self, "feature_mask", None))
-        if masks is not None:  # one mask per input, group ids shared across them: packed like the inputs
-            bound.feature_mask = structure.pack_masks(masks)
-        result = self._run(bound, packed, target, self._packed_baseline(baseline, structure, inputs))
-        values = structure.unpack(result.values) if self.input_shaped else result.values
-        return Attribution(values, result.delta, result.method, result.target, result.info)
+            options = {"forward_args": forward_args, "layer": layer, "layer_input": layer_input}
+            return configured(inputs, target, baseline, **options)
+        return call(self, inputs, target, baseline, forward_args, layer, layer_input)
 
-    def _at_layer(
-        self,
-        caller: Any,
-        structure: InputStructure,
-        inputs: Structured,
-        packed: torch.Tensor,
-        target: TargetSpec,
-        baseline: object,
-        layer: nn.Module | str,
-        layer_input: bool,
+    def run_bound(
+        self, bound: Method, inputs: torch.Tensor, target: TargetSpec, baseline: BaselineSpec
     ) -> Attribution:
-        """The score attributed to ``layer``'s output (or input): the method on :class:`LayerModel` at them."""
-        module = resolve_layer(self.model, layer)
-        with torch.inference_mode(False), preserved(self.model):
-            packed = outside_inference(packed)
-            n = packed.shape[0]
-            activation = activations(caller, module, packed, torch.arange(n), layer_input)
-            reference = self._layer_reference(caller, module, structure, inputs, packed, baseline, layer_input)
-        bound = copy.copy(self)
-        bound.model = LayerModel(caller, module, packed, layer_input)
-        result = self._run(bound, activation, target, reference)
-        result.info["layer"] = layer if isinstance(layer, str) else type(module).__name__
-        return result
-
-    def _layer_reference(
-        self,
-        caller: Any,
-        module: nn.Module,
-        structure: InputStructure,
-        inputs: Structured,
-        packed: torch.Tensor,
-        baseline: object,
-        layer_input: bool,
-    ) -> BaselineSpec:
-        """The baseline mapped through the layer: given in input space (token ids too), like the inputs."""
-        if not self.takes_baseline or (baseline is None and self.draws_references):
-            return None
-        if not self.baseline_in_input_space:
-            return baseline
-        spec = "zeros" if baseline is None else baseline
-        if structure.packed:
-            spec = self._packed_baseline(spec, structure, inputs)
-        refs = resolve_baseline(spec, packed, seed=getattr(self, "seed", 0), distribution=self.draws_references).tensor
-        n = packed.shape[0]
-        if refs.shape[0] == 1 and getattr(caller, "needs_rows", False):
-            refs = refs.expand(n, *refs.shape[1:])  # each sample's forward arguments reach its references
-        rows, k = refs.shape[0], refs.shape[1]
-        flat = refs.reshape(rows * k, *refs.shape[2:])
-        if not packed.is_floating_point():
-            flat = flat.round().to(packed.dtype)
-        samples = torch.arange(rows).repeat_interleave(k)
-        mapped = activations(caller, module, flat, samples, layer_input)
-        mapped = mapped.reshape(rows, k, *mapped.shape[1:])
-        if k == 1:
-            return mapped[:, 0]
-        return References(mapped, per_sample=True) if rows > 1 else References(mapped[0])
-
-    def _run(self, bound: Method, inputs: torch.Tensor, target: TargetSpec, baseline: BaselineSpec) -> Attribution:
-        """``bound._attribute`` on a checked batch, with the user's model guarded and the result checked."""
+        """``bound._attribute`` (this method on the model as the call runs it) on a checked batch, with the
+        user's model guarded and the result checked."""
         with torch.inference_mode(False), torch.enable_grad():
             inputs, baseline = outside_inference(inputs), outside_inference(baseline)
             with preserved(self.model), require_sight(self.name), batch_dimension_hint(self.model, inputs):
                 result = bound._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
         return flag_degenerate(check_finite(result))
-
-    def _packed_baseline(self, baseline: object, structure: InputStructure, inputs: Structured) -> BaselineSpec:
-        """The baseline of several inputs in the packed layout: resolved per input, then packed like them."""
-        if baseline is None or not structure.packed:
-            return baseline
-        specs = structure.parts_of(baseline)
-        if specs is None:
-            if isinstance(baseline, (torch.Tensor, References)) and structure.packed:
-                raise ValueError(
-                    f"one baseline tensor for {len(structure.parts)} inputs is ambiguous: give one per input, "
-                    "in the inputs' structure (a tuple or a dict), or a number or preset for all of them"
-                )
-            specs = [baseline] * len(structure.parts)
-        seed = getattr(self, "seed", 0)
-        resolved = [
-            resolve_baseline(spec, tensor, seed=seed, distribution=self.draws_references).tensor
-            for spec, tensor in zip(specs, structure.tensors(inputs), strict=True)
-        ]
-        return pack_references(resolved, structure)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         raise NotImplementedError
