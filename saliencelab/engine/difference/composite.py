@@ -1,7 +1,10 @@
 """Operations propagated through their definition in terms of operations that have rules.
 
-A layer norm is ``(z − mean z) · rsqrt(mean (z − mean z)² + ε) · γ + β``; attention
-is ``softmax(q kᵀ · scale + mask) v``. The difference mode runs these definitions
+A layer norm is ``(z − mean z) · rsqrt(mean (z − mean z)² + ε) · γ + β``; an RMS
+norm ``z · rsqrt(mean z² + ε) · γ``; a vector norm ``sqrt(Σ z·z)`` (or
+``(Σ |z|ᵖ)^(1/p)``, the maximum of ``|z|``); ``F.normalize`` is ``z / max(‖z‖, ε)``;
+``addmm`` is ``β·c + α·a @ b``; attention is ``softmax(q kᵀ · scale + mask) v``.
+The difference mode runs these definitions
 in its own context, so every piece takes its own exact rule (sums and
 differences, products of two input-dependent tensors, the elementwise Rescale
 or RevealCancel rule for ``rsqrt``, softmax) and summation-to-delta holds for
@@ -23,10 +26,96 @@ from collections.abc import Callable, Sequence
 import torch
 
 
+class Refused(Exception):
+    """A definition's refusal of arguments it has no exact rule for; the difference mode raises it as
+    :class:`~saliencelab.UnsupportedOperationError` for the operation, with this message as the reason."""
+
+
 def _normalize(z: torch.Tensor, dims: tuple[int, ...], eps: float) -> torch.Tensor:
     """``(z − mean) / sqrt(variance + eps)`` over ``dims``, the biased variance as the norms use."""
     centred = z - z.mean(dim=dims, keepdim=True)
     return centred * torch.rsqrt((centred * centred).mean(dim=dims, keepdim=True) + eps)
+
+
+def rms_norm(
+    input: torch.Tensor,
+    normalized_shape: Sequence[int],
+    weight: torch.Tensor | None = None,
+    eps: float | None = None,
+) -> torch.Tensor:
+    """``F.rms_norm`` in operations that have difference rules (``eps`` defaults to the dtype's epsilon, as torch's)."""
+    dims = tuple(range(-len(tuple(normalized_shape)), 0))
+    eps = torch.finfo(input.dtype).eps if eps is None else eps
+    out = input * torch.rsqrt((input * input).mean(dim=dims, keepdim=True) + eps)
+    return out if weight is None else out * weight
+
+
+def linalg_vector_norm(
+    input: torch.Tensor,
+    ord: float = 2,
+    dim: int | Sequence[int] | None = None,
+    keepdim: bool = False,
+    *,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """``torch.linalg.vector_norm`` along ``dim`` in operations that have difference rules.
+
+    The 2-norm is ``sqrt(Σ z·z)``, the 1-norm ``Σ |z|``, the ∞-norm the maximum
+    of ``|z|``, any other ``p > 0`` ``(Σ |z|ᵖ)^(1/p)``. A norm over the batch
+    dimension (or every dimension) would mix the samples, and ``ord <= 0`` (a
+    count of non-zeros, or no norm) has no exact rule: both are refused.
+    """
+    if dim is None:
+        raise Refused("a norm over the whole tensor mixes the samples; give dim=")
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if any(d % input.ndim == 0 for d in dims):
+        raise Refused("a norm over the batch dimension mixes the samples")
+    ord = float(ord)
+    if not ord > 0:
+        raise Refused(f"ord={ord:g} is not a norm with an exact rule; use ord > 0")
+    z = input if dtype is None else input.to(dtype)
+    if ord == 2:
+        return torch.sqrt((z * z).sum(dim=dims, keepdim=keepdim))
+    magnitude = z.abs()
+    if ord == math.inf:
+        return magnitude.amax(dim=dims, keepdim=keepdim)
+    if ord == 1:
+        return magnitude.sum(dim=dims, keepdim=keepdim)
+    return magnitude.pow(ord).sum(dim=dims, keepdim=keepdim).pow(1 / ord)
+
+
+def norm(
+    input: torch.Tensor,
+    p: float | str = "fro",
+    dim: int | Sequence[int] | None = None,
+    keepdim: bool = False,
+    out: None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """``torch.norm`` and ``Tensor.norm``: the vector norm along ``dim`` (``"fro"`` is the 2-norm)."""
+    if isinstance(p, str) and p != "fro":
+        raise Refused(f"the matrix norm p={p!r} has no exact rule")
+    return linalg_vector_norm(input, 2 if p == "fro" else p, dim, keepdim, dtype=dtype)
+
+
+def normalize(input: torch.Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: None = None) -> torch.Tensor:
+    """``F.normalize``: ``z / max(‖z‖ₚ, eps)`` along ``dim``."""
+    return input / linalg_vector_norm(input, p, dim, keepdim=True).clamp_min(eps)
+
+
+def addmm(
+    input: torch.Tensor, mat1: torch.Tensor, mat2: torch.Tensor, *, beta: float = 1, alpha: float = 1
+) -> torch.Tensor:
+    """``torch.addmm`` and ``torch.baddbmm``: ``beta · input + alpha · mat1 @ mat2``.
+
+    As torch does, ``input`` is ignored when ``beta`` is zero (NaN and Inf included).
+    """
+    product = mat1 @ mat2
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:
+        return product
+    return product + (input if beta == 1 else input * beta)
 
 
 def layer_norm(
@@ -99,6 +188,12 @@ def scaled_dot_product_attention(
 
 
 DECOMPOSITIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "rms_norm": rms_norm,
+    "linalg_vector_norm": linalg_vector_norm,
+    "norm": norm,
+    "normalize": normalize,
+    "addmm": addmm,
+    "baddbmm": addmm,
     "layer_norm": layer_norm,
     "group_norm": group_norm,
     "scaled_dot_product_attention": scaled_dot_product_attention,

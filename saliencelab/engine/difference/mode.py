@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from saliencelab.engine.difference.call import DifferenceCall
-from saliencelab.engine.difference.composite import DECOMPOSITIONS
+from saliencelab.engine.difference.composite import DECOMPOSITIONS, Refused
 from saliencelab.engine.difference.difference import Settings, attach, difference_of
 from saliencelab.engine.difference.table import DIFFERENCE_RULES
 from saliencelab.engine.intercept import Interception, tensors_in
@@ -23,7 +23,8 @@ class DifferenceMode(Interception):
     output's difference.
 
     Operations on constants only (parameters, buffers, shapes) run unchanged.
-    Layer and group norms and attention run as their definitions
+    Layer, group and RMS norms, vector norms and ``F.normalize``, ``addmm`` and
+    ``baddbmm``, and attention run as their definitions
     (:mod:`~saliencelab.engine.difference.composite`), each piece by its rule.
     Operations that return no tensor (``size``, ``dim``, ``shape``, ...) are
     answered from the model's own values. Anything else without a rule raises
@@ -84,7 +85,10 @@ class DifferenceMode(Interception):
     def _propagate(self, call: DifferenceCall) -> Any:
         if call.name in DECOMPOSITIONS and not call.inplace:
             with self:
-                return DECOMPOSITIONS[call.name](*call.args, **call.kwargs)
+                try:
+                    return DECOMPOSITIONS[call.name](*call.args, **call.kwargs)
+                except Refused as refusal:
+                    raise call.unsupported(str(refusal)) from None
         rule = self.rules.get(call.name)
         if rule is None:
             return self.unlisted(call)
