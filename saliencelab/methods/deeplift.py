@@ -75,9 +75,11 @@ class DeepLift(_ReferenceMethod):
     batch norm in eval mode, average and max pooling, maxima and minima,
     products of two input-dependent tensors, softmax and log-softmax along a
     non-batch dimension, and data movement all have exact rules; layer norm,
-    group norm and scaled dot-product attention (masks, causal, grouped
+    group norm, RMS norm, vector norms and ``F.normalize``, ``addmm`` /
+    ``baddbmm`` and scaled dot-product attention (masks, causal, grouped
     queries) run as their definitions in those operations, so vision
-    transformers are exact too.
+    transformers and the Hugging Face text models (BERT, GPT-2, LLaMA and
+    their relatives, eager or SDPA attention) are exact too.
 
     Example
     -------
