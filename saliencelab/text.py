@@ -74,7 +74,16 @@ def _position_columns(attention_mask: torch.Tensor, position: int) -> torch.Tens
 
 
 def _logits(output: Any) -> torch.Tensor:
-    return output if isinstance(output, torch.Tensor) else output.logits
+    """The logits in a model's output: the output itself if a tensor, else its ``logits`` field."""
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if logits is None:
+        raise TypeError(
+            f"the model returned a {type(output).__name__} without logits: a class target needs a classifier and "
+            "next_token a causal language model (e.g. AutoModelForCausalLM); a sentence encoder takes similarity"
+        )
+    return logits
 
 
 @dataclass(frozen=True)
