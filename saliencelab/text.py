@@ -10,8 +10,9 @@ take the ids themselves and replace tokens by the baseline id.
 :func:`explain` does all of this for a Hugging Face model and its tokenizer,
 from raw texts: it pads the batch, attributes at ``model.get_input_embeddings()``
 and gives scores per token and per word. Its targets: a class of a sequence
-classifier, :func:`similarity` to another text (sentence embeddings) and
-:func:`next_token` for causal language models.
+classifier, :func:`similarity` to another text (sentence embeddings),
+:func:`next_token` for causal language models and :func:`masked_token` for
+masked ones.
 
 Example
 -------
@@ -98,18 +99,22 @@ class NextToken:
         """The same target with token strings turned into ids by ``tokenizer``."""
         return NextToken(_token_id(self.token, tokenizer), _token_id(self.versus, tokenizer), self.position)
 
-    def score(self, output: Any, attention_mask: torch.Tensor) -> torch.Tensor:
+    def score(self, output: Any, input_ids: torch.Tensor | None, attention_mask: torch.Tensor) -> torch.Tensor:
         """The target's score per row, read at the row's ``position``-th real token."""
-        logits = _logits(output)
         columns = _position_columns(attention_mask, self.position)
-        log_probs = torch.log_softmax(logits[torch.arange(logits.shape[0], device=logits.device), columns], dim=-1)
-        token = _token_id(self.token, None)
-        scores = log_probs[:, token]
-        return scores if self.versus is None else scores - log_probs[:, _token_id(self.versus, None)]
+        return _log_probability(_logits(output), columns, self.token, self.versus)
 
     def __call__(self, output: Any) -> torch.Tensor:
         logits = _logits(output)
-        return self.score(logits, torch.ones(logits.shape[:2], dtype=torch.long, device=logits.device))
+        return self.score(logits, None, torch.ones(logits.shape[:2], dtype=torch.long, device=logits.device))
+
+
+def _log_probability(logits: torch.Tensor, columns: torch.Tensor, token: Any, versus: Any) -> torch.Tensor:
+    """``log p(token)`` (minus ``log p(versus)``, if given) of each row's distribution at its column, ``(N,)``."""
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    log_probs = torch.log_softmax(logits[rows, columns.to(logits.device)], dim=-1)
+    scores = log_probs[:, _token_id(token, None)]
+    return scores if versus is None else scores - log_probs[:, _token_id(versus, None)]
 
 
 def _token_id(token: int | str | None, tokenizer: Any) -> int | None:
@@ -139,12 +144,16 @@ def next_token(token: int | str, *, versus: int | str | None = None, position: i
     >>> next_token(1)(logits), next_token(1, versus=2)(logits), next_token(0, position=0)(logits)
     (tensor([-0.5108]), tensor([0.6931]), tensor([-0.6931]))
     """
-    for name, value in (("token", token), ("versus", versus)):
-        if value is not None and not isinstance(value, int | str) or isinstance(value, bool):
-            raise TypeError(f"{name} must be a token id (int) or a token string; got {type(value).__name__}")
+    _check_tokens(token, versus)
     if not isinstance(position, int) or isinstance(position, bool):
         raise TypeError(f"position must be an int; got {type(position).__name__}")
     return NextToken(token, versus, position)
+
+
+def _check_tokens(token: object, versus: object) -> None:
+    for name, value in (("token", token), ("versus", versus)):
+        if (value is not None or name == "token") and not isinstance(value, int | str) or isinstance(value, bool):
+            raise TypeError(f"{name} must be a token id (int) or a token string; got {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -181,7 +190,7 @@ class Similarity:
         weights = attention_mask.to(hidden.dtype)[..., None]
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
-    def score(self, output: Any, attention_mask: torch.Tensor) -> torch.Tensor:
+    def score(self, output: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Cosine similarity of each row's embedding to the other text's, ``(N,)``."""
         if self.reference is None:
             raise RuntimeError("a similarity target is bound to a model by sl.text.explain before it scores")
@@ -203,7 +212,7 @@ def similarity(other: str | torch.Tensor, *, tokenizer: Any = None, pooling: str
     -------
     >>> target = similarity(torch.tensor([1.0, 0.0]), pooling="mean").bind(None, torch.device("cpu"), torch.float32)
     >>> hidden, mask = torch.tensor([[[1.0, 1.0], [1.0, -1.0], [5.0, 5.0]]]), torch.tensor([[1, 1, 0]])
-    >>> target.score(hidden, mask)  # the mean of the two real tokens is (1, 0)
+    >>> target.score(hidden, None, mask)  # the mean of the two real tokens is (1, 0)
     tensor([1.])
     """
     if pooling not in ("mean", "cls"):
@@ -215,7 +224,47 @@ def similarity(other: str | torch.Tensor, *, tokenizer: Any = None, pooling: str
     return Similarity(other, tokenizer, pooling)
 
 
-TextTarget = NextToken | Similarity
+@dataclass(frozen=True)
+class MaskedToken:
+    """Log-probability of a token at the mask token of each text (see :func:`masked_token`)."""
+
+    token: int | str
+    versus: int | str | None = None
+    mask_id: int | None = None
+
+    def resolve(self, tokenizer: Any) -> MaskedToken:
+        """The same target with token strings turned into ids, and the tokenizer's mask token id."""
+        if tokenizer.mask_token_id is None:
+            raise ValueError("masked_token needs a tokenizer with a mask token (a masked language model's)")
+        return MaskedToken(_token_id(self.token, tokenizer), _token_id(self.versus, tokenizer), tokenizer.mask_token_id)
+
+    def score(self, output: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The target's score per row, read at the row's first mask token."""
+        masked = input_ids == self.mask_id
+        if not bool(masked.any(dim=1).all()):
+            raise ValueError("masked_token explains the prediction at a mask token: put one in every text")
+        return _log_probability(_logits(output), masked.long().argmax(dim=1), self.token, self.versus)
+
+
+def masked_token(token: int | str, *, versus: int | str | None = None) -> MaskedToken:
+    """Target of a masked language model: ``log p(token)`` at the (first) mask token of each text.
+
+    ``versus=b``: the contrast ``log p(token) − log p(b)``. Every text holds the
+    tokenizer's mask token (``[MASK]`` for BERT); being a special token, it is
+    never replaced by the reference. For :func:`explain`.
+
+    Example
+    -------
+    >>> target = masked_token(2, versus=0).resolve(type("Tokenizer", (), {"mask_token_id": 9})())
+    >>> logits = torch.log(torch.tensor([[[0.2, 0.3, 0.5], [0.25, 0.25, 0.5]]]))
+    >>> target.score(logits, torch.tensor([[4, 9]]), torch.ones(1, 2))  # at column 1: log(0.5 / 0.25)
+    tensor([0.6931])
+    """
+    _check_tokens(token, versus)
+    return MaskedToken(token, versus)
+
+
+TextTarget = NextToken | Similarity | MaskedToken
 
 
 class _Scored(nn.Module):
@@ -230,7 +279,7 @@ class _Scored(nn.Module):
         output = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
         if self.target is None:
             return _logits(output)
-        return self.target.score(output, attention_mask)
+        return self.target.score(output, input_ids, attention_mask)
 
 
 def _encode(tokenizer: Any, texts: list[str], device: torch.device) -> Any:
@@ -301,8 +350,8 @@ def explain(
         Any name of ``sl.available_methods()`` that attributes at a layer or takes token ids.
     target:
         A class (or one per text) of a sequence classifier's logits, ``None`` for
-        its argmax, :func:`similarity` for a sentence encoder or :func:`next_token`
-        for a causal language model.
+        its argmax, :func:`similarity` for a sentence encoder, :func:`next_token`
+        for a causal language model or :func:`masked_token` for a masked one.
     baseline:
         The reference: ``None`` (default) replaces every non-special token by the
         pad id, an int by that id; a tensor of ids ``(N, T)`` or ``(T,)`` over the
@@ -334,7 +383,7 @@ def explain(
     extra = {name: value for name, value in encoded.items() if name not in ("input_ids", "attention_mask")}
     fixed = ~mask.bool() | torch.isin(ids, torch.tensor(tokenizer.all_special_ids, device=ids.device))
     reference = _reference_ids(ids, fixed, baseline, tokenizer)
-    text_target = target.resolve(tokenizer) if isinstance(target, NextToken | Similarity) else None
+    text_target = target.resolve(tokenizer) if isinstance(target, TextTarget) else None
     if isinstance(text_target, Similarity):
         text_target = text_target.bind(model, ids.device, embeddings.weight.dtype)
     cls = registry.get(method)
@@ -342,7 +391,8 @@ def explain(
     if cls.integer_inputs:
         accepted = registry.option_names(cls)
         if "feature_mask" in accepted:
-            call.setdefault("feature_mask", torch.where(fixed, ids.shape[1], torch.arange(ids.shape[1])))
+            columns = torch.arange(ids.shape[1], device=ids.device)
+            call.setdefault("feature_mask", torch.where(fixed, ids.shape[1], columns))
         if "window" in accepted:
             call.setdefault("window", 1)
             call.setdefault("stride", 1)

@@ -201,12 +201,12 @@ def test_next_token_integrated_gradients_on_a_tiny_gpt2_are_complete():
 def test_next_token_reads_the_last_real_token_whatever_the_padding_side():
     logits = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(0))
     target = sl.text.next_token(2, position=-1)
-    right = target.score(logits, torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]))
-    left = target.score(logits, torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]]))
+    right = target.score(logits, None, torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]))
+    left = target.score(logits, None, torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]]))
     log_p = torch.log_softmax(logits, dim=-1)[..., 2]
     assert torch.equal(right, log_p[[0, 1], [1, 3]]) and torch.equal(left, log_p[[0, 1], [3, 3]])
     with pytest.raises(ValueError, match="position=5 is outside"):
-        sl.text.next_token(2, position=5).score(logits, torch.ones(2, 4))
+        sl.text.next_token(2, position=5).score(logits, None, torch.ones(2, 4))
 
 
 def test_a_class_target_of_a_sequence_classifier(tokenizer):
@@ -281,3 +281,28 @@ def test_next_token_through_text_explain_counts_real_tokens_and_ignores_padding(
     gap = (log_p[7] - log_p[12]) - (log_p0[7] - log_p0[12])
     assert abs(float(alone.token_scores[0].sum() - gap)) <= float(alone.attribution.delta[0]) + 1e-12
     assert float(alone.attribution.delta[0]) < 1e-3 * abs(float(gap))
+
+
+def test_masked_token_of_a_masked_language_model_is_complete(tokenizer):
+    config = transformers.BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32,
+    )  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        mlm = transformers.BertForMaskedLM(config).eval().double()
+    texts = ["The capital of France is [MASK].", "A [MASK] plays the guitar on stage."]
+    result = sl.text.explain(mlm, tokenizer, texts, target=sl.text.masked_token("paris", versus="rome"), steps=64)
+    encoded = tokenizer(texts, padding=True, return_tensors="pt")
+    paris, rome = tokenizer.convert_tokens_to_ids(["paris", "rome"])
+    columns = (encoded["input_ids"] == tokenizer.mask_token_id).long().argmax(1)
+    with torch.no_grad():
+        gap = 0.0
+        for ids, sign in ((encoded["input_ids"], 1), (reference_ids(tokenizer, encoded), -1)):
+            log_p = torch.log_softmax(mlm(**{**encoded, "input_ids": ids}).logits[[0, 1], columns], dim=-1)
+            gap = gap + sign * (log_p[:, paris] - log_p[:, rome])
+    total = torch.stack([scores.sum() for scores in result.token_scores])
+    assert ((total - gap).abs() - result.attribution.delta).abs().max() < 1e-12
+    assert result.token_scores[0][result.tokens[0].index("[MASK]")] == 0  # a special token: never replaced
+    with pytest.raises(ValueError, match="put one in every text"):
+        sl.text.explain(mlm, tokenizer, ["no mask here"], target=sl.text.masked_token("paris"))
