@@ -89,7 +89,13 @@ def _logits(output: Any) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class NextToken:
-    """Log-probability of a next token (see :func:`next_token`); callable on logits ``(N, T, V)``."""
+    """Log-probability of a next token (see :func:`next_token`); callable on logits ``(N, T, V)``.
+
+    Example
+    -------
+    >>> NextToken(0)(torch.zeros(1, 2, 4))  # four equally likely tokens
+    tensor([-1.3863])
+    """
 
     token: int | str
     versus: int | str | None = None
@@ -158,7 +164,13 @@ def _check_tokens(token: object, versus: object) -> None:
 
 @dataclass(frozen=True)
 class Similarity:
-    """Cosine similarity of a text's sentence embedding to another's (see :func:`similarity`)."""
+    """Cosine similarity of a text's sentence embedding to another's (see :func:`similarity`).
+
+    Example
+    -------
+    >>> Similarity("a text").resolve("its tokenizer").tokenizer
+    'its tokenizer'
+    """
 
     other: str | torch.Tensor
     tokenizer: Any = None
@@ -166,6 +178,7 @@ class Similarity:
     reference: torch.Tensor | None = field(default=None, repr=False)
 
     def resolve(self, tokenizer: Any) -> Similarity:
+        """The same target, with ``tokenizer`` for the other text unless it has one (or is an embedding)."""
         return self if self.tokenizer is not None or isinstance(self.other, torch.Tensor) else self._with(tokenizer)
 
     def _with(self, tokenizer: Any) -> Similarity:
@@ -226,7 +239,13 @@ def similarity(other: str | torch.Tensor, *, tokenizer: Any = None, pooling: str
 
 @dataclass(frozen=True)
 class MaskedToken:
-    """Log-probability of a token at the mask token of each text (see :func:`masked_token`)."""
+    """Log-probability of a token at the mask token of each text (see :func:`masked_token`).
+
+    Example
+    -------
+    >>> MaskedToken(1, mask_id=5).score(torch.zeros(1, 2, 4), torch.tensor([[5, 3]]), torch.ones(1, 2))
+    tensor([-1.3863])
+    """
 
     token: int | str
     versus: int | str | None = None
@@ -303,6 +322,14 @@ class TextAttribution:
     pieces' scores. ``attribution`` is the underlying :class:`~saliencelab.Attribution`
     over the padded batch (at the embeddings ``(N, T, D)``, or over the ids ``(N, T)``
     for perturbation methods), unmasked.
+
+    Example
+    -------
+    >>> import saliencelab as sl
+    >>> model, tokenizer = sl.zoo.load("minilm"), sl.zoo.tokenizer("minilm")
+    >>> r = explain(model, tokenizer, "Tokenization", target=similarity("Words"), method="feature_ablation")
+    >>> r.tokens[0], r.words[0], bool(r.word_scores[0][0] == r.token_scores[0][1:3].sum())
+    (['[CLS]', 'token', '##ization', '[SEP]'], ['tokenization'], True)
     """
 
     tokens: list[list[str]]
