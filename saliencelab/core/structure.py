@@ -105,9 +105,11 @@ class InputStructure:
     kind: str
     parts: tuple[Part, ...]
     batch: int
+    fallback: torch.dtype = torch.float32
+    """The dtype integer inputs (token ids) are packed in when no input is floating: the model's."""
 
     @classmethod
-    def of(cls, inputs: object) -> InputStructure:
+    def of(cls, inputs: object, fallback: torch.dtype = torch.float32) -> InputStructure:
         """The structure of ``inputs``, checked: tensors only, at least one, one batch size for all."""
         if isinstance(inputs, torch.Tensor):
             items, kind = [(0, inputs)], "tensor"
@@ -137,7 +139,7 @@ class InputStructure:
             shapes = ", ".join(f"{key!r}: {tuple(value.shape)}" for key, value in items)
             raise ValueError(f"the inputs disagree on the batch size (first dimension): {shapes}")
         parts = tuple(Part(key, tuple(value.shape[1:]), value.dtype) for key, value in items)
-        return cls(kind, parts, sizes.pop())
+        return cls(kind, parts, sizes.pop(), fallback)
 
     @property
     def packed(self) -> bool:
@@ -165,10 +167,10 @@ class InputStructure:
         return torch.cat([part.reshape(part.shape[0], -1).to(dtype) for part in self.tensors(inputs)], dim=1)
 
     def packed_dtype(self) -> torch.dtype:
-        """The widest floating dtype of the parts (float32 when none is floating)."""
+        """The widest floating dtype of the parts (:attr:`fallback` when none is floating)."""
         floating = [part.dtype for part in self.parts if part.dtype.is_floating_point]
         if not floating:
-            return torch.float32
+            return self.fallback
         widest = floating[0]
         for dtype in floating[1:]:
             widest = torch.promote_types(widest, dtype)

@@ -148,6 +148,18 @@ def check_inputs_fit_model(model: Any, inputs: torch.Tensor) -> None:
         )
 
 
+def model_dtype(model: Any) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (the default dtype for a model without one).
+
+    Example
+    -------
+    >>> model_dtype(torch.nn.Linear(2, 1).double()), model_dtype(lambda x: x)
+    (torch.float64, torch.float32)
+    """
+    parameter = _first_floating_parameter(model)
+    return torch.get_default_dtype() if parameter is None else parameter.dtype
+
+
 def _first_floating_parameter(model: Any) -> torch.Tensor | None:
     parameters = model.parameters() if isinstance(model, nn.Module) else ()
     return next((p for p in parameters if p.is_floating_point()), None)

@@ -29,7 +29,7 @@ from saliencelab.core.guard import preserved
 from saliencelab.core.layers import LayerModel, Neuron, NeuronModel, activations, resolve_layer
 from saliencelab.core.structure import ForwardArgs, InputStructure, Structured, StructuredModel
 from saliencelab.core.targets import TargetSpec
-from saliencelab.core.validation import check_inputs_fit_model
+from saliencelab.core.validation import check_inputs_fit_model, model_dtype
 
 if TYPE_CHECKING:
     from saliencelab.methods.base import Method
@@ -47,7 +47,7 @@ def call(
     """``method`` on ``inputs``: checked, wrapped as the call needs, values in the inputs' structure."""
     from saliencelab.methods.base import check_inputs, check_takes_forward_args  # base imports this module
 
-    structure = InputStructure.of(inputs)
+    structure = InputStructure.of(inputs, fallback=model_dtype(method.model))
     extra = ForwardArgs.of(forward_args, structure.batch)
     if structure.packed and not method.structured_inputs:
         raise ValueError(
