@@ -159,7 +159,15 @@ def attention_decomposed(
 
 
 def is_normaliser(factor: Any, other: Any) -> bool:
-    """Whether ``factor`` is a normaliser smaller than ``other``, the activation it scales."""
+    """Whether ``factor`` is a normaliser smaller than ``other``, the activation it scales.
+
+    Example
+    -------
+    >>> h, sigma = torch.ones(2, 3), torch.ones(2, 1)
+    >>> setattr(sigma, NORMALISER, True)
+    >>> is_normaliser(sigma, h), is_normaliser(h, sigma)
+    (True, False)
+    """
     return getattr(factor, NORMALISER, False) and factor.numel() < other.numel()
 
 
@@ -173,6 +181,17 @@ class AttentionRules:
 
     The mode provides ``depends``, ``stabilizer``, ``_only_input_dependent``, ``_in_place``, ``_scaled``, ``_pass_on``
     and ``_linear_map`` (a linear map by a rule, the composite's by default).
+
+    Example
+    -------
+    >>> from saliencelab.lrp.composites import transformer
+    >>> from saliencelab.lrp.engine import RelevanceMode
+    >>> mode = RelevanceMode(transformer(), bias="ignore", method="lrp")
+    >>> q = mode.mark(torch.randn(1, 2, 3, 4, requires_grad=True))
+    >>> with mode:
+    ...     out = torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+    >>> torch.autograd.grad(out, q, out.detach())[0].shape
+    torch.Size([1, 2, 3, 4])
     """
 
     def attention_rules(self) -> dict[str, OpRule]:

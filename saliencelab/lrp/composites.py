@@ -133,7 +133,13 @@ def epsilon_gamma_box(*, low: Any, high: Any, epsilon: float = 1e-6, gamma: floa
 
 
 def transformer(*, epsilon: float = 1e-6) -> Composite:
-    """AttnLRP (Achtibat et al. 2024): ε on dense layers, the attention rules on softmax, products and norms."""
+    """AttnLRP (Achtibat et al. 2024): ε on dense layers, the attention rules on softmax, products and norms.
+
+    Example
+    -------
+    >>> transformer(epsilon=0.01)
+    Composite(layers={'dense': Epsilon(epsilon=0.01)}, first=None, default=Epsilon(epsilon=1e-06), attention=True)
+    """
     return Composite({"dense": Epsilon(epsilon)}, attention=True)
 
 

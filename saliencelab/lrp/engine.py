@@ -7,8 +7,10 @@ their :class:`~saliencelab.lrp.RelevanceRule` (chosen per layer by a
 to their inputs, sums of activations split it in proportion to the summands, a
 constant added counts as a bias, elementwise nonlinearities and scaling by
 constants pass it on, max pooling routes it to the winner, and data movement
-(reshape, flatten, concatenation, indexing) moves it with the data. Anything
-else raises :class:`~saliencelab.UnsupportedOperationError`.
+(reshape, flatten, concatenation, indexing) moves it with the data. A
+composite with ``attention=True`` adds the rules of
+:mod:`saliencelab.lrp.attention` (softmax, products of activations, norms,
+fused attention). Anything else raises :class:`~saliencelab.UnsupportedOperationError`.
 
 In-place operations (``out += identity``, ``nn.ReLU(inplace=True)``) stay in
 place: the rule runs on a copy and its result is written into the tensor.

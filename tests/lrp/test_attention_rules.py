@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_unchanged, snapshot
 from torch import nn
 
 import saliencelab as sl
@@ -224,7 +225,9 @@ def test_the_transformer_composite_is_the_default_for_attention_models():
     assert sl.LRP(model, epsilon=0.1).composite == transformer(epsilon=0.1)
     assert not sl.LRP(Stack()).composite.attention
     x = torch.randn(2, 4, 8, dtype=D)
+    before = snapshot(model)
     a = sl.explain(model, x, "lrp", target=0)
+    assert_unchanged(model, before)
     with torch.no_grad():
         logit = model(x)[:, 0]
     print(f"tiny transformer: relevance sums {a.values.sum((1, 2)).tolist()}, logits {logit.tolist()}")
