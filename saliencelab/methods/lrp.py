@@ -100,7 +100,7 @@ class LRP(Method):
 
     name = "lrp"
     description = (
-        "Layer-wise relevance propagation: epsilon, z+, alpha-beta, gamma, z^B, flat, w^2 rules and composites"
+        "Layer-wise relevance propagation: epsilon, z+, alpha-beta, gamma, z^B, flat, w^2 rules, composites, AttnLRP"
     )
     source = "Bach et al. 2015; Montavon et al. 2019; Achtibat et al. 2024"
 
