@@ -15,8 +15,10 @@ relevance mode (:class:`AttentionRules`):
   (``F.rms_norm``, or written out as ``x * rsqrt(mean(x²) + eps)``) and a
   division by a standard deviation: the normalising factor is a constant, the
   relevance passes unchanged (identity);
-* ``scaled_dot_product_attention`` (masks, causal flag, grouped heads): run
-  decomposed into ``softmax(q kᵀ · scale + mask) v``, each step by its rule;
+* ``scaled_dot_product_attention`` (masks, causal flag, grouped heads) and
+  ``nn.MultiheadAttention``: run decomposed into the dense projections and
+  ``softmax(q kᵀ · scale + mask) v`` (:mod:`saliencelab.lrp.decompositions`),
+  each step by its rule;
 * elementwise nonlinearities (GELU, SiLU, tanh) pass their relevance on, as in
   every composite; products with one constant factor (``x @ W``, ``addmm``) are
   dense layers with the composite's rule.
@@ -37,13 +39,16 @@ tensor([ 0.2311, -0.4621])
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from saliencelab.engine import Call, OpRule, Propagate
+from saliencelab.lrp.decompositions import MULTI_HEAD_UNSUPPORTED, attention_decomposed, multi_head_decomposed
 from saliencelab.lrp.rules import Epsilon
 
 NORMALISER = "_saliencelab_normaliser"
@@ -119,45 +124,6 @@ def uniform_relevance(
     return a.detach() * grad_a, b.detach() * grad_b
 
 
-def attention_decomposed(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    is_causal: bool = False,
-    scale: float | None = None,
-    enable_gqa: bool = False,
-) -> torch.Tensor:
-    """``F.scaled_dot_product_attention`` (without dropout) written out: ``softmax(q kᵀ · scale + mask) v``.
-
-    A boolean mask keeps the ``True`` entries, a float mask is added; ``is_causal``
-    keeps each query's keys up to its own position; a query left with no key gets zeros.
-
-    Example
-    -------
-    >>> import torch.nn.functional as F
-    >>> q, k, v = torch.randn(3, 1, 2, 4, 5, dtype=torch.float64).unbind(0)
-    >>> fused = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    >>> torch.allclose(attention_decomposed(q, k, v, is_causal=True), fused)
-    True
-    """
-    if enable_gqa and key.shape[-3] != query.shape[-3]:
-        repeats = query.shape[-3] // key.shape[-3]
-        key, value = key.repeat_interleave(repeats, -3), value.repeat_interleave(repeats, -3)
-    factor = query.shape[-1] ** -0.5 if scale is None else scale
-    scores = torch.matmul(query, key.transpose(-2, -1)) * factor
-    allowed = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool, device=query.device)
-    if is_causal:
-        allowed = allowed.tril(key.shape[-2] - query.shape[-2])
-    if attn_mask is not None and attn_mask.dtype == torch.bool:
-        allowed = allowed & attn_mask
-    elif attn_mask is not None:
-        scores = scores + attn_mask
-    empty = ~allowed.any(-1, keepdim=True)  # queries that may see no key: zeros, as the fused kernel gives
-    weights = torch.softmax(scores.masked_fill(~(allowed | empty), float("-inf")), -1)
-    return torch.matmul(weights * ~empty if bool(empty.any()) else weights, value)
-
-
 def is_normaliser(factor: Any, other: Any) -> bool:
     """Whether ``factor`` is a normaliser smaller than ``other``, the activation it scales.
 
@@ -201,6 +167,7 @@ class AttentionRules:
             "layer_norm": self._layer_norm,
             "rms_norm": self._rms_norm,
             "scaled_dot_product_attention": self._attention,
+            "multi_head_attention_forward": self._multi_head_attention,
             "baddbmm": self._added_product(torch.bmm),
             "addmm": self._added_product(torch.mm),
             **dict.fromkeys(("var", "std", "norm", "vector_norm"), self._statistic),
@@ -280,6 +247,20 @@ class AttentionRules:
         self._only_input_dependent(call, (bound.get("attn_mask"),))
         with self:
             return attention_decomposed(**bound)
+
+    def _multi_head_attention(self, call: Call) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``nn.MultiheadAttention``, run decomposed (:func:`~saliencelab.lrp.decompositions.multi_head_decomposed`)."""
+        bound = inspect.signature(F.multi_head_attention_forward).bind(*call.args, **call.kwargs)
+        bound.apply_defaults()
+        options = bound.arguments
+        used = [name for name in MULTI_HEAD_UNSUPPORTED if options[name] is not None and options[name] is not False]
+        if used:
+            raise call.unsupported(f"LRP writes out multi-head attention without {used}; leave them unset")
+        if options["training"] and options["dropout_p"]:
+            raise call.unsupported("attention dropout is random; call model.eval()")
+        self._only_input_dependent(call, (options["attn_mask"], options["key_padding_mask"]))
+        with self:
+            return multi_head_decomposed(**options)
 
     def _added_product(self, product: Callable[..., torch.Tensor]) -> OpRule:
         """``addmm``/``baddbmm`` (``beta·input + alpha·(m1 @ m2)``), run decomposed so each step has its rule."""

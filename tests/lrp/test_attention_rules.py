@@ -241,14 +241,38 @@ def test_other_composites_still_refuse_attention():
         sl.explain(model, torch.randn(2, 4, 8, dtype=D), "lrp", target=0, rule="epsilon")
 
 
-def test_multihead_attention_module_still_raises_by_name():
-    model = nn.MultiheadAttention(8, 2, batch_first=True).double().eval()
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_multihead_attention_runs_as_its_steps(need_weights):
+    """nn.MultiheadAttention written out: the relevance of a fused call equals that of the same steps by hand."""
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(6, 2, batch_first=True).double().eval()
+    x, r = randn(2, 3, 6), randn(2, 3, 6, seed=1)
+    causal = torch.ones(3, 3, dtype=torch.bool).triu(1)
+    padding = torch.tensor([[False, False, False], [False, False, True]])
 
-    def score(x):
-        return model(x, x, x, need_weights=False)[0][:, -1]
+    def module(t):
+        return mha(t, t, t, attn_mask=causal, key_padding_mask=padding, need_weights=need_weights)[0]
 
-    with pytest.raises(sl.UnsupportedOperationError, match="'multi_head_attention_forward'"):
-        sl.explain(score, torch.randn(2, 3, 8, dtype=D), "lrp", target=0, composite="transformer")
+    def by_hand(t):
+        q, k, v = (
+            F.linear(t, w, b) for w, b in zip(mha.in_proj_weight.chunk(3), mha.in_proj_bias.chunk(3), strict=True)
+        )
+        q, k, v = (u.unflatten(-1, (2, 3)).transpose(1, 2) for u in (q, k, v))
+        allowed = ~causal & ~padding[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return F.linear(out.transpose(1, 2).flatten(2), mha.out_proj.weight, mha.out_proj.bias)
+
+    out, (got,) = relevance(module, [x], r, bias="absorb")
+    want_out, (want,) = relevance(by_hand, [x], r, bias="absorb")
+    with torch.no_grad():
+        assert torch.allclose(out, module(x)) and torch.allclose(want_out, module(x))
+    assert torch.allclose(got, want, atol=TOL, rtol=0)
+
+
+def test_multihead_attention_options_it_cannot_write_out_raise():
+    mha = nn.MultiheadAttention(6, 2, add_bias_kv=True, batch_first=True).double().eval()
+    with pytest.raises(sl.UnsupportedOperationError, match="'multi_head_attention_forward'.*bias_k"):
+        relevance(lambda t: mha(t, t, t)[0], [randn(2, 3, 6)], randn(2, 3, 6, seed=1))
 
 
 # ------------------------------------------------------------------------------------------- transformers
