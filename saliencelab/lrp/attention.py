@@ -20,8 +20,11 @@ relevance mode (:class:`AttentionRules`):
   ``softmax(q kᵀ · scale + mask) v`` (:mod:`saliencelab.lrp.decompositions`),
   each step by its rule;
 * elementwise nonlinearities (GELU, SiLU, tanh) pass their relevance on, as in
-  every composite; products with one constant factor (``x @ W``, ``addmm``) are
-  dense layers with the composite's rule.
+  every composite, and so do those written out as a product of an activation
+  with a function of itself (``x * sigmoid(x)``, GPT-2's
+  ``0.5 * x * (1 + tanh(...))``, ``x / (1 + exp(-x))``): the factor that is the activation (times
+  constants) gets all the relevance; products with one constant factor
+  (``x @ W``, ``addmm``) are dense layers with the composite's rule.
 
 A *normaliser* is a reduction of an activation (``mean``, ``var``, ``std``,
 ``norm``) and what elementwise functions and constants make of it
@@ -47,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from saliencelab.engine import Call, OpRule, Propagate
+from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, Call, OpRule, Propagate
 from saliencelab.lrp.decompositions import MULTI_HEAD_UNSUPPORTED, attention_decomposed, multi_head_decomposed
 from saliencelab.lrp.rules import Epsilon
 
@@ -60,6 +63,17 @@ KEEPS_NORMALISER = frozenset(
     "add sub rsub mul div sqrt rsqrt reciprocal pow clamp to float double type_as view reshape unsqueeze expand".split()
 )
 """Operations of normalisers (and constants) only whose result is a normaliser again."""
+
+ELEMENTWISE_OF = "_saliencelab_elementwise_of"
+SCALED_COPY_OF = "_saliencelab_scaled_copy_of"
+
+ELEMENTWISE = ELEMENTWISE_ACTIVATIONS | frozenset(
+    "exp log sqrt rsqrt reciprocal abs clamp pow square erf sin cos add sub rsub mul div neg to float double".split()
+)
+"""Elementwise operations: applied to functions of one activation only, their result is a function of it too."""
+
+SCALINGS = frozenset("mul div neg to float double".split())
+"""Operations that, with constants, make a constant multiple of their one activation."""
 
 BILINEAR = frozenset("mul matmul mm bmm einsum".split())
 """Products that are bilinear in two factors: the uniform rule when both depend on the input."""
@@ -137,6 +151,22 @@ def is_normaliser(factor: Any, other: Any) -> bool:
     return getattr(factor, NORMALISER, False) and factor.numel() < other.numel()
 
 
+def elementwise_root(tensor: torch.Tensor) -> torch.Tensor:
+    """The activation ``tensor`` is an elementwise function of (``tensor`` itself if none was recorded).
+
+    Example
+    -------
+    >>> x = torch.ones(2)
+    >>> elementwise_root(x) is x
+    True
+    """
+    return getattr(tensor, ELEMENTWISE_OF, tensor)
+
+
+def _is_scaled_copy(tensor: torch.Tensor, root: torch.Tensor) -> bool:
+    return tensor is root or getattr(tensor, SCALED_COPY_OF, None) is root
+
+
 def _einsum_operands(call: Call) -> tuple[str, list[Any]]:
     equation, rest = call.args[0], list(call.args[1:])
     return equation, list(rest[0]) if len(rest) == 1 and isinstance(rest[0], (list, tuple)) else rest
@@ -176,8 +206,8 @@ class AttentionRules:
             **dict.fromkeys(BILINEAR - {"mul"}, self._product),
         }
 
-    def note_normaliser(self, call: Call, result: Any) -> None:
-        """Mark ``result`` a normaliser when ``call`` makes one from normalisers and constants."""
+    def note_provenance(self, call: Call, result: Any) -> None:
+        """Record what ``result`` is: a normaliser, or an elementwise function (or multiple) of one activation."""
         if not isinstance(result, torch.Tensor):
             return
         dependent = [t for t in call.tensors() if self.depends(t)]
@@ -185,6 +215,14 @@ class AttentionRules:
         kept = call.name in KEEPS_NORMALISER and all(getattr(t, NORMALISER, False) for t in dependent)
         if made or kept:
             setattr(result, NORMALISER, True)
+        roots = {id(elementwise_root(t)): elementwise_root(t) for t in dependent}
+        if call.name not in ELEMENTWISE or len(roots) != 1:
+            return
+        (root,) = roots.values()
+        if result.shape == root.shape:
+            setattr(result, ELEMENTWISE_OF, root)
+            if call.name in SCALINGS and len(dependent) == 1 and _is_scaled_copy(dependent[0], root):
+                setattr(result, SCALED_COPY_OF, root)
 
     def _softmax(self, call: Call) -> torch.Tensor:
         """Softmax: the AttnLRP rule (:func:`softmax_relevance`)."""
@@ -274,7 +312,7 @@ class AttentionRules:
         return rule
 
     def _elementwise_product(self, call: Call) -> torch.Tensor:
-        """``a * b`` of two activations: uniform, or identity when one is a normaliser; ``a / σ``: identity."""
+        """``a * b`` of two activations: uniform, or all to one factor (:meth:`_whole_factor`); ``a / σ``: identity."""
         first, second = call.args[0], call.argument(1, "other")
         if not (isinstance(second, torch.Tensor) and self.depends(first) and self.depends(second)):
             return self._scaled(call)
@@ -283,9 +321,8 @@ class AttentionRules:
         def compute(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             return call.func(a, b, **kwargs)
 
-        scale_first, scale_second = is_normaliser(first, second), is_normaliser(second, first)
-        if scale_second or (scale_first and call.name == "mul"):
-            kept = 0 if scale_second else 1
+        kept = self._whole_factor(call.name, first, second)
+        if kept is not None:
 
             def held(a, b, out_relevance):
                 passed = out_relevance.sum_to_size((a, b)[kept].shape)
@@ -298,6 +335,24 @@ class AttentionRules:
         return Propagate.apply(
             compute, lambda a, b, r: uniform_relevance(compute, a, b, r, self.stabilizer), first, second
         )
+
+    @staticmethod
+    def _whole_factor(name: str, first: torch.Tensor, second: torch.Tensor) -> int | None:
+        """Which factor of ``first * second`` (or ``/``) gets all the relevance; None: the uniform rule.
+
+        The one scaled by a normaliser, or in ``x * g(x)`` and ``x / g(x)`` (an elementwise nonlinearity
+        written out) the one that is ``x`` times constants.
+        """
+        if is_normaliser(second, first):
+            return 0
+        if name == "mul" and is_normaliser(first, second):
+            return 1
+        root = elementwise_root(first)
+        if elementwise_root(second) is root and _is_scaled_copy(first, root):
+            return 0
+        if elementwise_root(second) is root and name == "mul" and _is_scaled_copy(second, root):
+            return 1
+        return None
 
     def _product(self, call: Call) -> torch.Tensor:
         """``matmul``, ``mm``, ``bmm``, ``einsum``: uniform for two activations, a dense layer for one."""

@@ -156,7 +156,7 @@ class RelevanceMode(AttentionRules, Interception):
             self.merge.observe(call)
         result = super().dispatch(call)
         if self.composite.attention:
-            self.note_normaliser(call, result)
+            self.note_provenance(call, result)
         return result
 
     @contextmanager

@@ -84,6 +84,21 @@ def test_an_elementwise_gate_gives_each_factor_half():
     assert torch.allclose(got_a, r / 2, atol=TOL, rtol=0) and torch.allclose(got_b, r / 2, atol=TOL, rtol=0)
 
 
+WRITTEN_OUT = {
+    "GPT-2's tanh GELU": lambda t: 0.5 * t * (1.0 + torch.tanh(0.79788 * (t + 0.044715 * torch.pow(t, 3.0)))),
+    "x * sigmoid(x)": lambda t: t * torch.sigmoid(t),
+    "x / (1 + exp(-x))": lambda t: t / (1 + torch.exp(-t)),
+}
+
+
+@pytest.mark.parametrize("name", WRITTEN_OUT)
+@pytest.mark.parametrize("bias", ["ignore", "absorb"])
+def test_a_nonlinearity_written_out_passes_its_relevance_on(name, bias):
+    x, r = randn(3, 4), randn(3, 4, seed=1)
+    _, (got,) = relevance(WRITTEN_OUT[name], [x], r, bias=bias)
+    assert torch.equal(got, r)
+
+
 @pytest.mark.parametrize("bias", ["ignore", "absorb"])
 def test_layer_norm_is_a_linear_map_with_its_std_held_constant(bias):
     x, r = randn(3, 6), randn(3, 6, seed=1)
