@@ -27,7 +27,9 @@ from saliencelab.lrp.rules import AlphaBeta, Epsilon, Flat, Gamma, RelevanceRule
 
 CONVOLUTIONS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"})
 LAYER_OPS = frozenset({"linear"} | CONVOLUTIONS)
-"""The operations a composite chooses a rule for: dense layers and convolutions."""
+"""The layer operations a composite chooses a rule for: dense layers and convolutions."""
+DENSE = frozenset({"linear", "matmul", "mm", "bmm", "einsum"})
+"""Operations of the ``"dense"`` family: a dense layer, or a product with one constant factor (``x @ W``)."""
 
 FAMILIES = ("dense", "conv")
 
@@ -40,7 +42,10 @@ class Composite:
     dotted module name (as in ``model.named_modules()``; only for a model that
     is an ``nn.Module``). ``first`` applies to the first linear layer (with
     weights) of the forward pass. Every value is a
-    :class:`~saliencelab.lrp.RelevanceRule`.
+    :class:`~saliencelab.lrp.RelevanceRule`. ``attention=True`` adds the
+    AttnLRP rules for softmax, products of two activations, layer and RMS norm
+    and fused attention (:mod:`saliencelab.lrp.attention`); without them
+    those operations raise :class:`~saliencelab.UnsupportedOperationError`.
 
     Example
     -------
@@ -54,6 +59,7 @@ class Composite:
     layers: dict[object, RelevanceRule] = field(default_factory=dict)
     first: RelevanceRule | None = None
     default: RelevanceRule = field(default_factory=Epsilon)
+    attention: bool = False
 
     def __post_init__(self) -> None:
         chosen = {**self.layers, "first": self.first, "default": self.default}
@@ -97,7 +103,7 @@ class Composite:
         for key, chosen in self.layers.items():
             if isinstance(key, type) and module is not None and isinstance(module, key):
                 return chosen
-        family = "conv" if op in CONVOLUTIONS else "dense" if op == "linear" else None
+        family = "conv" if op in CONVOLUTIONS else "dense" if op in DENSE else None
         return self.layers.get(family, self.default)
 
 
@@ -126,14 +132,27 @@ def epsilon_gamma_box(*, low: Any, high: Any, epsilon: float = 1e-6, gamma: floa
     return Composite({"dense": Epsilon(epsilon), "conv": Gamma(gamma)}, first=ZBox(low, high))
 
 
+def transformer(*, epsilon: float = 1e-6) -> Composite:
+    """AttnLRP (Achtibat et al. 2024): ε on dense layers, the attention rules on softmax, products and norms.
+
+    Example
+    -------
+    >>> transformer(epsilon=0.01)
+    Composite(layers={'dense': Epsilon(epsilon=0.01)}, first=None, default=Epsilon(epsilon=1e-06), attention=True)
+    """
+    return Composite({"dense": Epsilon(epsilon)}, attention=True)
+
+
 STANDARD: dict[str, Callable[..., Composite]] = {
     "epsilon_plus": epsilon_plus,
     "epsilon_alpha2_beta1": epsilon_alpha2_beta1,
     "epsilon_gamma_box": epsilon_gamma_box,
     "epsilon_plus_flat": epsilon_plus_flat,
     "epsilon_alpha2_beta1_flat": epsilon_alpha2_beta1_flat,
+    "transformer": transformer,
 }
-"""The standard composites (Kohlbrenner et al. 2020, Montavon et al. 2019), built from their options."""
+"""The standard composites (Kohlbrenner et al. 2020, Montavon et al. 2019; Achtibat et al. 2024 for
+``"transformer"``), built from their options."""
 
 COMPOSITES = tuple(STANDARD)
 """Names accepted by ``composite=``."""

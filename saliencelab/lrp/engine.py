@@ -7,8 +7,10 @@ their :class:`~saliencelab.lrp.RelevanceRule` (chosen per layer by a
 to their inputs, sums of activations split it in proportion to the summands, a
 constant added counts as a bias, elementwise nonlinearities and scaling by
 constants pass it on, max pooling routes it to the winner, and data movement
-(reshape, flatten, concatenation, indexing) moves it with the data. Anything
-else raises :class:`~saliencelab.UnsupportedOperationError`.
+(reshape, flatten, concatenation, indexing) moves it with the data. A
+composite with ``attention=True`` adds the rules of
+:mod:`saliencelab.lrp.attention` (softmax, products of activations, norms,
+fused attention). Anything else raises :class:`~saliencelab.UnsupportedOperationError`.
 
 In-place operations (``out += identity``, ``nn.ReLU(inplace=True)``) stay in
 place: the rule runs on a copy and its result is written into the tensor.
@@ -29,7 +31,7 @@ tensor([[3., 1.]])
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,9 +50,10 @@ from saliencelab.engine import (
     modified_backward,
     watching_modules,
 )
+from saliencelab.lrp.attention import AttentionRules
 from saliencelab.lrp.composites import CONVOLUTIONS, LAYER_OPS, Composite
 from saliencelab.lrp.merge import BatchNormMerge, MergedLayer, batch_norm_affine
-from saliencelab.lrp.rules import STABILIZER, Layer
+from saliencelab.lrp.rules import STABILIZER, Layer, RelevanceRule
 
 AVERAGES = frozenset(
     "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d sum mean".split()
@@ -92,8 +95,12 @@ def _per_channel(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.reshape(-1, *([1] * (like.ndim - 2))) if like.ndim > 2 else values
 
 
-class RelevanceMode(Interception):
+class RelevanceMode(AttentionRules, Interception):
     """While active, attaches LRP's relevance rules to every operation on input-dependent tensors.
+
+    A composite with ``attention=True`` adds the AttnLRP rules
+    (:mod:`saliencelab.lrp.attention`): softmax, products of activations, layer
+    and RMS norm, fused attention.
 
     Parameters
     ----------
@@ -131,6 +138,7 @@ class RelevanceMode(Interception):
             **dict.fromkeys(SCALINGS, self._in_place(self._scaled)),
             **dict.fromkeys(PASS_ON, self._pass_on),
             "batch_norm": self._batch_norm,
+            **(self.attention_rules() if composite.attention else {}),
         }
         super().__init__(rules, method=method, passes=PASSES, hint=HINT)
         self.composite = composite
@@ -146,7 +154,10 @@ class RelevanceMode(Interception):
     def dispatch(self, call: Call) -> Any:
         if self.merge is not None and (call.name in self.rules or call.name in self.passes):
             self.merge.observe(call)
-        return super().dispatch(call)
+        result = super().dispatch(call)
+        if self.composite.attention:
+            self.note_provenance(call, result)
+        return result
 
     @contextmanager
     def watching_layers(self) -> Iterator[None]:
@@ -165,6 +176,10 @@ class RelevanceMode(Interception):
     def _only_input_dependent(self, call: Call, tensors: tuple[Any, ...]) -> None:
         if any(isinstance(t, torch.Tensor) and self.depends(t) for t in tensors):
             raise call.unsupported("the weights depend on the input; LRP's rules need a layer with fixed weights")
+
+    def record_bias(self, tensor: torch.Tensor, bias: torch.Tensor | float) -> None:
+        """Under ``bias="ignore"``: ``bias`` is the constant added to ``tensor`` by the operation that made it."""
+        _set_bias(tensor, bias)
 
     def _stabilize(self, z: torch.Tensor) -> torch.Tensor:
         return z + torch.where(z >= 0, self.stabilizer, -self.stabilizer)
@@ -199,25 +214,42 @@ class RelevanceMode(Interception):
         """A dense layer or convolution: its rule from the composite."""
         x, weight, bias = call.args[0], call.argument(1, "weight"), call.argument(2, "bias")
         self._only_input_dependent(call, (weight, bias))
-        module = self.modules[-1] if self.modules else None
-        chosen = self.composite.rule_for(call.name, self.names.get(id(module)), module, self.position)
-        self.position += 1
         record = MergedLayer(call)  # the parameters the rule uses, merged with a batch norm if one reads the output
 
         def run(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
             return call.replaced(0, "input", t).replaced(1, "weight", w).replaced(2, "bias", b).genuine()
 
-        def propagate(t: torch.Tensor, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
-            w, b = record.parameters()
-            layer = Layer(run, w, b if self.absorb else None, tuple(t.shape), self.stabilizer)
-            return (chosen.relevance(t, out_relevance, layer),)
-
-        out = Propagate.apply(lambda t: call.replaced(0, "input", t).genuine(), propagate, x)
+        out = self._linear_map(call, x, lambda t: call.replaced(0, "input", t).genuine(), run, record.parameters)
         if self.merge is not None:
             self.merge.register(record, out)
         if not self.absorb and bias is not None:
             _set_bias(out, _per_channel(bias.detach(), out) if call.name in CONVOLUTIONS else bias.detach())
         return out
+
+    def _linear_map(
+        self,
+        call: Call,
+        x: torch.Tensor,
+        compute: Callable[[torch.Tensor], torch.Tensor],
+        run: Callable[[torch.Tensor, Any, Any], torch.Tensor],
+        parameters: Callable[[], tuple[Any, Any]],
+        chosen: RelevanceRule | None = None,
+    ) -> torch.Tensor:
+        """``compute(x)``, a linear map, whose relevance is by ``chosen`` or else the composite's rule.
+
+        The rule sees the layer ``run(t, weight, bias)`` with ``parameters()``, read when relevance flows back.
+        """
+        if chosen is None:
+            module = self.modules[-1] if self.modules else None
+            chosen = self.composite.rule_for(call.name, self.names.get(id(module)), module, self.position)
+            self.position += 1
+
+        def propagate(t: torch.Tensor, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
+            w, b = parameters()
+            layer = Layer(run, w, b if self.absorb else None, tuple(t.shape), self.stabilizer)
+            return (chosen.relevance(t, out_relevance, layer),)
+
+        return Propagate.apply(compute, propagate, x)
 
     def _average(self, call: Call) -> torch.Tensor:
         """Averages and sums: each input gets its share of its outputs' relevance (z_ij / z_j)."""

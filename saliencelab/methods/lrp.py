@@ -23,6 +23,7 @@ from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target, reported_target
+from saliencelab.lrp.attention import has_attention
 from saliencelab.lrp.composites import Composite, standard_composite
 from saliencelab.lrp.engine import RelevanceMode, module_names
 from saliencelab.lrp.rules import STABILIZER, ZBox, ZPlus, rule
@@ -50,9 +51,15 @@ class LRP(Method):
         A :class:`~saliencelab.lrp.Composite` (its rules: built in, or your own
         :class:`~saliencelab.lrp.RelevanceRule`) or the name of a standard one:
         ``epsilon_plus``, ``epsilon_alpha2_beta1``, ``epsilon_plus_flat``,
-        ``epsilon_alpha2_beta1_flat`` (they take ``epsilon``, the dense layers'
-        ε) and ``epsilon_gamma_box`` (``epsilon``, ``gamma`` and the bounds
-        ``low``/``high``). A composite that names layers by dotted name needs
+        ``epsilon_alpha2_beta1_flat``, ``transformer`` (they take ``epsilon``,
+        the dense layers' ε) and ``epsilon_gamma_box`` (``epsilon``, ``gamma``
+        and the bounds ``low``/``high``). ``transformer`` is AttnLRP (Achtibat
+        et al. 2024): it adds rules for softmax, products of two activations,
+        layer and RMS norm and fused attention (:mod:`saliencelab.lrp.attention`);
+        it is the default, when neither ``rule`` nor ``composite`` is given, for
+        a model with an attention module (``nn.MultiheadAttention`` or a module
+        class whose name contains "Attention"). The softmax rule does not
+        conserve relevance: ``.delta`` reports the gap. A composite that names layers by dotted name needs
         the model to be an ``nn.Module``; one keyed by module class also works
         on a function that calls modules (``lambda x: net(x)["logits"]``).
     bias:
@@ -93,9 +100,9 @@ class LRP(Method):
 
     name = "lrp"
     description = (
-        "Layer-wise relevance propagation: epsilon, z+, alpha-beta, gamma, z^B, flat, w^2 rules and composites"
+        "Layer-wise relevance propagation: epsilon, z+, alpha-beta, gamma, z^B, flat, w^2 rules, composites, AttnLRP"
     )
-    source = "Bach et al. 2015; Montavon et al. 2019"
+    source = "Bach et al. 2015; Montavon et al. 2019; Achtibat et al. 2024"
 
     def __init__(
         self,
@@ -125,6 +132,8 @@ class LRP(Method):
             raise ValueError(f"batch_norm must be one of {BATCH_NORMS}; got {batch_norm!r}")
         self.merge_batch_norm = batch_norm == "merge"
         options = {"epsilon": epsilon, "alpha": alpha, "beta": beta, "gamma": gamma, "low": low, "high": high}
+        if rule is None and composite is None and has_attention(model):
+            composite = "transformer"
         self.composite = chosen_composite(rule, composite, {k: v for k, v in options.items() if v is not None})
         if self.composite.dotted_names and not isinstance(model, torch.nn.Module):
             raise ValueError(
