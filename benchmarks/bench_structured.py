@@ -32,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -797,19 +798,27 @@ def reading(rows: list[Row], searches: list[Search]) -> list[str]:
     ]
 
 
-def section(s: Settings, rows: list[Row], searches: list[Search], at_start: dict[str, str], elapsed: float) -> str:
+def section(
+    s: Settings,
+    rows: list[Row],
+    searches: list[Search],
+    at_start: dict[str, str],
+    elapsed: float,
+    load: tuple[float, float],
+) -> str:
     """The section's Markdown."""
     lines = [
-        "# Several inputs, hidden layers and token ids (`bench_structured.py`)",
+        "## Several inputs, hidden layers and token ids: against their floor and against Captum",
         "",
     ]
     if s.quick:
         lines += ["**Quick smoke run (`--quick`): fewer steps, small inputs; not for comparison.**", ""]
     lines += [
-        "## Setup",
+        "### Setup",
         "",
         f"- Machine: {at_start['CPU']}; torch threads: {s.threads}. The machine is shared with other work while"
-        " this runs: ratios within a round are sturdier than absolute seconds.",
+        f" this runs (1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end): ratios within"
+        " a round are sturdier than absolute seconds.",
         f"- Software: {at_start['Software']}",
         f"- Date: {at_start['Date']}; run time {elapsed / 60:.1f} min",
         f"- Command: `{command_line()}`",
@@ -854,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
     s = parse_args(argv)
     torch.set_num_threads(s.threads)
     print(f"saliencelab from {Path(sl.__file__).parent}", flush=True)
-    began = time.perf_counter()
+    began, load_start = time.perf_counter(), os.getloadavg()[0]
     at_start = machine()
     searches: list[Search] = []
     todo = [*two_input_plans(s, searches), *layer_plans(s, searches), *text_plans(s, searches)]
@@ -871,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
             label: batch_sizes(plan.cell.info["counted"], call) for label, call in labels.items()
         }
     elapsed = time.perf_counter() - began
-    write_section(s.out, SECTION, section(s, rows, searches, at_start, elapsed))
+    write_section(s.out, SECTION, section(s, rows, searches, at_start, elapsed, (load_start, os.getloadavg()[0])))
     print(f"\n{table(rows)}\n")
     print("\n".join(reading(rows, searches)))
     print(f"wrote the {SECTION} section of {s.out} in {elapsed / 60:.1f} min")
