@@ -48,6 +48,10 @@ SCRIPTS = {
     "bench_perturbation": ("perturbation methods vs floor and Captum", ("captum",)),
     "bench_evaluate": ("evaluation metrics vs Quantus", ("quantus",)),
     "bench_scaling": ("IG against steps, image size, batch size; memory; passes to a completeness error", ("captum",)),
+    "bench_structured": (
+        "several inputs, forward arguments, layer and token-id attribution vs floor and Captum",
+        ("captum",),
+    ),
 }
 """Script -> (what it measures, modules it needs), in the order the runner runs them: ``bench_gradient``
 regenerates the whole file (keeping the other sections), so it goes first."""
@@ -61,6 +65,7 @@ INSTALL = {
     "bench_perturbation": "pip install -c constraints.txt captum",
     "bench_evaluate": "bash benchmarks/setup_bench_env.sh",
     "bench_scaling": "pip install -c constraints.txt captum",
+    "bench_structured": "pip install -c constraints.txt captum",
 }
 """How to get each script's peers into the runner's environment (see each script's section below)."""
 
