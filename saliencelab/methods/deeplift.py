@@ -25,6 +25,7 @@ from saliencelab.core.baselines import BaselineSpec, ReferenceSet, resolve_basel
 from saliencelab.core.registry import register
 from saliencelab.core.targets import Target
 from saliencelab.engine.difference import Difference, DifferenceMode, Settings, attach, difference_of, split
+from saliencelab.engine.difference.mode import Precision
 from saliencelab.errors import NonFiniteResultError
 from saliencelab.methods.path import _ReferenceMethod, _sum_features
 
@@ -127,12 +128,15 @@ class DeepLift(_ReferenceMethod):
         f_x = torch.zeros(n, dtype=inputs.dtype, device=inputs.device)
         classes = torch.full((n,), -1, dtype=torch.long, device=inputs.device)
         bound: list[Target] = []
+        precision = Precision(inputs.dtype)  # the model may run parts of itself in a coarser dtype
 
         def run(rows: slice) -> None:
             row = torch.arange(rows.start, rows.stop)
             sample, which = row // k, row % k
             x, ref = inputs[sample], refs.rows(sample, which)
-            multipliers, scores, chunk_target = self._finite_multipliers(x, ref, target.rows(sample), sample)
+            multipliers, scores, chunk_target = self._finite_multipliers(
+                x, ref, target.rows(sample), sample, precision
+            )
             values.index_add_(0, sample.to(values.device), self.combine(multipliers, x, ref) / k)
             f_x[sample] = scores.to(f_x.dtype)
             if chunk_target.classes is not None:
@@ -147,18 +151,23 @@ class DeepLift(_ReferenceMethod):
         delta = None
         if self.combine is contributions:
             delta = (_sum_features(values) - (f_x - f_refs)).abs()
-            _warn_if_inexact(delta, f_x - f_refs, f_x)
+            _warn_if_inexact(delta, f_x - f_refs, f_x, precision.eps)
         return Attribution(values, delta, self.name, resolved.public(), {"rule": self.rule, "references": k})
 
     def _finite_multipliers(
-        self, inputs: torch.Tensor, refs: torch.Tensor, target: Target, sample: torch.Tensor
+        self,
+        inputs: torch.Tensor,
+        refs: torch.Tensor,
+        target: Target,
+        sample: torch.Tensor,
+        precision: Precision | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, Target]:
         """:meth:`multipliers`, or a :class:`~saliencelab.NonFiniteResultError` naming the operation where one is
         NaN or Inf.
 
         ``sample`` is each row's sample index, for the message.
         """
-        multipliers, scores, bound = self.multipliers(inputs, refs, target, sample)
+        multipliers, scores, bound = self.multipliers(inputs, refs, target, sample, precision=precision)
         finite = torch.isfinite(multipliers.flatten(1)).all(dim=1)
         if bool(finite.all()):
             return multipliers, scores, bound
@@ -181,6 +190,7 @@ class DeepLift(_ReferenceMethod):
         samples: torch.Tensor | None = None,
         *,
         check_finite: bool = False,
+        precision: Precision | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, Target]:
         """DeepLIFT multipliers of each row's target score for ``inputs`` against ``refs`` (same shape).
 
@@ -190,7 +200,7 @@ class DeepLift(_ReferenceMethod):
         """
         threshold = self.threshold if self.threshold is not None else torch.finfo(inputs.dtype).eps ** 0.5
         settings = Settings(reveal_cancel=self.rule == "reveal_cancel", threshold=threshold)
-        mode = DifferenceMode(settings, method=self.name, check_finite=check_finite)
+        mode = DifferenceMode(settings, method=self.name, check_finite=check_finite, precision=precision)
         difference = (inputs - refs).detach().requires_grad_(True)
         start = attach(inputs.detach().clone(), Difference(refs.detach(), *split(difference, settings)))
         with torch.enable_grad():
@@ -234,12 +244,13 @@ def _require_finite(method: str, f_x: torch.Tensor, f_refs: torch.Tensor) -> Non
             raise NonFiniteResultError(f"{method}: {what} is NaN or Inf for samples {samples}; {hint}")
 
 
-def _warn_if_inexact(delta: torch.Tensor, change: torch.Tensor, f_x: torch.Tensor) -> None:
+def _warn_if_inexact(delta: torch.Tensor, change: torch.Tensor, f_x: torch.Tensor, eps: float) -> None:
     """Summation-to-delta is exact up to rounding; a larger gap means part of the model escaped the rules.
 
-    Written so that a NaN gap counts as inexact too (``NaN <= allowed`` is false).
+    ``eps`` is the machine epsilon of the coarsest dtype the differences passed through (a float64
+    model that runs its softmax in float32 is exact only to float32's rounding). Written so that a NaN
+    gap counts as inexact too (``NaN <= allowed`` is false).
     """
-    eps = torch.finfo(delta.dtype).eps
     allowed = 1e4 * eps * torch.maximum(change.abs(), f_x.abs().clamp(min=1.0))
     bad = (~(delta <= allowed)).nonzero().flatten()
     if len(bad):

@@ -312,8 +312,8 @@ def _attribute(kind: str, attn: str, **options):
 
     with warnings.catch_warnings():
         # LLaMA's RMS norm and eager softmax run in float32 inside a float64 model: the gap is float32's rounding,
-        # more than the float64 rounding the method's warning expects
-        warnings.filterwarnings("ignore", "deeplift: the contributions miss", UserWarning)
+        # which the method's check measures against float32's epsilon, so it raises no false alarm
+        warnings.filterwarnings("error", "deeplift: the contributions miss", UserWarning)
         a = sl.explain(
             logits,
             ids,
@@ -380,3 +380,23 @@ def test_sentence_embedding_with_mean_pooling_and_normalize():
         target=0,
     )
     assert (a.delta < 1e-12).all() and (a.values.sum((1, 2)).abs() > 1e-4).all()
+
+
+def test_the_inexactness_check_measures_rounding_in_the_coarsest_dtype_the_model_used():
+    """A float64 model that runs a softmax in float32 is exact to float32's rounding: no false alarm, but a real
+    gap (a .detach() in the model) still warns."""
+
+    def softmax_in_float32(x: torch.Tensor) -> torch.Tensor:
+        return (x.float().softmax(dim=1).double() * torch.arange(1.0, 5.0, dtype=torch.float64)).sum(1, keepdim=True)
+
+    x, ref = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "deeplift: the contributions miss", UserWarning)
+        a = sl.explain(softmax_in_float32, x, method="deeplift", baseline=ref)
+    assert a.delta.max() < 1e-5  # float32's rounding, not float64's
+
+    def cut(x: torch.Tensor) -> torch.Tensor:
+        return softmax_in_float32(x) + x[:, :1].detach() * 3
+
+    with pytest.warns(UserWarning, match="contributions miss"):
+        sl.explain(cut, x, method="deeplift", baseline=ref)

@@ -538,7 +538,7 @@ def test_inexactness_check_counts_nan_as_inexact():
 
     nan = torch.tensor([float("nan"), 0.0])
     with pytest.warns(UserWarning, match=r"samples \[0\]"):
-        _warn_if_inexact(nan, torch.ones(2), torch.ones(2))
+        _warn_if_inexact(nan, torch.ones(2), torch.ones(2), torch.finfo(torch.float32).eps)
 
 
 def _bn_net() -> nn.Module:

@@ -14,6 +14,27 @@ from saliencelab.engine.intercept import Interception, tensors_in
 from saliencelab.errors import NonFiniteResultError
 
 
+class Precision:
+    """The coarsest floating dtype any difference passed through: a model may cast parts of itself to float32.
+
+    Example
+    -------
+    >>> seen = Precision(torch.float64)
+    >>> seen.saw(torch.ones(1, dtype=torch.float32))  # no difference attached: not counted
+    >>> seen.eps == torch.finfo(torch.float64).eps
+    True
+    """
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.eps = torch.finfo(dtype).eps
+
+    def saw(self, result: Any) -> None:
+        """Count the dtypes of the tensors in ``result`` that carry a difference."""
+        for tensor in tensors_in(result):
+            if tensor.is_floating_point() and difference_of(tensor) is not None:
+                self.eps = max(self.eps, torch.finfo(tensor.dtype).eps)
+
+
 class DifferenceMode(Interception):
     """While active, every operation on a tensor that carries a difference propagates it.
 
@@ -52,7 +73,9 @@ class DifferenceMode(Interception):
     (tensor([[0.]]), tensor([[4.]]))
     """
 
-    def __init__(self, settings: Settings, *, method: str, check_finite: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, method: str, check_finite: bool = False, precision: Precision | None = None
+    ) -> None:
         super().__init__(
             DIFFERENCE_RULES,
             method=method,
@@ -61,6 +84,7 @@ class DifferenceMode(Interception):
         )
         self.settings = settings
         self.check_finite = check_finite
+        self.precision = precision
 
     def depends(self, tensor: torch.Tensor) -> bool:
         return difference_of(tensor) is not None
@@ -80,6 +104,8 @@ class DifferenceMode(Interception):
                 result = self._propagate(call)
         if self.check_finite:
             self._require_finite(call.name, result)
+        if self.precision is not None:
+            self.precision.saw(result)
         return result
 
     def _propagate(self, call: DifferenceCall) -> Any:
