@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, Call, OpRule, Propagate
-from saliencelab.lrp.decompositions import MULTI_HEAD_UNSUPPORTED, attention_decomposed, multi_head_decomposed
+from saliencelab.engine.attention import MULTI_HEAD_UNSUPPORTED, attention_decomposed, multi_head_decomposed
 from saliencelab.lrp.rules import Epsilon
 
 NORMALISER = "_saliencelab_normaliser"
@@ -287,7 +287,7 @@ class AttentionRules:
             return attention_decomposed(**bound)
 
     def _multi_head_attention(self, call: Call) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``nn.MultiheadAttention``, run decomposed (:func:`~saliencelab.lrp.decompositions.multi_head_decomposed`)."""
+        """``nn.MultiheadAttention``, run decomposed (:func:`~saliencelab.engine.attention.multi_head_decomposed`)."""
         bound = inspect.signature(F.multi_head_attention_forward).bind(*call.args, **call.kwargs)
         bound.apply_defaults()
         options = bound.arguments

@@ -400,3 +400,27 @@ def test_the_inexactness_check_measures_rounding_in_the_coarsest_dtype_the_model
 
     with pytest.warns(UserWarning, match="contributions miss"):
         sl.explain(cut, x, method="deeplift", baseline=ref)
+
+
+def test_a_causal_mask_with_more_keys_than_queries_is_torchs_top_left_one():
+    """LRP's written-out attention aligned the causal mask bottom-right (wrong by up to 1.08 here); DeepLIFT's and
+    LRP's now share one definition, equal to the fused kernel."""
+    from saliencelab.engine.attention import attention_decomposed
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, n, 4, dtype=torch.float64, generator=g) for n in (3, 5, 5))
+    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.allclose(attention_decomposed(q, k, v, is_causal=True), fused, atol=1e-12)
+
+
+def test_deeplift_is_exact_through_torchs_own_transformer_encoder():
+    """nn.MultiheadAttention calls F.multi_head_attention_forward, now written out for DeepLIFT too."""
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True, dropout=0.0)
+    encoder = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval().double()
+    head = torch.nn.Linear(16, 3).double()
+    x, ref = torch.randn(2, 5, 16, dtype=torch.float64), torch.randn(2, 5, 16, dtype=torch.float64)
+    a = sl.explain(lambda h: head(encoder(h).mean(1)), x, method="deeplift", target=1, baseline=ref)
+    assert a.delta.max() < 1e-10
+    lrp = sl.explain(lambda h: head(encoder(h).mean(1)), x, method="lrp", target=1, composite="transformer")
+    assert torch.isfinite(lrp.values).all()

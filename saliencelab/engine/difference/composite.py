@@ -20,10 +20,14 @@ True
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+
+from saliencelab.engine.attention import MULTI_HEAD_UNSUPPORTED, attention_weights, grouped, multi_head_decomposed
 
 
 class Refused(Exception):
@@ -160,31 +164,32 @@ def scaled_dot_product_attention(
     scale: float | None = None,
     enable_gqa: bool = False,
 ) -> torch.Tensor:
-    """``F.scaled_dot_product_attention`` in operations that have difference rules.
+    """``F.scaled_dot_product_attention`` in operations with difference rules (:mod:`saliencelab.engine.attention`).
 
     Attention dropout (``dropout_p > 0``) is a dropout in training mode, which the
     difference mode refuses as random.
     """
-    if enable_gqa and key.shape[-3] != query.shape[-3]:
-        repeats = query.shape[-3] // key.shape[-3]
-        key, value = key.repeat_interleave(repeats, dim=-3), value.repeat_interleave(repeats, dim=-3)
-    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
-    logits = query @ key.transpose(-2, -1) * scale
-    if is_causal:
-        rows, cols = query.shape[-2], key.shape[-2]
-        attn_mask = torch.ones(rows, cols, dtype=torch.bool, device=query.device).tril()
-    if attn_mask is None:
-        weights = torch.softmax(logits, dim=-1)
-    else:
-        if attn_mask.dtype == torch.bool:
-            logits, dead = logits.masked_fill(~attn_mask, float("-inf")), ~attn_mask.any(dim=-1, keepdim=True)
-        else:
-            logits, dead = logits + attn_mask, torch.isneginf(attn_mask).all(dim=-1, keepdim=True)
-        # a query that may attend to nothing gets zero weights, as torch gives, and no NaN on the way
-        weights = torch.softmax(logits.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
+    key, value = grouped(query, key, value, enable_gqa)
+    weights = attention_weights(query, key, attn_mask, is_causal, scale)
     if dropout_p:
         weights = torch.nn.functional.dropout(weights, dropout_p, training=True)
     return weights @ value
+
+
+def multi_head_attention_forward(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``nn.MultiheadAttention``'s functional form, written out (:mod:`saliencelab.engine.attention`).
+
+    Its attention dropout in training mode and the options it does not write out are refused.
+    """
+    bound = inspect.signature(multi_head_decomposed).bind(*args, **kwargs)
+    bound.apply_defaults()
+    options = bound.arguments
+    used = [name for name in MULTI_HEAD_UNSUPPORTED if options[name] is not None and options[name] is not False]
+    if used:
+        raise Refused(f"nn.MultiheadAttention with {', '.join(used)} is not written out; leave them unset")
+    if options["dropout_p"] and options["training"]:
+        raise Refused("attention dropout in training mode is random: put the model in eval mode (model.eval())")
+    return multi_head_decomposed(**options)
 
 
 DECOMPOSITIONS: dict[str, Callable[..., torch.Tensor]] = {
@@ -197,5 +202,6 @@ DECOMPOSITIONS: dict[str, Callable[..., torch.Tensor]] = {
     "layer_norm": layer_norm,
     "group_norm": group_norm,
     "scaled_dot_product_attention": scaled_dot_product_attention,
+    "multi_head_attention_forward": multi_head_attention_forward,
 }
 """Canonical operation name -> its definition in operations with rules."""

@@ -1,9 +1,12 @@
-"""Fused attention operations written out as the steps that LRP's rules know.
+"""Fused attention written out as the steps every interception has rules for: one definition for all of them.
 
-Run under the relevance mode, each step (the dense projections, ``q kᵀ``, the
-scaling, the mask, the softmax, ``A v``) goes through its own rule
-(:mod:`saliencelab.lrp.attention`). Dropout is left out: the rules refuse
-attention dropout (the model must be in eval mode).
+Run under an interception (DeepLIFT's differences, LRP's relevance), each step
+(the dense projections, ``q kᵀ``, the scaling, the mask, the softmax, ``A v``)
+goes through that method's own rule. The masks follow torch's
+``F.scaled_dot_product_attention``: a boolean mask keeps its ``True`` entries,
+a float one is added, ``is_causal`` keeps the keys up to each query's own
+position counted from the first (top-left, also when there are more keys than
+queries), and a query left with no key gets zero weights, not NaN.
 
 Example
 -------
@@ -30,10 +33,7 @@ def attention_weights(
     is_causal: bool = False,
     scale: float | None = None,
 ) -> torch.Tensor:
-    """``softmax(q kᵀ · scale + mask)``, SDPA's masks: a boolean mask keeps its ``True`` entries, a float one is added.
-
-    ``is_causal`` keeps each query's keys up to its own position; a query left
-    with no key gets zero weights (the fused kernel's zeros, not NaN).
+    """``softmax(q kᵀ · scale + mask)`` with SDPA's masks (see the module notes).
 
     Example
     -------
@@ -41,12 +41,15 @@ def attention_weights(
     >>> attention_weights(q, q, is_causal=True)
     tensor([[[1.0000, 0.0000],
              [0.5000, 0.5000]]])
+    >>> attention_weights(q, torch.ones(1, 3, 3), is_causal=True)  # top-left, as torch: query 0 sees key 0
+    tensor([[[1.0000, 0.0000, 0.0000],
+             [0.5000, 0.5000, 0.0000]]])
     """
     factor = query.shape[-1] ** -0.5 if scale is None else scale
     scores = torch.matmul(query, key.transpose(-2, -1)) * factor
     allowed = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool, device=query.device)
     if is_causal:
-        allowed = allowed.tril(key.shape[-2] - query.shape[-2])
+        allowed = allowed.tril()
     if attn_mask is not None and attn_mask.dtype == torch.bool:
         allowed = allowed & attn_mask
     elif attn_mask is not None:
@@ -75,10 +78,25 @@ def attention_decomposed(
     >>> torch.allclose(attention_decomposed(q, k[:, :2], v[:, :2], mask, enable_gqa=True), fused)
     True
     """
+    key, value = grouped(query, key, value, enable_gqa)
+    return torch.matmul(attention_weights(query, key, attn_mask, is_causal, scale), value)
+
+
+def grouped(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, enable_gqa: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values repeated to the queries' heads for grouped-query attention (``enable_gqa``).
+
+    Example
+    -------
+    >>> k, v = grouped(torch.ones(1, 4, 2, 3), torch.ones(1, 2, 2, 3), torch.ones(1, 2, 2, 3), True)
+    >>> k.shape
+    torch.Size([1, 4, 2, 3])
+    """
     if enable_gqa and key.shape[-3] != query.shape[-3]:
         repeats = query.shape[-3] // key.shape[-3]
         key, value = key.repeat_interleave(repeats, -3), value.repeat_interleave(repeats, -3)
-    return torch.matmul(attention_weights(query, key, attn_mask, is_causal, scale), value)
+    return key, value
 
 
 def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
