@@ -1,10 +1,12 @@
 """The transformer conformance matrix (``benchmarks/conformance_matrix.py``) on four architectures × all methods.
 
 Every cell must hold its property or raise a named saliencelab error; the only cells allowed to violate their
-property are the two measured and documented in ``docs/transformer-conformance.md`` for LLaMA: Integrated
-Gradients at 64 steps misses completeness by 89% (its RMS-normalised path is far from smooth: 256 steps bring it
-to 1.5e-4) and DeepLIFT's summation-to-delta is 2e-6, above 1e-6, with the RMS norm run in float32 inside the
-float64 model. The test pins that set exactly, so a new violation and a fixed one both fail it.
+property are the two measured and explained in ``docs/transformer-conformance.md`` for Gemma: Integrated
+Gradients at 64 steps misses completeness by 160% (its RMS-normalised path is far from smooth; ``tolerance=1e-2``
+meets the bound) and DeepLIFT's summation-to-delta is 9.5e-6, above 1e-6, because the RMS norm runs in float32
+inside the float64 model. Gemma rather than LLaMA stands for the RMS-norm decoders here: LLaMA's 2.0e-6 is too
+close to the bound for float32 rounding on another CPU to be sure to stay above it. The test pins the set of
+violated cells exactly, so a new violation and a fixed one both fail it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 pytest.importorskip("transformers")
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "conformance_matrix.py"
-SUBSET = ["BERT", "GPT-2", "LLaMA", "Phi"]
-KNOWN_VIOLATIONS = {("LLaMA", "integrated_gradients"), ("LLaMA", "deeplift")}
+SUBSET = ["BERT", "GPT-2", "Gemma", "Phi"]
+KNOWN_VIOLATIONS = {("Gemma", "integrated_gradients"), ("Gemma", "deeplift")}
 
 
 @cache
