@@ -17,8 +17,8 @@ the methods' ``delta``, against ``f(x) - f(reference)`` computed by that swap:
   feature, sampling noise of up to 11% of the largest attribution, GPT-NeoX, instead of 0);
 - integrated_gradients (64 steps): completeness error / |f(x) - f(reference)| ≤ 1e-2;
 - deeplift: summation-to-delta, |Σ attributions - (f(x) - f(reference))| ≤ 1e-6;
-- lrp (the AttnLRP "transformer" composite): Σ relevance / target logit is reported, not bounded — the softmax
-  rule is not conservative (Achtibat et al. 2024).
+- lrp (the AttnLRP "transformer" composite): Σ relevance and the target logit are reported side by side, with
+  their ratio, not bounded — the softmax rule is not conservative (Achtibat et al. 2024).
 
 Run ``python benchmarks/conformance_matrix.py`` to print the matrix, ``--write docs/transformer-conformance.md``
 to write the document.
@@ -185,8 +185,10 @@ def _judge(method: str, a: sl.Attribution, model: Logits, ids: torch.Tensor, mas
     elif method == "lrp":
         with torch.no_grad():
             logits = model(ids, mask)[:, 1]
-        ratio = values.flatten(1).sum(1) / logits
-        measured = "ΣR/logit " + ", ".join(f"{r:.3g}" for r in ratio.tolist())
+        sums = values.flatten(1).sum(1).tolist()
+        measured = "ΣR vs logit " + ", ".join(
+            f"{r:.3g} vs {z:.3g} (ratio {r / z:.3g})" for r, z in zip(sums, logits.tolist(), strict=True)
+        )
     else:
         measured = f"max abs {values.abs().max().item():.1e}, untouched {leak:.0e}" if finite else "non-finite"
     if problems:
