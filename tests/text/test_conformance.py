@@ -1,0 +1,86 @@
+"""The transformer conformance matrix (``benchmarks/conformance_matrix.py``) on four architectures × all methods.
+
+With the special token kept in the reference (the setup of ``saliencelab.text``), every cell must hold its
+property or raise a named saliencelab error. Without a special token, with every position referenced to the pad
+id, the RMS-norm decoders violate two properties, measured and explained in ``docs/transformer-conformance.md``:
+on Gemma, Integrated Gradients at 64 steps misses completeness by 160% (``tolerance=1e-2`` meets the bound) and
+DeepLIFT's summation-to-delta is 9.5e-6, above 1e-6, because the RMS norm runs in float32 inside the float64
+model. Gemma rather than LLaMA stands for them: LLaMA's 2.0e-6 is too close to the bound for float32 rounding on
+another CPU to be sure to stay above it. That test pins the set of violated cells exactly, so a new violation
+and a fixed one both fail it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+pytest.importorskip("transformers")
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "conformance_matrix.py"
+SUBSET = ["BERT", "GPT-2", "Gemma", "Phi"]
+
+
+@cache
+def _script():
+    """The script as a module (registered in ``sys.modules``, which its dataclass needs)."""
+    spec = importlib.util.spec_from_file_location("conformance_matrix", SCRIPT)
+    module = sys.modules.setdefault("conformance_matrix", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    return module
+
+
+def _verdicts(rows):
+    return {(name, method): cell for name, cells in rows.items() for method, cell in cells.items()}
+
+
+def _unexpected(verdicts):
+    allowed = {"holds", "VIOLATED", *(error.__name__ for error in _script().NAMED_ERRORS)}
+    return {key: cell.text for key, cell in verdicts.items() if cell.verdict not in allowed}
+
+
+def test_every_cell_holds_or_raises_a_named_error():
+    verdicts = _verdicts(_script().matrix(SUBSET))
+    assert len(verdicts) == len(SUBSET) * len(_script().METHODS)
+    assert not _unexpected(verdicts)
+    assert not {key: cell.text for key, cell in verdicts.items() if cell.verdict == "VIOLATED"}
+
+
+def test_without_a_special_token_gemma_violates_exactly_the_documented_cells():
+    verdicts = _verdicts(_script().matrix(["Gemma"], special=False))
+    assert not _unexpected(verdicts)
+    violated = {key for key, cell in verdicts.items() if cell.verdict == "VIOLATED"}
+    assert violated == {("Gemma", "integrated_gradients"), ("Gemma", "deeplift")}, {
+        key: verdicts[key].text for key in violated
+    }
+
+
+def test_a_property_that_fails_is_reported_as_violated():
+    """The judge is not vacuous: an attribution whose sum misses the gap is VIOLATED, and so is one that gives
+    a padded position, or the special token in a method with a reference, anything."""
+    import torch
+
+    import saliencelab as sl
+
+    script = _script()
+    model, (ids, mask) = script.build("BERT"), script.batch()
+    exact = torch.zeros(2, script.LENGTH, 32, dtype=torch.float64)
+    exact[:, 1, 0] = script.embedding_gap(model, ids, mask)
+
+    def verdict(method, values):
+        a = sl.Attribution(values, torch.zeros(2, dtype=torch.float64), method, torch.ones(2, dtype=torch.long))
+        return script._judge(method, a, model, ids, mask).verdict
+
+    assert verdict("deeplift", exact) == "holds"
+    assert verdict("deeplift", exact * 1.1) == "VIOLATED"
+    padded, special = exact.clone(), exact.clone()
+    padded[1, -1, 0] = 1e-6
+    special[:, 0, 0], special[:, 1, 0] = 1e-3, exact[:, 1, 0] - 1e-3  # the sum still matches the gap
+    assert verdict("gradient", padded) == "VIOLATED"
+    assert verdict("deeplift", special) == "VIOLATED" and verdict("gradient", special) == "holds"
