@@ -13,6 +13,9 @@ from saliencelab.engine.difference.table import DIFFERENCE_RULES
 from saliencelab.engine.intercept import Interception, tensors_in
 from saliencelab.errors import NonFiniteResultError
 
+CASTS = frozenset("to float half bfloat16 type type_as".split())
+"""The operations that can convert a difference to a coarser dtype (besides a ``dtype=`` argument)."""
+
 
 class Precision:
     """The coarsest floating dtype any difference passed through: a model may cast parts of itself to float32.
@@ -104,8 +107,8 @@ class DifferenceMode(Interception):
                 result = self._propagate(call)
         if self.check_finite:
             self._require_finite(call.name, result)
-        if self.precision is not None:
-            self.precision.saw(result)
+        if self.precision is not None and (call.name in CASTS or call.kwargs.get("dtype") is not None):
+            self.precision.saw(result)  # only a cast can lower the precision: mixed dtypes promote upwards
         return result
 
     def _propagate(self, call: DifferenceCall) -> Any:
