@@ -39,14 +39,20 @@ def progress_bar(description: str, total: int, progress: bool | None = None) -> 
     ...     advance(1)
     """
     if _SHOWING.get():
-        yield lambda rows: None
+        yield _ignore
         return
     forced = progress is True
-    shown = forced or (progress is None and sys.stderr.isatty())
-    bar = tqdm(total=total, desc=description, unit="row", leave=False, disable=not shown, delay=0 if forced else DELAY)
+    if not (forced or (progress is None and sys.stderr.isatty())):
+        yield _ignore  # no bar is built: this runs on every call of every method
+        return
+    bar = tqdm(total=total, desc=description, unit="row", leave=False, delay=0 if forced else DELAY)
     token = _SHOWING.set(True)
     try:
         yield bar.update
     finally:
         _SHOWING.reset(token)
         bar.close()
+
+
+def _ignore(rows: int) -> None:
+    """Advance no bar."""
