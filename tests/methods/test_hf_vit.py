@@ -61,4 +61,7 @@ def test_lrp_and_deeplift_run_through_hugging_faces_vit_attention(vit):
     deeplift = sl.explain(vit, x, method="deeplift", target=1)
     assert deeplift.delta.max() < 1e-10  # exact through attention, layer norm and GELU
     lrp = sl.explain(vit, x, method="lrp", target=1)  # the transformer composite: the model has attention modules
-    assert lrp.values.shape == x.shape and torch.isfinite(lrp.values).all()
+    explicit = sl.explain(vit, x, method="lrp", target=1, composite="transformer")
+    assert torch.equal(lrp.values, explicit.values) and lrp.values.abs().sum() > 0
+    with pytest.raises(sl.UnsupportedOperationError, match="layer_norm"):  # the plain ε rule has none for it
+        sl.explain(vit, x, method="lrp", target=1, rule="epsilon")
