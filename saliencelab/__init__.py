@@ -9,7 +9,7 @@ Example
 torch.Size([2, 4])
 """
 
-from saliencelab import evaluate, genomics, lrp, methods, text, zoo
+from saliencelab import lrp, methods
 from saliencelab.api import available_methods, explain
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import References, references
@@ -43,9 +43,13 @@ __all__ = [
 ]
 
 
+_LAZY_MODULES = ("evaluate", "genomics", "report", "text", "viz", "zoo")
+"""Subpackages imported on first use (pandas, scipy, matplotlib, safetensors), keeping ``import saliencelab`` light."""
+
+
 def __getattr__(name: str):
-    """Import ``saliencelab.viz`` and ``saliencelab.report`` (matplotlib) on first use, keeping the import light."""
-    if name in ("viz", "report"):
+    """Import the subpackages of :data:`_LAZY_MODULES` on first use."""
+    if name in _LAZY_MODULES:
         import importlib
 
         return importlib.import_module(f"saliencelab.{name}")

@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from tqdm.auto import tqdm
-
 DELAY = 2.0
 """Seconds before an automatic bar appears: a call that finishes sooner shows none."""
 
@@ -45,6 +43,8 @@ def progress_bar(description: str, total: int, progress: bool | None = None) -> 
     if not (forced or (progress is None and sys.stderr.isatty())):
         yield _ignore  # no bar is built: this runs on every call of every method
         return
+    from tqdm.auto import tqdm  # imported when a bar is drawn: most calls draw none
+
     bar = tqdm(total=total, desc=description, unit="row", leave=False, delay=0 if forced else DELAY)
     token = _SHOWING.set(True)
     try:

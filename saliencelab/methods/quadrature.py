@@ -17,7 +17,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from scipy.special import eval_legendre
 
 from saliencelab.core.validation import check_count
 
@@ -108,6 +107,7 @@ def _newton(theta: np.ndarray, ratio) -> np.ndarray:
 
 def _edge_nodes(n: int, guess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nodes near x = 1 from P_n and P_{n−1} by recurrence (O(n) each; few nodes), and their weights."""
+    from scipy.special import eval_legendre  # scipy.special costs a quarter second to import: only when needed
 
     def ratio(theta: np.ndarray) -> np.ndarray:
         x = np.cos(theta)

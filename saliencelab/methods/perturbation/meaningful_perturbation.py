@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
@@ -279,6 +278,8 @@ class MeaningfulPerturbation(PerturbationMethod):
             if step_noise is not None:
                 perturbed = perturbed + sigma * step_noise
             return target_score(self.forward(perturbed, torch.arange(perturbed.shape[0])), target, score_name)
+
+        from tqdm.auto import tqdm  # imported when the method runs, keeping ``import saliencelab`` light
 
         bar = tqdm(
             range(self.steps),
