@@ -31,6 +31,7 @@ __all__ = [
     "available_methods",
     "explain",
     "evaluate",
+    "explore",
     "genomics",
     "lrp",
     "methods",
@@ -44,8 +45,8 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """Import ``saliencelab.viz`` and ``saliencelab.report`` (matplotlib) on first use, keeping the import light."""
-    if name in ("viz", "report"):
+    """Import ``viz``, ``report`` (matplotlib) and ``explore`` (callable: ``sl.explore(run)``) on first use."""
+    if name in ("viz", "report", "explore"):
         import importlib
 
         return importlib.import_module(f"saliencelab.{name}")
