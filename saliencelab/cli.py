@@ -325,7 +325,7 @@ def explore(
     serves until Ctrl-C. Nothing is fetched from elsewhere. --export DIR writes
     the same pages as a folder to open from disk or share.
     """
-    from saliencelab import io, load_run
+    from saliencelab import io
     from saliencelab.explore import explore as serve
     from saliencelab.explore.export import export as write_static
     from saliencelab.io.errors import OutputError
@@ -333,6 +333,8 @@ def explore(
     with _user_errors():
         if export is not None and io.check_output_folder(export, "--export").exists() and any(export.iterdir()):
             raise OutputError(f"--export {export} is not empty; give a new or empty folder")
+    from saliencelab import load_run
+
     loaded = load_run(run)
     if export is not None:
         typer.echo(f"explorer: {write_static(loaded, export, limit=limit) / 'index.html'}")
