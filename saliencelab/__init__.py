@@ -31,6 +31,7 @@ __all__ = [
     "available_methods",
     "explain",
     "evaluate",
+    "explore",
     "genomics",
     "lrp",
     "methods",
@@ -43,8 +44,8 @@ __all__ = [
 ]
 
 
-_LAZY_MODULES = ("evaluate", "genomics", "report", "text", "viz", "zoo")
-"""Subpackages imported on first use (pandas, scipy, matplotlib, safetensors), keeping ``import saliencelab`` light."""
+_LAZY_MODULES = ("evaluate", "explore", "genomics", "report", "text", "viz", "zoo")
+"""Subpackages imported on first use, keeping ``import saliencelab`` light (``sl.explore(run)`` is callable)."""
 
 
 def __getattr__(name: str):

@@ -1,4 +1,4 @@
-"""The command line: ``saliencelab explain``, ``sanity``, ``axioms``, ``methods``, ``demo``.
+"""The command line: ``saliencelab explain``, ``sanity``, ``axioms``, ``methods``, ``demo``, ``explore``.
 
 Thin: it parses arguments, calls the library (:mod:`saliencelab.io` for files)
 and prints. A user's mistake ends with one ``error: ...`` line on stderr, no
@@ -305,6 +305,41 @@ def demo(
         numbers = f"{row['seconds']:>9.3f}{row['deletion AUC']:>14.3f}{row['random deletion AUC']:>8.3f}"
         typer.echo(f"{row['data set']:<14}{row['method']:<25}{numbers}  {row['checks']}")
     typer.echo(f"report: {Path(out) / 'index.html'}")
+
+
+@app.command()
+def explore(
+    run: str = typer.Argument(..., metavar="RUN", help="The run store (what sl.run wrote, e.g. run.zarr)."),
+    port: int = typer.Option(None, "--port", min=1, max=65535, help="The port (default: a free one)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="The address to listen on; anything but loopback lets other machines read the run."
+    ),
+    export: Path = typer.Option(
+        None, "--export", metavar="DIR", help="Write the pages as a static folder instead of serving them."
+    ),
+    limit: int = typer.Option(200, "--limit", min=1, help="With --export: how many samples (the first ones) to write."),
+) -> None:
+    """Explore a data-set run in the browser: a local page with the sample grid, samples, methods and SpRAy.
+
+    Prints the address (127.0.0.1 and a free port unless told otherwise) and
+    serves until Ctrl-C. Nothing is fetched from elsewhere. --export DIR writes
+    the same pages as a folder to open from disk or share.
+    """
+    from saliencelab import io
+    from saliencelab.explore import explore as serve
+    from saliencelab.explore.export import export as write_static
+    from saliencelab.io.errors import OutputError
+
+    with _user_errors():
+        if export is not None and io.check_output_folder(export, "--export").exists() and any(export.iterdir()):
+            raise OutputError(f"--export {export} is not empty; give a new or empty folder")
+    from saliencelab import load_run
+
+    loaded = load_run(run)
+    if export is not None:
+        typer.echo(f"explorer: {write_static(loaded, export, limit=limit) / 'index.html'}")
+        return
+    serve(loaded, port, host=host).wait()
 
 
 @app.command()

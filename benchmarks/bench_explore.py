@@ -1,0 +1,130 @@
+"""First paint and server memory of the explorer on a made-up 10,000-sample run (a benchmark, not a test).
+
+A child process builds a synthetic run (28 x 28 images, three methods; inputs
+and maps memory-mapped from ``.npy`` files, read lazily as from a store) and
+serves it; Playwright drives Debian's Chromium. Measured per run size:
+
+- first paint and first contentful paint of the grid (``performance.getEntriesByType('paint')``),
+  and the time from navigation until the grid's first page is in the document (its tiles still loading);
+- the server's anonymous resident memory (RssAnon, its heap; the memory-mapped
+  arrays it reads are file pages the kernel may drop) after start, after the first page, and
+  after browsing (five grid pages, twenty samples with neighbours, the method
+  page, every SpRAy class).
+
+Run: ``python benchmarks/bench_explore.py [--sizes 1000 10000] [--repeats 3] [--screenshots docs/explorer]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+SERVE = """
+import sys, time
+from saliencelab.explore import explore
+from saliencelab.explore.synthetic import synthetic_run
+run = synthetic_run(int(sys.argv[1]), side=28, folder=sys.argv[2])
+running = explore(run, quiet=True)
+print(running.url, flush=True)
+running.wait()
+"""
+
+
+def rss_mib(pid: int) -> float:
+    """The process's anonymous resident memory (RssAnon: its heap, not the memory-mapped maps it read)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no RssAnon")
+
+
+def ready(page, route: str, *, tiles: bool = True) -> None:
+    page.wait_for_selector(f'body[data-ready="{route}"]', state="attached")
+    if tiles:
+        page.wait_for_load_state("networkidle")
+
+
+def measure(size: int, repeats: int, shots: Path | None) -> dict[str, float]:
+    folder = tempfile.mkdtemp(prefix="bench-explore-")
+    root = Path(__file__).resolve().parents[1]
+    child = subprocess.Popen([sys.executable, "-c", SERVE, str(size), folder], stdout=subprocess.PIPE, text=True,
+                             cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    try:
+        url = child.stdout.readline().strip()
+        found: dict[str, list[float]] = {"first_paint_ms": [], "first_contentful_paint_ms": [], "grid_drawn_ms": []}
+        memory = {"rss_start_mib": rss_mib(child.pid)}
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=shutil.which("chromium"))
+            for repeat in range(repeats):
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                start = time.perf_counter()
+                page.goto(url + "#/")
+                ready(page, "#/", tiles=False)
+                drawn = (time.perf_counter() - start) * 1000
+                ready(page, "#/")
+                paints = {e["name"]: e["startTime"] for e in page.evaluate(
+                    "() => performance.getEntriesByType('paint').map(e => ({name: e.name, startTime: e.startTime}))")}
+                found["first_paint_ms"].append(paints.get("first-paint", float("nan")))
+                found["first_contentful_paint_ms"].append(paints.get("first-contentful-paint", float("nan")))
+                found["grid_drawn_ms"].append(drawn)
+                if repeat == 0:
+                    memory["rss_first_page_mib"] = rss_mib(child.pid)
+                    if shots is not None:
+                        page.screenshot(path=shots / "grid.png")
+                page.close()
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            for number in range(5):
+                route = f"#/?sort=gradient.deletion_auc&order=desc&page={number}"
+                page.goto(url + route)
+                ready(page, route)
+            for index in range(0, size, max(1, size // 20)):
+                page.goto(url + f"#/sample/{index}")
+                ready(page, f"#/sample/{index}")
+            if shots is not None:
+                page.screenshot(path=shots / "sample.png", full_page=True)
+            page.goto(url + "#/methods")
+            ready(page, "#/methods")
+            if shots is not None:
+                page.screenshot(path=shots / "methods.png", full_page=True)
+            for key in range(3):
+                page.goto(url + f"#/spray/{key}")
+                ready(page, f"#/spray/{key}")
+            if shots is not None:
+                page.screenshot(path=shots / "spray.png", full_page=True)
+            memory["rss_after_browsing_mib"] = rss_mib(child.pid)
+            browser.close()
+        return {**{k: statistics.median(v) for k, v in found.items()}, **memory}
+    finally:
+        child.terminate()
+        child.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--screenshots", type=Path, default=None, help="Save screenshots of the views here.")
+    args = parser.parse_args()
+    if args.screenshots is not None:
+        args.screenshots.mkdir(parents=True, exist_ok=True)
+    print(f"{'samples':>8} {'first paint':>12} {'FCP':>8} {'grid drawn':>11} {'RSS start':>10} {'first page':>11} "
+          f"{'browsed':>8}  (ms, median of {args.repeats}; MiB)")  # fmt: skip
+    for size in args.sizes:
+        shots = args.screenshots if size == args.sizes[-1] else None
+        r = measure(size, args.repeats, shots)
+        times = f"{r['first_paint_ms']:>12.0f} {r['first_contentful_paint_ms']:>8.0f} {r['grid_drawn_ms']:>11.0f}"
+        memory = f"{r['rss_start_mib']:>10.0f} {r['rss_first_page_mib']:>11.0f} {r['rss_after_browsing_mib']:>8.0f}"
+        print(f"{size:>8} {times} {memory}")
+
+
+if __name__ == "__main__":
+    main()
