@@ -558,22 +558,28 @@ def analyse_run(
 def _summaries(
     arrays: Mapping[str, Any], indices: np.ndarray, labels: np.ndarray, grid: int
 ) -> tuple[np.ndarray, dict[int, dict[str, np.ndarray]]]:
-    """Summaries (N, F) of the maps of samples ``indices`` and the class means, a chunk of rows at a time."""
+    """Summaries (N, F) of the maps of samples ``indices`` and the class means, one block of stored rows at a time."""
     classes = np.unique(labels).tolist()
     parts, means = [], {c: {} for c in classes}
     for name, array in arrays.items():
-        if len(indices) and (indices.min() < 0 or indices.max() >= len(array)):
-            raise ValueError(f"the table's indices run beyond the {len(array)} stored maps of input {name!r}")
+        stored = array.shape[0]
+        if len(indices) and (indices.min() < 0 or indices.max() >= stored):
+            raise ValueError(f"the table's indices run beyond the {stored} stored maps of input {name!r}")
         block = _block_rows(array)
-        summary = np.empty((len(indices), 0))
+        summary: np.ndarray | None = None
         sums = {c: np.zeros(array.shape[1:]) for c in classes}
-        for start in range(0, len(indices), block):
-            rows = indices[start : start + block]
-            values = np.asarray(array[np.sort(rows)], dtype=np.float64)[np.argsort(np.argsort(rows))]
-            summary = np.concatenate([summary, downsample(values, grid)]) if summary.size else downsample(values, grid)
+        for start in range(0, stored, block):
+            wanted = np.flatnonzero((indices >= start) & (indices < start + block))
+            if not len(wanted):
+                continue
+            values = np.asarray(array[start : start + block], dtype=np.float64)[indices[wanted] - start]
+            features = downsample(values, grid)
+            if summary is None:
+                summary = np.empty((len(indices), features.shape[1]))
+            summary[wanted] = features
             for c in classes:
-                sums[c] += values[labels[start : start + block] == c].sum(axis=0)
-        parts.append(summary)
+                sums[c] += values[labels[wanted] == c].sum(axis=0)
+        parts.append(summary if summary is not None else np.empty((0, 0)))
         for c in classes:
             means[c][name] = sums[c] / np.count_nonzero(labels == c)
     return np.concatenate(parts, axis=1), means
