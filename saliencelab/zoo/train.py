@@ -16,9 +16,9 @@ shipped 0.9867, 0.0889, 1.0 and 0.46). The file's bytes may differ even where
 the tensors do not: safetensors keeps the metadata in a hash map, so the order
 of its keys in the header varies from run to run.
 
-Rebuilding all seven files (``all``) takes about 105 s on one thread, 60 s
-of it for ``cluttered_digits_cnn`` and 6 s for the two ``breast_cancer_mlp`` files (its file was built on an AMD EPYC,
-``cpu_kernels`` "AuthenticAMD AVX512").
+Rebuilding all eight files (``all``) takes about 110 s on one thread, 60 s
+of it for ``cluttered_digits_cnn``, 6 s for the two ``breast_cancer_mlp`` files and 5 s for
+``watermarked_digits_cnn`` (both built on an AMD EPYC, ``cpu_kernels`` "AuthenticAMD AVX512").
 """
 
 from __future__ import annotations

@@ -99,7 +99,13 @@ def test_digits_returns_fresh_tensors() -> None:
 
 
 def test_unknown_dataset_names_available() -> None:
-    assert zoo.available_datasets() == ["breast_cancer", "cluttered_digits", "digits", "lfw_faces"]
+    assert zoo.available_datasets() == [
+        "breast_cancer",
+        "cluttered_digits",
+        "digits",
+        "lfw_faces",
+        "watermarked_digits",
+    ]
     with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*digits"):
         zoo.dataset("mnist")
 
@@ -311,6 +317,7 @@ def test_unknown_model_names_available() -> None:
         "resnet18_shaped",
         "vgg16_shaped",
         "vit_tiny_shaped",
+        "watermarked_digits_cnn",
     ]
     with pytest.raises(ValueError, match=r"unknown model 'vgg16'.*digits_cnn.*resnet18_shaped"):
         zoo.load("vgg16")
