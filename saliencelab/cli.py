@@ -298,12 +298,14 @@ def demo(
     rows = run_demo(out, inputs=inputs, methods=chosen)
     typer.echo(
         "seconds: lower is better. deletion AUC: the target's probability as the pixels the map ranks first are "
-        "removed; lower is better, and a faithful map is clearly below random pixel rankings' (the 'random' column)."
+        "removed (text: the cosine similarity as tokens are); lower is better, and a faithful map is clearly below "
+        "random rankings' (the 'random' column)."
     )
-    typer.echo(f"{'data set':<14}{'method':<25}{'seconds':>9}{'deletion AUC':>14}{'random':>8}  checks")
+    width = max(14, *(len(row["data set"]) + 2 for row in rows))
+    typer.echo(f"{'data set':<{width}}{'method':<25}{'seconds':>9}{'deletion AUC':>14}{'random':>8}  checks")
     for row in rows:
         numbers = f"{row['seconds']:>9.3f}{row['deletion AUC']:>14.3f}{row['random deletion AUC']:>8.3f}"
-        typer.echo(f"{row['data set']:<14}{row['method']:<25}{numbers}  {row['checks']}")
+        typer.echo(f"{row['data set']:<{width}}{row['method']:<25}{numbers}  {row['checks']}")
     typer.echo(f"report: {Path(out) / 'index.html'}")
 
 

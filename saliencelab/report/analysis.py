@@ -84,6 +84,12 @@ class Analysis:
     :func:`saliencelab.evaluate.axiom_table` (model-independent); ``thresholds``
     are what the verdicts are judged against; ``feature_names`` name the
     features of table rows ``(N, D)`` (``None`` for images), for the report's bar charts.
+    ``tokens`` are the token strings of each text when the inputs are texts: their
+    token ids ``(N, T)``, each text's from column 0, then padding, as are the maps (see
+    :func:`saliencelab.report.text_analysis.analyse_text`; ``None`` otherwise): the
+    report draws their maps as token heatmaps, ``special_tokens`` in grey;
+    ``targets`` are then ``-1`` (the target is a text target, not a class).
+    ``score_name`` is what the deletion and insertion curves score.
     """
 
     title: str
@@ -99,6 +105,9 @@ class Analysis:
     rankings: int = 0
     thresholds: Thresholds = field(default_factory=Thresholds)
     feature_names: list[str] | None = None
+    tokens: list[list[str]] | None = None
+    special_tokens: tuple[str, ...] = ()
+    score_name: str = "target probability"
 
     def random_auc(self, kind: str) -> np.ndarray | None:
         """Per input, the mean AUC of the random rankings' ``"deletion"`` or ``"insertion"`` curves, or ``None``.

@@ -2,7 +2,7 @@
 
 Maps are saved one per file (:mod:`saliencelab.viz.tiles`), each on its own
 colour scale, so the page lays them out in HTML, with its own text beside them.
-Maps of table rows ``(N, D)`` have no tiles: the page draws them as bars in HTML.
+Maps of table rows ``(N, D)`` and of texts have no tiles: the page draws them in HTML (bars, token heatmaps).
 A method whose maps are expected scores (``centred_display``, e.g. RISE) is
 shown relative to each map's mean. The randomisation and deletion/insertion
 curves are drawn one small panel per method
@@ -163,15 +163,24 @@ def faithfulness_figure(analysis: Analysis, path: str | Path) -> Path | None:
         draw,
         path,
         columns=PANEL_COLUMNS,
-        xlabel=f"fraction of {_units(analysis)} deleted (insertion: inserted), most attributed first",
-        ylabel="target probability",
+        xlabel=f"fraction of {unit(analysis)}s deleted (insertion: inserted), most attributed first",
+        ylabel=analysis.score_name,
     )
     return Path(path)
 
 
-def _units(analysis: Analysis) -> str:
-    """What a map ranks: ``"features"`` of table rows, ``"pixels"`` of images."""
-    return "features" if analysis.inputs.ndim == 2 else "pixels"
+def unit(analysis: Analysis) -> str:
+    """What a map ranks: ``"token"`` of texts, ``"feature"`` of table rows, ``"pixel"`` of images.
+
+    Example
+    -------
+    >>> import torch
+    >>> unit(Analysis("t", "", torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), ["a", "b"]))
+    'feature'
+    """
+    if analysis.tokens is not None:
+        return "token"
+    return "feature" if analysis.inputs.ndim == 2 else "pixel"
 
 
 def _has_rows(frame: pd.DataFrame | None) -> bool:

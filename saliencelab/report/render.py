@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import pandas as pd
 import torch
 
@@ -34,8 +35,10 @@ from saliencelab.report.images import (
     input_tiles,
     map_tiles,
     randomization_figure,
+    unit,
 )
 from saliencelab.viz.tiles import scale_colours
+from saliencelab.viz.tokens import token_heatmap_html
 
 MARKS = {
     "model randomisation": "MR",
@@ -124,9 +127,14 @@ def _slugs(titles: list[str]) -> list[str]:
 
 def _section(analysis: Analysis, slug: str, folder: Path) -> dict[str, Any]:
     found = {name: verdicts(analysis, name) for name in analysis.methods}
-    tabular = analysis.inputs.ndim == 2
-    pictures = _bars(analysis) if tabular else _tiles(analysis, folder, slug)
-    sources = [None] * len(analysis.inputs) if tabular else [_source(p) for p in input_tiles(analysis, folder, slug)]
+    text = analysis.tokens is not None
+    tabular = analysis.inputs.ndim == 2 and not text
+    if text:
+        pictures = _heatmaps(analysis)
+    else:
+        pictures = _bars(analysis) if tabular else _tiles(analysis, folder, slug)
+    drawn = text or tabular  # in HTML: no image of the inputs
+    sources = [None] * len(analysis.inputs) if drawn else [_source(p) for p in input_tiles(analysis, folder, slug)]
     plots = {
         "randomization": randomization_figure(analysis, folder / f"{slug}-randomization.png"),
         "faithfulness": faithfulness_figure(analysis, folder / f"{slug}-faithfulness.png"),
@@ -138,11 +146,13 @@ def _section(analysis: Analysis, slug: str, folder: Path) -> dict[str, Any]:
         "shuffled_accuracy": analysis.shuffled_accuracy,
         "count": len(analysis.inputs),
         "tabular": tabular,
+        "text": text,
+        "score_name": analysis.score_name,
         "top": min(TOP_FEATURES, analysis.inputs.shape[-1]),
         "features": analysis.inputs.shape[-1],
-        "thumbnail": BARS_THUMBNAIL if tabular else _thumbnail(len(analysis.inputs)),
+        "thumbnail": BARS_THUMBNAIL if drawn else _thumbnail(len(analysis.inputs)),
         "shape": "×".join(str(d) for d in analysis.inputs.shape[1:]),
-        "unit": "feature" if tabular else "pixel",
+        "unit": unit(analysis),
         "inputs": [{"src": source, "label": label} for source, label in zip(sources, analysis.row_labels, strict=True)],
         "methods": [_method(analysis, slug, name, found[name], pictures[name]) for name in analysis.methods],
         "checks": [check for check in CHECKS if any(check in f for f in found.values())],
@@ -189,6 +199,32 @@ def _bars(analysis: Analysis) -> dict[str, list[dict[str, Any]]]:
     names = analysis.feature_names or [f"feature {index}" for index in range(count)]
     return {
         name: [{"bars": _feature_bars(values, names)} for values in result.maps]
+        for name, result in analysis.methods.items()
+    }
+
+
+def _heatmaps(analysis: Analysis) -> dict[str, list[dict[str, markupsafe.Markup]]]:
+    """Each map of a text as its tokens' heatmap in HTML (:func:`saliencelab.viz.tokens.token_heatmap_html`).
+
+    A text's map holds its tokens' scores first (then padding); the heatmap
+    escapes every token, so the page takes it as it is.
+
+    Example
+    -------
+    >>> import torch
+    >>> from saliencelab.report.analysis import MethodResult
+    >>> tokens = [["[CLS]", "<i>", "[SEP]"]]
+    >>> analysis = Analysis("t", "", torch.tensor([[1, 7, 2, 0]]), torch.tensor([-1]), ["a"], tokens=tokens)
+    >>> analysis.methods["m"] = MethodResult(torch.tensor([[0.0, 1.0, 0.0, 0.0]]), 0.1, torch.tensor([False]))
+    >>> "&lt;i&gt;" in _heatmaps(analysis)["m"][0]["heatmap"]
+    True
+    """
+    tokens, special = analysis.tokens or [], analysis.special_tokens
+    return {
+        name: [
+            {"heatmap": markupsafe.Markup(token_heatmap_html(text, values[: len(text)], special=special))}
+            for text, values in zip(tokens, result.maps.cpu(), strict=True)
+        ]
         for name, result in analysis.methods.items()
     }
 
@@ -287,8 +323,7 @@ def _legend(analysis: Analysis) -> list[dict[str, str]]:
         "fails": f"the interval lies below {limits.margin:g}",
         "test": f"{level} (paired t-test against the margin)",
     }
-    unit = "feature" if analysis.inputs.ndim == 2 else "pixel"
-    rankings = f"{analysis.rankings} seeded random {unit} rankings of the same input"
+    rankings = f"{analysis.rankings} seeded random {unit(analysis)} rankings of the same input"
     lines = {
         "model randomisation": {
             "number": "Spearman rank correlation of the map's absolute values with those of the model with its "
