@@ -37,6 +37,9 @@ __all__ = [
     "neuron",
     "references",
     "report",
+    "run",
+    "load_run",
+    "runs",
     "text",
     "viz",
     "zoo",
@@ -44,9 +47,11 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """Import ``saliencelab.viz`` and ``saliencelab.report`` (matplotlib) on first use, keeping the import light."""
-    if name in ("viz", "report"):
-        import importlib
+    """Import ``saliencelab.viz``, ``saliencelab.report`` (matplotlib) and the runs (zarr) on first use."""
+    import importlib
 
+    if name in ("viz", "report", "runs"):
         return importlib.import_module(f"saliencelab.{name}")
+    if name in ("run", "load_run"):
+        return getattr(importlib.import_module("saliencelab.runs"), name)
     raise AttributeError(f"module 'saliencelab' has no attribute {name!r}")
