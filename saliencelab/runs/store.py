@@ -14,6 +14,7 @@ last: a run stopped at any point (even by SIGKILL) leaves chunks with a marker
 complete, and the others are computed again. Array chunks are whole Zarr
 chunks, written atomically by Zarr's local store; the table part is written
 to a temporary name and renamed on a local disk (one ``put`` elsewhere).
+Temporary files a stopped writer left behind are deleted when the run resumes.
 
 Example
 -------
@@ -153,6 +154,12 @@ class RunStore:
         self.fs.rm(self.root, recursive=True)
         self.__dict__.pop("_group", None)
 
+    def sweep_partial(self) -> None:
+        """Delete the temporary ``*.partial`` files that a writer stopped mid-write left behind (local stores)."""
+        if self.local:
+            for path in self.fs.glob(f"{self.root}/**/*.partial"):
+                self.fs.rm_file(path)
+
     def done_chunks(self) -> set[int]:
         """The chunks whose marker exists."""
         folder = f"{self.root}/done"
@@ -261,6 +268,7 @@ def open_for_run(
         raise StoreExistsError(
             f"{store.url} already holds this run; pass resume=True to finish it, or overwrite=True to start again"
         )
+    store.sweep_partial()
     store.require_arrays(layout, chunk_rows)
     return store
 
