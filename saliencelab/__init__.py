@@ -38,20 +38,25 @@ __all__ = [
     "neuron",
     "references",
     "report",
+    "run",
+    "load_run",
+    "runs",
     "text",
     "viz",
     "zoo",
 ]
 
 
-_LAZY_MODULES = ("evaluate", "explore", "genomics", "report", "text", "viz", "zoo")
+_LAZY_MODULES = ("evaluate", "explore", "genomics", "report", "runs", "text", "viz", "zoo")
 """Subpackages imported on first use, keeping ``import saliencelab`` light (``sl.explore(run)`` is callable)."""
 
 
 def __getattr__(name: str):
-    """Import the subpackages of :data:`_LAZY_MODULES` on first use."""
-    if name in _LAZY_MODULES:
-        import importlib
+    """Import the subpackages of :data:`_LAZY_MODULES` on first use, and ``run``/``load_run`` from the runs."""
+    import importlib
 
+    if name in _LAZY_MODULES:
         return importlib.import_module(f"saliencelab.{name}")
+    if name in ("run", "load_run"):
+        return getattr(importlib.import_module("saliencelab.runs"), name)
     raise AttributeError(f"module 'saliencelab' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""The command line: ``saliencelab explain``, ``sanity``, ``axioms``, ``methods``, ``demo``, ``report``, ``explore``.
+"""The command line: ``saliencelab explain``, ``sanity``, ``axioms``, ``run``, ``report``, ``explore``, ``methods``,
+``demo``.
 
 Thin: it parses arguments, calls the library (:mod:`saliencelab.io` for files)
 and prints. A user's mistake ends with one ``error: ...`` line on stderr, no
@@ -247,6 +248,59 @@ def axioms(
     if out is not None:
         table.attrs["measured"].to_csv(out)
         typer.echo(f"measured: {out}")
+
+
+@app.command("run", cls=_SpreadCommand, epilog=_EXIT_HELP)
+def run_data(
+    data: str = typer.Option(..., "--data", metavar="NAME|FOLDER", help="A zoo data set (digits, digits:all, ...) "
+                             "or a folder of images (in class subfolders for labels)."),
+    model: str = _MODEL,
+    methods: list[str] = _METHODS,
+    option: list[str] = _OPTIONS,
+    check: list[str] = typer.Option([], "--check", metavar="NAME...", help="Per-sample checks: completeness, "
+                                    "deletion, insertion, sparseness (default: every one that applies)."),
+    store: str = typer.Option("run.zarr", "--store", help="The store: a path or an fsspec URL."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Samples per chunk (computed, written, resumed)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random draw (chunk k draws from seed and k)."),
+    target: str = typer.Option("prediction", "--target", metavar="prediction|label|INT", help="Class to explain."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run stored with other options."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Finish a stopped run with the same options."),
+    size: list[int] = _SIZE,
+    mean: list[float] = _MEAN,
+    std: list[float] = _STD,
+    grey: bool = _GREY,
+    weights: Path = _WEIGHTS,
+) -> None:
+    """Explain a whole data set into a store (Zarr arrays + Parquet table), resumable after any interruption.
+
+    Prints one row per method: the mean of each per-sample check over the data set.
+    """
+    from saliencelab import io
+    from saliencelab.io.errors import OutputError
+    from saliencelab.runs import StoreExistsError, folder, run
+
+    with _user_errors():
+        chosen = io.check_methods(methods)
+        options = io.method_options(option, chosen)
+        net = io.load_model(model, weights)
+        source = folder(data, net, grey=grey, size=_size(size), mean=mean or None, std=std or None) \
+            if Path(data).is_dir() else data  # fmt: skip
+        try:
+            with io.method_errors("run"):
+                result = run(net, source, methods=options, checks=check or None, store=store, batch_size=batch_size,
+                             resume=resume, overwrite=overwrite, seed=seed,
+                             target=int(target) if target.isdigit() else target)  # fmt: skip
+        except StoreExistsError as error:
+            raise OutputError(str(error)) from None
+    table = result.table
+    typer.echo(f"{result.n} samples" + (f", accuracy {table['correct'].mean():.3f}" if table["label"].notna().all()
+                                        else ""))  # fmt: skip
+    means = {m: table[[c for c in table if c.startswith(f"{m}.")]].astype(float).mean() for m in result.methods}
+    summary = {m: {c.removeprefix(f"{m}."): v for c, v in row.items()} for m, row in means.items()}
+    import pandas as pd
+
+    typer.echo(pd.DataFrame(summary).T.to_string(float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"store: {result.path}")
 
 
 @contextlib.contextmanager
