@@ -275,20 +275,10 @@ class Run:
         }
 
     @property
-    def analysis(self) -> dict[Any, dict[str, Any]] | None:
-        group = self._store.group
-        if "analysis" not in group:
-            return None
-        results = {}
-        for key, per_class in group["analysis"].groups():
-            label = key.removeprefix("class-")
-            entry: dict[str, Any] = dict(per_class.attrs)
-            for name, array in per_class.arrays():
-                entry[name] = array[...]
-            for name, sub in per_class.groups():
-                entry[name] = {part: array[...] for part, array in sub.arrays()}
-            results[int(label) if label.lstrip("-").isdigit() else label] = entry
-        return results
+    def analysis(self) -> dict[int, dict[str, Any]] | None:
+        from saliencelab.runs.spray import read_analysis
+
+        return read_analysis(self._store.group)
 
     def __repr__(self) -> str:
         done = f"{len(self.done)}/{self._attrs['chunks']}"
