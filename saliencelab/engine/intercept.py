@@ -51,7 +51,15 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from saliencelab.engine.ops import SHAPE_ONLY, functional_call, inplace_flag, inplace_position, op_name, out_of_place
+from saliencelab.engine.ops import (
+    SHAPE_OF_OTHER,
+    SHAPE_ONLY,
+    functional_call,
+    inplace_flag,
+    inplace_position,
+    op_name,
+    out_of_place,
+)
 from saliencelab.errors import UnsupportedOperationError
 
 _MARK = "_saliencelab_input_dependent"
@@ -285,6 +293,8 @@ class Interception(TorchFunctionMode):
             return func(*args, **kwargs)
         call = self.normalise(func, args, kwargs)
         if call.name in SHAPE_ONLY:  # zeros_like(h): a constant, whatever the method
+            return call.genuine()
+        if call.name in SHAPE_OF_OTHER and not self.depends_any(call.args[:1]):  # constant.expand_as(h)
             return call.genuine()
         result = self.dispatch(call)
         self.mark_result(call, result)

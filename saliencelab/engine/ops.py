@@ -148,6 +148,9 @@ SHAPE_ONLY = frozenset(
 )
 """Operations that read only their input's shape, dtype and device: their results are constants."""
 
+SHAPE_OF_OTHER = frozenset("expand_as type_as view_as reshape_as".split())
+"""``t.op(other)`` reading only ``other``'s shape or dtype: a constant when only ``other`` depends on the input."""
+
 QUERIES = frozenset("gt ge lt le eq ne isfinite isnan isinf argmax argmin bitwise_not bitwise_and bitwise_or".split())
 """Operations whose result carries no gradient (comparisons, indices of winners)."""
 

@@ -52,15 +52,17 @@ from torch import nn
 
 from saliencelab.engine import ELEMENTWISE_ACTIVATIONS, Call, OpRule, Propagate
 from saliencelab.engine.attention import MULTI_HEAD_UNSUPPORTED, attention_decomposed, multi_head_decomposed
+from saliencelab.engine.difference.composite import DECOMPOSITIONS
 from saliencelab.lrp.rules import Epsilon
 
 NORMALISER = "_saliencelab_normaliser"
 
-STATISTICS = frozenset("mean var std norm vector_norm".split())
+STATISTICS = frozenset("mean var std norm linalg_vector_norm".split())
 """Reductions whose result may serve as a normaliser."""
 
 KEEPS_NORMALISER = frozenset(
-    "add sub rsub mul div sqrt rsqrt reciprocal pow clamp to float double type_as view reshape unsqueeze expand".split()
+    "add sub rsub mul div sqrt rsqrt reciprocal pow clamp clamp_min clamp_max to float double type_as view reshape "
+    "unsqueeze expand".split()
 )
 """Operations of normalisers (and constants) only whose result is a normaliser again."""
 
@@ -68,7 +70,8 @@ ELEMENTWISE_OF = "_saliencelab_elementwise_of"
 SCALED_COPY_OF = "_saliencelab_scaled_copy_of"
 
 ELEMENTWISE = ELEMENTWISE_ACTIVATIONS | frozenset(
-    "exp log sqrt rsqrt reciprocal abs clamp pow square erf sin cos add sub rsub mul div neg to float double".split()
+    "exp log sqrt rsqrt reciprocal abs clamp clamp_min clamp_max pow square erf sin cos add sub rsub mul div neg to "
+    "float double".split()
 )
 """Elementwise operations: applied to functions of one activation only, their result is a function of it too."""
 
@@ -198,9 +201,10 @@ class AttentionRules:
             "rms_norm": self._rms_norm,
             "scaled_dot_product_attention": self._attention,
             "multi_head_attention_forward": self._multi_head_attention,
+            **dict.fromkeys(("normalize", "cosine_similarity"), self._written_out),
             "baddbmm": self._added_product(torch.bmm),
             "addmm": self._added_product(torch.mm),
-            **dict.fromkeys(("var", "std", "norm", "vector_norm"), self._statistic),
+            **dict.fromkeys(("var", "std", "norm", "linalg_vector_norm"), self._statistic),
             **dict.fromkeys(("rsqrt", "reciprocal"), self._pass_on),
             **dict.fromkeys(("mul", "div"), self._in_place(self._elementwise_product)),
             **dict.fromkeys(BILINEAR - {"mul"}, self._product),
@@ -285,6 +289,11 @@ class AttentionRules:
         self._only_input_dependent(call, (bound.get("attn_mask"),))
         with self:
             return attention_decomposed(**bound)
+
+    def _written_out(self, call: Call) -> torch.Tensor:
+        """``F.normalize`` and ``F.cosine_similarity``, run as their definitions: the norms are normalisers."""
+        with self:
+            return DECOMPOSITIONS[call.name](*call.args, **call.kwargs, vector_norm=torch.linalg.vector_norm)
 
     def _multi_head_attention(self, call: Call) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``nn.MultiheadAttention``, run decomposed (:func:`~saliencelab.engine.attention.multi_head_decomposed`)."""

@@ -62,7 +62,9 @@ AVERAGES = frozenset(
 
 SUMS = frozenset({"add", "sub", "rsub"})
 SCALINGS = frozenset({"mul", "div", "neg"})
-PASS_ON = ELEMENTWISE_ACTIVATIONS | frozenset("exp log sqrt abs clamp pow square erf sin cos".split())
+PASS_ON = ELEMENTWISE_ACTIVATIONS | frozenset(
+    "exp log sqrt abs clamp clamp_min clamp_max pow square erf sin cos".split()
+)
 """Elementwise functions of one activation: its relevance passes on unchanged."""
 
 PASSES = (

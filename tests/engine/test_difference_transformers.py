@@ -89,6 +89,11 @@ OPERATIONS = {
     "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), (3, 6)),
     "new_gelu_written_out": (_new_gelu, (3, 6)),
     "silu_gated_product": (lambda x: F.silu(x[:, :3]) * x[:, 3:], (3, 6)),
+    "cosine_similarity_to_a_constant": (
+        lambda x: F.cosine_similarity(x, torch.linspace(-1, 2, 6, dtype=torch.float64), dim=-1)[:, None],
+        (3, 6),
+    ),
+    "cosine_similarity_of_two_activations": (lambda x: F.cosine_similarity(x[:, :3], x[:, 3:].tanh())[:, None], (3, 6)),
     "addmm_conv1d": (lambda x: torch.addmm(torch.ones(5, dtype=x.dtype), x, _WEIGHT, beta=0.5).tanh(), (3, 6)),
     "baddbmm": (lambda x: torch.baddbmm(x.sum(-1, keepdim=True), x, x.transpose(1, 2), alpha=0.3), (3, 4, 4)),
 }
@@ -116,6 +121,7 @@ DEFINITIONS = {
     "linalg_vector_norm": lambda x: torch.linalg.vector_norm(x, 3, dim=(1, 2), keepdim=True, dtype=torch.float64),
     "norm": lambda x: torch.norm(x, dim=-1) + x.norm(p=1, dim=1).sum(-1, keepdim=True) + x.norm(math.inf, 2)[..., :1],
     "normalize": lambda x: F.normalize(x, p=1.5, dim=1, eps=0.3),
+    "cosine_similarity_broadcast": lambda x: F.cosine_similarity(x, x[:1, :1] + 0.5, dim=-1, eps=0.1),
     "addmm": lambda x: torch.addmm(x[0, 0, :4], x[:, 0], x[0].T, beta=2, alpha=-1),
     "baddbmm_ignores_input_at_beta_zero": lambda x: torch.baddbmm(
         torch.full((1,), math.nan, dtype=x.dtype), x, x.mT, beta=0

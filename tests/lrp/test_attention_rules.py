@@ -134,6 +134,39 @@ def test_rms_norm_holds_its_normalising_factor_constant(name):
     assert torch.allclose(got, expected, atol=TOL, rtol=0)
 
 
+NORMALISED = {
+    "F.normalize": (
+        lambda t, v: (F.normalize(t, dim=-1) * v).sum(-1),
+        lambda t, v: (t / t.norm(dim=-1, keepdim=True) * v).sum(-1),
+    ),
+    "F.cosine_similarity": (
+        lambda t, v: F.cosine_similarity(t, v.expand_as(t), dim=-1),
+        lambda t, v: (t / t.norm(dim=-1, keepdim=True) * v / v.norm()).sum(-1),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", NORMALISED)
+def test_normalize_and_cosine_similarity_hold_the_norm_constant(name):
+    """Sentence-embedding heads: with the norm a normaliser, the terms ``z_i = t_i v_i / ‖t‖`` (/ ‖v‖) share R."""
+    fused, written_out = NORMALISED[name]
+    x, r, v = randn(3, 6), randn(3, seed=1), randn(6, seed=2)
+    out, (got,) = relevance(lambda t: fused(t, v), [x], r)
+    _, (expected,) = relevance(lambda t: written_out(t, v), [x], r)
+    assert torch.allclose(out, fused(x, v), atol=1e-12, rtol=0)
+    assert torch.allclose(got, expected, atol=TOL, rtol=0)
+    z = x * v / x.norm(dim=-1, keepdim=True) / (v.norm() if "cosine" in name else 1)
+    assert torch.allclose(got, z / z.sum(-1, keepdim=True) * r[:, None], atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("spelling", ["expand_as", "type_as"])
+def test_a_constant_shaped_like_an_activation_stays_a_constant(spelling):
+    """``v.expand_as(h)`` reads only h's shape: the product with h is linear, its relevance all h's (not half)."""
+    x, r, v = randn(3, 6), randn(3, 6, seed=1), randn(6, seed=2)
+    _, (got,) = relevance(lambda t: t * getattr(v, spelling)(t), [x], r)
+    assert torch.allclose(got, r, atol=TOL, rtol=0)
+
+
 def test_a_statistic_used_other_than_as_a_normaliser_raises():
     with pytest.raises(sl.UnsupportedOperationError, match="'var'.*normaliser"):
         relevance(lambda t: t.var(-1), [randn(2, 3)], torch.ones(2, dtype=D))

@@ -2,7 +2,8 @@
 
 A layer norm is ``(z − mean z) · rsqrt(mean (z − mean z)² + ε) · γ + β``; an RMS
 norm ``z · rsqrt(mean z² + ε) · γ``; a vector norm ``sqrt(Σ z·z)`` (or
-``(Σ |z|ᵖ)^(1/p)``, the maximum of ``|z|``); ``F.normalize`` is ``z / max(‖z‖, ε)``;
+``(Σ |z|ᵖ)^(1/p)``, the maximum of ``|z|``); ``F.normalize`` is ``z / max(‖z‖, ε)``, and
+the cosine similarity the sum of the product of two normalized vectors;
 ``addmm`` is ``β·c + α·a @ b``; attention is ``softmax(q kᵀ · scale + mask) v``.
 The difference mode runs these definitions
 in its own context, so every piece takes its own exact rule (sums and
@@ -102,9 +103,42 @@ def norm(
     return linalg_vector_norm(input, 2 if p == "fro" else p, dim, keepdim, dtype=dtype)
 
 
-def normalize(input: torch.Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: None = None) -> torch.Tensor:
-    """``F.normalize``: ``z / max(‖z‖ₚ, eps)`` along ``dim``."""
-    return input / linalg_vector_norm(input, p, dim, keepdim=True).clamp_min(eps)
+def normalize(
+    input: torch.Tensor,
+    p: float = 2.0,
+    dim: int = 1,
+    eps: float = 1e-12,
+    out: None = None,
+    *,
+    vector_norm: Callable[..., torch.Tensor] = linalg_vector_norm,
+) -> torch.Tensor:
+    """``F.normalize``: ``z / max(‖z‖ₚ, eps)`` along ``dim``, the norm computed by ``vector_norm``.
+
+    LRP passes ``torch.linalg.vector_norm``, whose result its rules hold constant as a normaliser.
+    """
+    return input / vector_norm(input, p, dim, keepdim=True).clamp_min(eps)
+
+
+def cosine_similarity(
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    dim: int = 1,
+    eps: float = 1e-8,
+    *,
+    vector_norm: Callable[..., torch.Tensor] = linalg_vector_norm,
+) -> torch.Tensor:
+    """``F.cosine_similarity`` as torch computes it: ``Σ (x₁ / max(‖x₁‖, ε)) · (x₂ / max(‖x₂‖, ε))`` along ``dim``.
+
+    Example
+    -------
+    >>> a, b = torch.randn(3, 4), torch.randn(1, 4)
+    >>> torch.allclose(cosine_similarity(a, b), torch.nn.functional.cosine_similarity(a, b), atol=1e-6)
+    True
+    """
+    shape = torch.broadcast_shapes(x1.shape, x2.shape)
+    x1, x2 = x1.expand(shape), x2.expand(shape)
+    unit1, unit2 = (normalize(x, 2.0, dim, eps, vector_norm=vector_norm) for x in (x1, x2))
+    return (unit1 * unit2).sum(dim)
 
 
 def addmm(
@@ -197,6 +231,7 @@ DECOMPOSITIONS: dict[str, Callable[..., torch.Tensor]] = {
     "linalg_vector_norm": linalg_vector_norm,
     "norm": norm,
     "normalize": normalize,
+    "cosine_similarity": cosine_similarity,
     "addmm": addmm,
     "baddbmm": addmm,
     "layer_norm": layer_norm,
