@@ -66,8 +66,9 @@ class Target:
             return self
         _check_indexable(output, "a class target")
         n_classes = output.shape[1]
-        bad = (self.classes < 0) | (self.classes >= n_classes)
-        if bad.any():
+        lowest, highest = (int(end) for end in torch.aminmax(self.classes)) if self.classes.numel() else (0, 0)
+        if lowest < 0 or highest >= n_classes:
+            bad = (self.classes < 0) | (self.classes >= n_classes)
             first = int(self.classes[bad][0])
             raise ValueError(
                 f"target {first} is out of range for a model with {n_classes} outputs; "

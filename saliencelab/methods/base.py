@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -369,7 +370,9 @@ def non_finite(tensor: torch.Tensor) -> str:
     >>> non_finite(torch.tensor([[1.0, float("nan")]])), non_finite(torch.ones(2))
     ('1 NaN or Inf values (first at index (0, 1))', '')
     """
-    finite = torch.isfinite(tensor)
+    if math.isfinite(tensor.sum()):  # one reduction: a NaN or Inf makes the sum NaN or Inf
+        return ""
+    finite = torch.isfinite(tensor)  # a sum that overflowed, or values that are not finite
     if finite.all():
         return ""
     bad = (~finite).nonzero()
