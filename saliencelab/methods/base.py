@@ -143,7 +143,7 @@ class Method:
             inputs, baseline = outside_inference(inputs), outside_inference(baseline)
             with preserved(self.model), require_sight(self.name), batch_dimension_hint(self.model, inputs):
                 result = bound._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
-        return flag_degenerate(check_finite(result))
+        return checked_result(result)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         raise NotImplementedError
@@ -250,16 +250,16 @@ class Method:
         masks, gradients): on a cheap model with large inputs those dominate.
         """
 
-        first = torch.zeros(1, dtype=torch.long)  # made outside the meter: it measures the model's allocations only
 
         def measure() -> int:
+            first = torch.zeros(1, dtype=torch.long)  # made outside the meter: it measures the model's allocations only
             with torch.inference_mode(), ActivationMeter() as meter:
                 self.forward(rows_like[:1], first)
             return meter.bytes
 
         total = rows_like.shape[0] if total_rows < 0 else total_rows
         key = (tuple(rows_like.shape[1:]), rows_like.dtype, rows_like.device.type)
-        row_bytes = int(own * rows_like[:1].numel() * rows_like.element_size())
+        row_bytes = int(own * math.prod(rows_like.shape[1:]) * rows_like.element_size()) if own else 0
         with progress_bar(self.name, total, self.progress) as advance:
 
             def counted(rows: slice) -> None:
@@ -379,8 +379,10 @@ def non_finite(tensor: torch.Tensor) -> str:
     return f"{bad.shape[0]} NaN or Inf values (first at index {tuple(bad[0].tolist())})"
 
 
-def check_finite(attribution: Attribution) -> Attribution:
+def check_finite(attribution: Attribution, values: bool = True) -> Attribution:
     """``attribution``, if its values (and delta) are finite; else an error that says where they are not.
+
+    ``values=False`` checks the delta only (the values are known to be finite).
 
     Example
     -------
@@ -389,7 +391,8 @@ def check_finite(attribution: Attribution) -> Attribution:
     ...
     saliencelab.errors.NonFiniteResultError: demo computed 1 NaN or Inf values (first at index (0, 0)) in its ...
     """
-    for what, tensor in (("attribution values", attribution.values), ("completeness errors", attribution.delta)):
+    checked = attribution.values if values else None
+    for what, tensor in (("attribution values", checked), ("completeness errors", attribution.delta)):
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
             continue
         bad = non_finite(tensor)
@@ -402,11 +405,32 @@ def check_finite(attribution: Attribution) -> Attribution:
     return attribution
 
 
-def flag_degenerate(attribution: Attribution) -> Attribution:
+def checked_result(attribution: Attribution) -> Attribution:
+    """:func:`check_finite`, then :func:`flag_degenerate`, reading the values once.
+
+    A map with NaN or Inf values is always flagged degenerate, so the values are
+    searched for them only when some map is flagged.
+
+    Example
+    -------
+    >>> checked_result(Attribution(torch.tensor([[1.0, float("nan")]]), None, "demo", None))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    saliencelab.errors.NonFiniteResultError: demo computed 1 NaN or Inf values (first at index (0, 1)) in its ...
+    >>> checked_result(Attribution(torch.tensor([[1.0, 2.0]]), None, "demo", None)).info["degenerate"].tolist()
+    [False]
+    """
+    flags = degenerate_maps(attribution.values)
+    check_finite(attribution, values=bool(flags.any()))
+    return flag_degenerate(attribution, flags)
+
+
+def flag_degenerate(attribution: Attribution, flags: torch.Tensor | None = None) -> Attribution:
     """``attribution`` with ``info["degenerate"]``, ``(N,)`` bool: which samples' maps are constant.
 
     Warns (:class:`~saliencelab.DegenerateMapWarning`) when any is: a constant map,
-    all zero included, attributes nothing, and every check fails it.
+    all zero included, attributes nothing, and every check fails it. ``flags``:
+    :func:`~saliencelab.core.degenerate.degenerate_maps` of the values, when already computed.
 
     Example
     -------
@@ -417,7 +441,7 @@ def flag_degenerate(attribution: Attribution) -> Attribution:
     >>> flagged.info["degenerate"].tolist(), len(caught)
     ([True, False], 1)
     """
-    flags = degenerate_maps(attribution.values)
+    flags = degenerate_maps(attribution.values) if flags is None else flags
     attribution.info["degenerate"] = flags
     if flags.any() and warns_about_degenerate_maps():
         warnings.warn(
