@@ -16,7 +16,7 @@ from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.caller import user_stacklevel
-from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, warns_about_degenerate_maps
+from saliencelab.core.degenerate import as_flags, degenerate_rows, describe_degenerate, warns_about_degenerate_maps
 from saliencelab.core.guard import preserved
 from saliencelab.core.progress import progress_bar
 from saliencelab.core.sampling import noise_scale
@@ -420,17 +420,17 @@ def checked_result(attribution: Attribution) -> Attribution:
     >>> checked_result(Attribution(torch.tensor([[1.0, 2.0]]), None, "demo", None)).info["degenerate"].tolist()
     [False]
     """
-    flags = degenerate_maps(attribution.values)
-    check_finite(attribution, values=bool(flags.any()))
-    return flag_degenerate(attribution, flags)
+    rows = degenerate_rows(attribution.values)
+    check_finite(attribution, values=any(rows))
+    return flag_degenerate(attribution, rows)
 
 
-def flag_degenerate(attribution: Attribution, flags: torch.Tensor | None = None) -> Attribution:
+def flag_degenerate(attribution: Attribution, rows: list[bool] | None = None) -> Attribution:
     """``attribution`` with ``info["degenerate"]``, ``(N,)`` bool: which samples' maps are constant.
 
     Warns (:class:`~saliencelab.DegenerateMapWarning`) when any is: a constant map,
-    all zero included, attributes nothing, and every check fails it. ``flags``:
-    :func:`~saliencelab.core.degenerate.degenerate_maps` of the values, when already computed.
+    all zero included, attributes nothing, and every check fails it. ``rows``:
+    :func:`~saliencelab.core.degenerate.degenerate_rows` of the values, when already computed.
 
     Example
     -------
@@ -441,9 +441,10 @@ def flag_degenerate(attribution: Attribution, flags: torch.Tensor | None = None)
     >>> flagged.info["degenerate"].tolist(), len(caught)
     ([True, False], 1)
     """
-    flags = degenerate_maps(attribution.values) if flags is None else flags
+    rows = degenerate_rows(attribution.values) if rows is None else rows
+    flags = as_flags(rows, attribution.values.device)
     attribution.info["degenerate"] = flags
-    if flags.any() and warns_about_degenerate_maps():
+    if any(rows) and warns_about_degenerate_maps():
         warnings.warn(
             f"{attribution.method} returned a constant map (no attribution) for {describe_degenerate(flags)}; "
             "they are flagged in info['degenerate'] and fail every check. For a saturated output explain the "
