@@ -67,7 +67,7 @@ def preserved(model: Any) -> Iterator[None]:
     hooks = [_hook_snapshot(m) for m in modules]
     params = [(p, p.requires_grad, p.grad) for m in modules for p in m._parameters.values() if p is not None]
     buffers = _buffer_copies(modules) if any(training) else []
-    if any(m.training and isinstance(m, _MODE_DEPENDENT) for m in modules):
+    if any(training) and any(m.training and isinstance(m, _MODE_DEPENDENT) for m in modules):
         warnings.warn(
             "the model is in training mode: dropout and batch statistics make attributions random "
             "and dependent on the rest of the batch; call model.eval() first",
@@ -85,10 +85,11 @@ def preserved(model: Any) -> Iterator[None]:
                     if current is not None:
                         current.clear()
                         current.update(saved.get(name, {}))
-        with torch.no_grad():
-            for buffer, copy in buffers:
-                if not torch.equal(buffer, copy):
-                    buffer.copy_(copy)
+        if buffers:
+            with torch.no_grad():
+                for buffer, copy in buffers:
+                    if not torch.equal(buffer, copy):
+                        buffer.copy_(copy)
         for param, requires_grad, grad in params:
             if param.requires_grad != requires_grad:
                 param.requires_grad_(requires_grad)

@@ -115,3 +115,10 @@ def test_the_models_dtype_is_its_first_floating_parameter_in_module_order():
     model = nn.Sequential(nn.Sequential(nn.Identity(), nn.Linear(2, 2).double()), nn.Linear(2, 2))
     model[0].register_parameter("step", nn.Parameter(torch.ones(1, dtype=torch.long), requires_grad=False))
     assert model_dtype(model) == next(p.dtype for p in model.parameters() if p.is_floating_point()) == torch.float64
+
+
+def test_dropout_in_training_mode_warns_on_a_model_without_buffers():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
+    with pytest.warns(UserWarning, match="training mode"), preserved(model):
+        pass
+    assert model.training
