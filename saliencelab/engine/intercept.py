@@ -60,6 +60,7 @@ from saliencelab.engine.ops import (
     op_name,
     out_of_place,
 )
+from saliencelab.engine.watch import hold_hooks, release_hooks
 from saliencelab.errors import UnsupportedOperationError
 
 _MARK = "_saliencelab_input_dependent"
@@ -260,6 +261,23 @@ class Interception(TorchFunctionMode):
         self.method = method
         self.passes = passes
         self.hint = hint
+        self._held: list[bool] = []
+
+    def __enter__(self) -> Interception:
+        held = hold_hooks()  # this thread's check for opaque models sees the modules that run under the mode
+        try:
+            super().__enter__()
+        except BaseException:
+            release_hooks(held)
+            raise
+        self._held.append(held)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            super().__exit__(*exc_info)
+        finally:
+            release_hooks(self._held.pop())
 
     sight_reason = "replaces or records the model's operations as the model calls them"
     """What the interception does, in words, for the error that refuses an opaque model (TorchScript)."""

@@ -11,7 +11,8 @@ the modes see (:func:`~saliencelab.engine.op_name` names them), but never calls
 its submodules, so module hooks see no layer.
 
 :func:`require_sight` watches, while a method runs, every module the model
-calls from Python. It raises :class:`OpaqueModelError` when such a model runs
+calls from Python while something intercepts (an interception holds the module
+hooks for it: :func:`~saliencelab.engine.watch.hold_hooks`). It raises :class:`OpaqueModelError` when such a model runs
 while something that needs to see inside it is active: a saliencelab
 interception (for TorchScript; incremental occlusion's patched maps run under
 one too) or a saliencelab module watcher in the same thread
@@ -120,7 +121,9 @@ def require_sight(method: str) -> Iterator[None]:
         if needs:
             raise OpaqueModelError(method, kind, needs)
 
-    with watching_modules(before=check, sees_inside=False):
+    # Unless something intercepts already, the check waits for an interception or a watcher to install the hooks:
+    # a model run for its outputs and gradients alone keeps PyTorch's fast path for module calls.
+    with watching_modules(before=check, sees_inside=False, installs=bool(_what_intercepts(hooks_only=False))):
         yield
 
 

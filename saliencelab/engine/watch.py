@@ -10,6 +10,12 @@ it dispatches each module call to the watchers of the thread that made it:
 another thread's forward pass, and anything that runs after the block, see
 nothing of it.
 
+The hooks send every module call of the process through PyTorch's slow path.
+A watcher that matters only while the engine intercepts (the check for opaque
+models) is registered with ``installs=False``: it costs nothing until an
+interception of its thread holds the hooks (:func:`hold_hooks`) or another
+watcher installs them.
+
 Example
 -------
 >>> import torch
@@ -91,9 +97,43 @@ def _uninstall() -> None:
                 _handles.pop().remove()
 
 
+def hold_hooks() -> bool:
+    """Install the hooks for this thread's watchers, if it has any; returns whether it did.
+
+    An interception calls it when it starts, so that watchers registered with
+    ``installs=False`` see the modules that run under it; :func:`release_hooks`
+    with the value returned undoes it.
+
+    Example
+    -------
+    >>> hold_hooks()  # no watcher in this thread: nothing to install
+    False
+    >>> with watching_modules(before=lambda module, args: None, installs=False):
+    ...     held = hold_hooks()
+    ...     release_hooks(held)
+    >>> held
+    True
+    """
+    if not getattr(_local, "watchers", None):
+        return False
+    _install()
+    return True
+
+
+def release_hooks(held: bool) -> None:
+    """Undo one :func:`hold_hooks` that returned ``held``.
+
+    Example
+    -------
+    >>> release_hooks(hold_hooks())
+    """
+    if held:
+        _uninstall()
+
+
 @contextmanager
 def watching_modules(
-    *, before: Before | None = None, after: After | None = None, sees_inside: bool = True
+    *, before: Before | None = None, after: After | None = None, sees_inside: bool = True, installs: bool = True
 ) -> Iterator[None]:
     """Within the block, call ``before(module, args)`` and ``after(module, args, output)`` around every
     module that this thread runs.
@@ -103,6 +143,8 @@ def watching_modules(
     ``sees_inside`` says that the watcher needs the model's layers to run in
     Python (it is what :func:`~saliencelab.engine.require_sight` refuses
     opaque models for); a watcher that only looks for opaque models passes False.
+    ``installs=False``: the watcher sees module calls only while the hooks are
+    installed for another reason (another watcher, or :func:`hold_hooks`).
 
     Example
     -------
@@ -117,14 +159,16 @@ def watching_modules(
     True
     """
     watcher = _Watcher(before, after, sees_inside)
-    _install()
+    if installs:
+        _install()
     watchers = _watchers()
     watchers.append(watcher)
     try:
         yield
     finally:
         watchers.remove(watcher)
-        _uninstall()
+        if installs:
+            _uninstall()
 
 
 def watches_inside() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -15,7 +16,7 @@ from saliencelab.core.attribution import Attribution
 from saliencelab.core.baselines import BaselineSpec
 from saliencelab.core.batching import ActivationMeter, run_chunked
 from saliencelab.core.caller import user_stacklevel
-from saliencelab.core.degenerate import degenerate_maps, describe_degenerate, warns_about_degenerate_maps
+from saliencelab.core.degenerate import as_flags, degenerate_rows, describe_degenerate, warns_about_degenerate_maps
 from saliencelab.core.guard import preserved
 from saliencelab.core.progress import progress_bar
 from saliencelab.core.sampling import noise_scale
@@ -142,7 +143,7 @@ class Method:
             inputs, baseline = outside_inference(inputs), outside_inference(baseline)
             with preserved(self.model), require_sight(self.name), batch_dimension_hint(self.model, inputs):
                 result = bound._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
-        return flag_degenerate(check_finite(result))
+        return checked_result(result)
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
         raise NotImplementedError
@@ -249,16 +250,16 @@ class Method:
         masks, gradients): on a cheap model with large inputs those dominate.
         """
 
-        first = torch.zeros(1, dtype=torch.long)  # made outside the meter: it measures the model's allocations only
 
         def measure() -> int:
+            first = torch.zeros(1, dtype=torch.long)  # made outside the meter: it measures the model's allocations only
             with torch.inference_mode(), ActivationMeter() as meter:
                 self.forward(rows_like[:1], first)
             return meter.bytes
 
         total = rows_like.shape[0] if total_rows < 0 else total_rows
         key = (tuple(rows_like.shape[1:]), rows_like.dtype, rows_like.device.type)
-        row_bytes = int(own * rows_like[:1].numel() * rows_like.element_size())
+        row_bytes = int(own * math.prod(rows_like.shape[1:]) * rows_like.element_size()) if own else 0
         with progress_bar(self.name, total, self.progress) as advance:
 
             def counted(rows: slice) -> None:
@@ -369,15 +370,19 @@ def non_finite(tensor: torch.Tensor) -> str:
     >>> non_finite(torch.tensor([[1.0, float("nan")]])), non_finite(torch.ones(2))
     ('1 NaN or Inf values (first at index (0, 1))', '')
     """
-    finite = torch.isfinite(tensor)
+    if math.isfinite(tensor.sum()):  # one reduction: a NaN or Inf makes the sum NaN or Inf
+        return ""
+    finite = torch.isfinite(tensor)  # a sum that overflowed, or values that are not finite
     if finite.all():
         return ""
     bad = (~finite).nonzero()
     return f"{bad.shape[0]} NaN or Inf values (first at index {tuple(bad[0].tolist())})"
 
 
-def check_finite(attribution: Attribution) -> Attribution:
+def check_finite(attribution: Attribution, values: bool = True) -> Attribution:
     """``attribution``, if its values (and delta) are finite; else an error that says where they are not.
+
+    ``values=False`` checks the delta only (the values are known to be finite).
 
     Example
     -------
@@ -386,7 +391,8 @@ def check_finite(attribution: Attribution) -> Attribution:
     ...
     saliencelab.errors.NonFiniteResultError: demo computed 1 NaN or Inf values (first at index (0, 0)) in its ...
     """
-    for what, tensor in (("attribution values", attribution.values), ("completeness errors", attribution.delta)):
+    checked = attribution.values if values else None
+    for what, tensor in (("attribution values", checked), ("completeness errors", attribution.delta)):
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
             continue
         bad = non_finite(tensor)
@@ -399,11 +405,32 @@ def check_finite(attribution: Attribution) -> Attribution:
     return attribution
 
 
-def flag_degenerate(attribution: Attribution) -> Attribution:
+def checked_result(attribution: Attribution) -> Attribution:
+    """:func:`check_finite`, then :func:`flag_degenerate`, reading the values once.
+
+    A map with NaN or Inf values is always flagged degenerate, so the values are
+    searched for them only when some map is flagged.
+
+    Example
+    -------
+    >>> checked_result(Attribution(torch.tensor([[1.0, float("nan")]]), None, "demo", None))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    saliencelab.errors.NonFiniteResultError: demo computed 1 NaN or Inf values (first at index (0, 1)) in its ...
+    >>> checked_result(Attribution(torch.tensor([[1.0, 2.0]]), None, "demo", None)).info["degenerate"].tolist()
+    [False]
+    """
+    rows = degenerate_rows(attribution.values)
+    check_finite(attribution, values=any(rows))
+    return flag_degenerate(attribution, rows)
+
+
+def flag_degenerate(attribution: Attribution, rows: list[bool] | None = None) -> Attribution:
     """``attribution`` with ``info["degenerate"]``, ``(N,)`` bool: which samples' maps are constant.
 
     Warns (:class:`~saliencelab.DegenerateMapWarning`) when any is: a constant map,
-    all zero included, attributes nothing, and every check fails it.
+    all zero included, attributes nothing, and every check fails it. ``rows``:
+    :func:`~saliencelab.core.degenerate.degenerate_rows` of the values, when already computed.
 
     Example
     -------
@@ -414,9 +441,10 @@ def flag_degenerate(attribution: Attribution) -> Attribution:
     >>> flagged.info["degenerate"].tolist(), len(caught)
     ([True, False], 1)
     """
-    flags = degenerate_maps(attribution.values)
+    rows = degenerate_rows(attribution.values) if rows is None else rows
+    flags = as_flags(rows, attribution.values.device)
     attribution.info["degenerate"] = flags
-    if flags.any() and warns_about_degenerate_maps():
+    if any(rows) and warns_about_degenerate_maps():
         warnings.warn(
             f"{attribution.method} returned a constant map (no attribution) for {describe_degenerate(flags)}; "
             "they are flagged in info['degenerate'] and fail every check. For a saturated output explain the "

@@ -55,6 +55,11 @@ def test_a_check_that_judges_maps_itself_silences_the_warning_in_its_own_thread_
         (torch.tensor([[5.0, 5.0], [5.0, 5.0 * (1 + 2**-20)]]), [True, False]),  # 8 ulps apart is a ranking
         (torch.tensor([[1e-30, 0.0]]), [False]),  # tiny but not constant
         (torch.tensor([[float("inf"), 1.0], [float("nan"), float("nan")]]), [True, True]),
+        (torch.tensor([[1.0, float("-inf")], [1.0, float("nan")], [-3e38, 3e38]]), [True, True, False]),
+        (torch.tensor([[-2.0, -2.0 * (1 + 2**-21)], [-2.0, -2.0 * (1 + 2**-20)]]), [True, False]),  # 4 and 8 ulps
+        (torch.tensor([[1.0, 1.0 + 2**-8], [1.0, 1.0 + 2**-7]], dtype=torch.float16), [True, False]),
+        (torch.tensor([[1.0, 1.0 + 2**-5], [1.0, 1.0 + 2**-4]], dtype=torch.bfloat16), [True, False]),
+        (torch.tensor([[1.0, 1.0 + 2**-50], [1.0, 1.0 + 2**-49]], dtype=torch.float64), [True, False]),
         (torch.tensor([[1, 1], [1, 2]]), [True, False]),  # integers compared exactly
         (torch.zeros(2, 0), [True, True]),
     ],
