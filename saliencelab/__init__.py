@@ -9,54 +9,61 @@ Example
 torch.Size([2, 4])
 """
 
-from saliencelab import lrp, methods
-from saliencelab.api import available_methods, explain
-from saliencelab.core.attribution import Attribution
-from saliencelab.core.baselines import References, references
-from saliencelab.core.layers import neuron
-from saliencelab.core.registry import classes as _registered_classes
-from saliencelab.errors import DegenerateMapWarning, NonFiniteResultError, UnsupportedOperationError
+from saliencelab.errors import DegenerateMapWarning as DegenerateMapWarning
+from saliencelab.errors import NonFiniteResultError as NonFiniteResultError
+from saliencelab.errors import UnsupportedOperationError as UnsupportedOperationError
 
 __version__ = "0.1.0"
 
-globals().update(_registered_classes())  # every method class, registered once (saliencelab.methods)
+_EXPORTS = {
+    "explain": "saliencelab.api",
+    "available_methods": "saliencelab.api",
+    "Attribution": "saliencelab.core.attribution",
+    "References": "saliencelab.core.baselines",
+    "references": "saliencelab.core.baselines",
+    "neuron": "saliencelab.core.layers",
+    "run": "saliencelab.runs",
+    "load_run": "saliencelab.runs",
+}
+"""Public names and the module that defines each, imported on first use."""
 
-__all__ = [
-    *_registered_classes(),
-    "Attribution",
-    "References",
-    "DegenerateMapWarning",
-    "NonFiniteResultError",
-    "UnsupportedOperationError",
-    "available_methods",
-    "explain",
-    "evaluate",
-    "explore",
-    "genomics",
-    "lrp",
-    "methods",
-    "neuron",
-    "references",
-    "report",
-    "run",
-    "load_run",
-    "runs",
-    "text",
-    "viz",
-    "zoo",
-]
+_SUBPACKAGES = ("evaluate", "explore", "genomics", "lrp", "methods", "report", "runs", "text", "viz", "zoo")
+"""Subpackages imported on first use (``sl.explore(run)`` is callable)."""
 
 
-_LAZY_MODULES = ("evaluate", "explore", "genomics", "report", "runs", "text", "viz", "zoo")
-"""Subpackages imported on first use, keeping ``import saliencelab`` light (``sl.explore(run)`` is callable)."""
+def _method_classes() -> dict[str, type]:
+    """Every method class by its class name, registering the methods (and importing torch) on first use."""
+    from saliencelab.core.registry import classes
+
+    return classes()
 
 
 def __getattr__(name: str):
-    """Import the subpackages of :data:`_LAZY_MODULES` on first use, and ``run``/``load_run`` from the runs."""
+    """Import what ``name`` needs on first use, so that ``import saliencelab`` (and ``saliencelab --help``) stay light.
+
+    Example
+    -------
+    >>> import saliencelab as sl
+    >>> sl.IntegratedGradients.name
+    'integrated_gradients'
+    """
     import importlib
 
-    if name in _LAZY_MODULES:
-        return importlib.import_module(f"saliencelab.{name}")
-    if name in ("run", "load_run"):
-        return getattr(importlib.import_module("saliencelab.runs"), name)
-    raise AttributeError(f"module 'saliencelab' has no attribute {name!r}")
+    if name in _EXPORTS:
+        _method_classes()  # a method named by a string must be registered before it is looked up
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f"saliencelab.{name}")
+    elif name == "__all__":
+        value = sorted({*_method_classes(), *_EXPORTS, *_SUBPACKAGES, "DegenerateMapWarning", "NonFiniteResultError",
+                        "UnsupportedOperationError"})  # fmt: skip
+    elif name in (classes := _method_classes()):
+        value = classes[name]
+    else:
+        raise AttributeError(f"module 'saliencelab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__getattr__("__all__")})

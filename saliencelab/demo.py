@@ -375,8 +375,8 @@ def _text_analysis(
     Example
     -------
     >>> analysis, skipped = _text_analysis(2, ["gradient", "deeplift", "grad_cam"], progress=False)
-    >>> list(analysis.methods), list(skipped), analysis.row_labels[0]
-    (['gradient'], ['deeplift'], 'similarity to “Someone performs music at a concert.”')
+    >>> list(analysis.methods), skipped, analysis.row_labels[0]
+    (['gradient', 'deeplift'], {}, 'similarity to “Someone performs music at a concert.”')
     """
     model, tokenizer = sl.zoo.load("minilm"), sl.zoo.tokenizer("minilm")
     chosen = _chosen(TEXT_METHODS, [name for name in methods if name in TEXT_METHODS] if methods else None)

@@ -65,3 +65,16 @@ class DegenerateMapWarning(UserWarning):
     >>> issubclass(DegenerateMapWarning, UserWarning)
     True
     """
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), to quote in an error.
+
+    Example
+    -------
+    >>> first_line(RuntimeError("shapes cannot be multiplied\\nmore detail"))
+    'shapes cannot be multiplied'
+    """
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+

@@ -43,9 +43,9 @@ def test_every_method_runs_on_every_data_set_with_its_checks(demo):
         (data, method) for data in SECTIONS for method in sl.available_methods()
     ]
     text = {row["method"]: row["checks"] for row in all_rows if row["data set"] not in SECTIONS}
-    if TEXT:  # MiniLM: the methods at the embeddings and over tokens; DeepLIFT and LRP have no cosine rule
+    if TEXT:  # MiniLM: the methods at the embeddings and over tokens, DeepLIFT and LRP through the cosine too
         assert sorted(text) == sorted(TEXT_METHODS)
-        assert {name for name, checks in text.items() if checks.startswith("not run: ")} == {"deeplift", "lrp"}
+        assert [name for name, checks in text.items() if checks.startswith("not run: ")] == []
     by_method = {(row["data set"], row["method"]): row for row in rows}
     not_run = {row["method"] for row in rows if row["checks"].startswith("not run: ")}
     assert not_run == SPATIAL
@@ -99,12 +99,13 @@ def test_the_text_section_explains_sentence_pairs_with_escaped_heatmaps_and_verd
 
     monkeypatch.setattr(module, "DATA", ())  # the text section alone
     monkeypatch.setattr(module, "PAIRS", (("Tom & Jerry <3 cheese.", "A cat chases a mouse."), module.PAIRS[1]))
-    rows = run_demo(tmp_path, inputs=2, methods=["gradient", "feature_ablation", "deeplift"], progress=False)
+    monkeypatch.setitem(module.TEXT_METHODS, "guided_backprop", {})  # MiniLM's GELU: refused, and listed so
+    rows = run_demo(tmp_path, inputs=2, methods=["gradient", "feature_ablation", "guided_backprop"], progress=False)
     assert [(row["data set"], row["method"]) for row in rows] == [
-        (module.TEXT_TITLE, name) for name in ("gradient", "feature_ablation", "deeplift")  # in the order asked
+        (module.TEXT_TITLE, name) for name in ("gradient", "feature_ablation", "guided_backprop")  # in the order asked
     ]
     by_method = {row["method"]: row for row in rows}
-    assert by_method["deeplift"]["checks"].startswith("not run: deeplift has no rule for the operation")
+    assert by_method["guided_backprop"]["checks"].startswith("not run: guided_backprop has no rule for the operation")
     for name in ("gradient", "feature_ablation"):
         found = outcomes(by_method[name]["checks"])
         assert sorted(sum(found.values(), [])) == ["deletion", "insertion"]  # text: no randomisation checks

@@ -21,6 +21,18 @@ def test_import_saliencelab_adds_no_third_party_package_over_torch():
     assert imported_after("import saliencelab") - {"saliencelab"} == set()
 
 
+def test_the_command_line_help_imports_neither_torch_nor_numpy():
+    """``saliencelab --help`` and a command's ``--help`` load typer only: torch waits for a command that runs."""
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom saliencelab.cli import app\n"
+        "for args in (['--help'], ['explain', '--help'], ['run', '--help'], ['explore', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'numpy', 'pandas', 'matplotlib'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"
+
+
 @pytest.mark.parametrize(
     ("code", "package"),
     [

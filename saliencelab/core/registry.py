@@ -29,6 +29,14 @@ def register(cls: M) -> M:
     return cls
 
 
+def _registered() -> dict[str, type[Method]]:
+    """Every registered method, importing the modules that register them on first use."""
+    import saliencelab.lrp  # noqa: F401  (LRP and its relatives)
+    import saliencelab.methods  # noqa: F401  (every other method)
+
+    return _METHODS
+
+
 def available_methods() -> list[str]:
     """Every method name, sorted.
 
@@ -38,7 +46,7 @@ def available_methods() -> list[str]:
     >>> "integrated_gradients" in sl.available_methods()
     True
     """
-    return sorted(_METHODS)
+    return sorted(_registered())
 
 
 def classes() -> dict[str, type[Method]]:
@@ -50,14 +58,14 @@ def classes() -> dict[str, type[Method]]:
     >>> classes()["IntegratedGradients"] is sl.IntegratedGradients
     True
     """
-    return {cls.__name__: cls for cls in _METHODS.values()}
+    return {cls.__name__: cls for cls in _registered().values()}
 
 
 def get(name: str) -> type[Method]:
     """The class registered as ``name``; a ``ValueError`` listing the names otherwise."""
     if not isinstance(name, str):
         raise TypeError(f"method must be a method name (str); got {type(name).__name__}")
-    if name not in _METHODS:
+    if name not in _registered():
         close = difflib.get_close_matches(name, _METHODS, n=1)
         suggestion = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown method {name!r}.{suggestion} Available methods: {', '.join(available_methods())}")

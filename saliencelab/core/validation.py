@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from saliencelab.errors import UnsupportedOperationError
+from saliencelab.errors import UnsupportedOperationError, first_line
 
 SEED_RANGE = (0, 2**64 - 1)
 """The seeds a ``torch.Generator`` takes: 0 to 2**64 - 1."""
@@ -215,15 +215,3 @@ def _input_layer(model: Any) -> nn.Module | None:
 def _takes_ndim(layer: nn.Module) -> int:
     """The dimensions of a batch that ``layer`` takes: 2 for a linear layer, N + 2 for an N-d convolution."""
     return 2 if isinstance(layer, nn.Linear) else layer.weight.ndim
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none), to quote in an error.
-
-    Example
-    -------
-    >>> first_line(RuntimeError("shapes cannot be multiplied\\nmore detail"))
-    'shapes cannot be multiplied'
-    """
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

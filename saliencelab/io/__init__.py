@@ -24,15 +24,32 @@ Example
 ('gradient', None)
 """
 
-from saliencelab.io.checks import sanity_table
-from saliencelab.io.errors import EXIT_CODES, UserError
-from saliencelab.io.files import load_saved
-from saliencelab.io.input_report import write_input_report
-from saliencelab.io.inputs import LoadedInput, load_input, load_inputs
-from saliencelab.io.models import input_channels, load_model, load_weights
-from saliencelab.io.options import check_methods, method_options, parse_baseline, parse_target, parse_value
-from saliencelab.io.outputs import check_output_file, check_output_folder, staged_folder
-from saliencelab.io.run import Row, explain_inputs, method_errors
+_EXPORTS = {
+    "EXIT_CODES": "errors",
+    "LoadedInput": "inputs",
+    "Row": "run",
+    "UserError": "errors",
+    "check_methods": "options",
+    "check_output_file": "outputs",
+    "check_output_folder": "outputs",
+    "explain_inputs": "run",
+    "input_channels": "models",
+    "load_input": "inputs",
+    "load_inputs": "inputs",
+    "load_model": "models",
+    "load_saved": "files",
+    "load_weights": "models",
+    "method_errors": "run",
+    "method_options": "options",
+    "parse_baseline": "options",
+    "parse_target": "options",
+    "parse_value": "options",
+    "sanity_table": "checks",
+    "staged_folder": "outputs",
+    "write_input_report": "input_report",
+}
+"""Public name -> the module of :mod:`saliencelab.io` that defines it, imported on first use: the command
+line's ``--help`` and its error codes need none of them (nor torch)."""
 
 __all__ = [
     "EXIT_CODES",
@@ -58,3 +75,12 @@ __all__ = [
     "sanity_table",
     "staged_folder",
 ]
+
+
+def __getattr__(name: str):
+    """Import the module that defines ``name`` on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'saliencelab.io' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"saliencelab.io.{_EXPORTS[name]}"), name)

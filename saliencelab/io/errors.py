@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from saliencelab.core.validation import first_line as first_line  # re-exported: the io modules quote errors
+from saliencelab.errors import first_line as first_line  # re-exported: the io modules quote errors
 
 
 class UserError(ValueError):
