@@ -1,8 +1,11 @@
-"""First paint and server memory of the explorer on a made-up 10,000-sample run (a benchmark, not a test).
+"""First paint and server memory of the explorer on a 10,000-sample run (a benchmark, not a test).
 
 A child process builds a synthetic run (28 x 28 images, three methods; inputs
 and maps memory-mapped from ``.npy`` files, read lazily as from a store) and
-serves it; Playwright drives Debian's Chromium. Measured per run size:
+serves it; with ``--real`` it serves a real store instead, written by ``sl.run``
+(the watermarked digits repeated to the size, the watermark CNN, ``gradient``
+with the sparseness check) and analysed by SpRAy. Playwright drives Debian's
+Chromium. Measured per run size:
 
 - first paint and first contentful paint of the grid (``performance.getEntriesByType('paint')``),
   and the time from navigation until the grid's first page is in the document (its tiles still loading);
@@ -11,7 +14,7 @@ serves it; Playwright drives Debian's Chromium. Measured per run size:
   after browsing (five grid pages, twenty samples with neighbours, the method
   page, every SpRAy class).
 
-Run: ``python benchmarks/bench_explore.py [--sizes 1000 10000] [--repeats 3] [--screenshots docs/explorer]``.
+Run: ``python benchmarks/bench_explore.py [--sizes 1000 10000] [--repeats 3] [--real] [--screenshots DIR]``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ SERVE = """
 import sys, time
 from saliencelab.explore import explore
 from saliencelab.explore.synthetic import synthetic_run
-run = synthetic_run(int(sys.argv[1]), side=28, folder=sys.argv[2])
+run = sys.argv[3] if sys.argv[3] else synthetic_run(int(sys.argv[1]), side=28, folder=sys.argv[2])
 running = explore(run, quiet=True)
 print(running.url, flush=True)
 running.wait()
@@ -52,15 +55,33 @@ def ready(page, route: str, *, tiles: bool = True) -> None:
         page.wait_for_load_state("networkidle")
 
 
-def measure(size: int, repeats: int, shots: Path | None) -> dict[str, float]:
+def real_store(size: int, folder: str) -> tuple[str, float]:
+    """Write a real run store of ``size`` samples with ``sl.run`` and SpRAy; its path and the seconds it took."""
+    import torch
+
+    import saliencelab as sl
+    from saliencelab.runs.spray import analyse_run
+
+    x_train, y_train, x_test, y_test = sl.zoo.dataset("watermarked_digits")
+    images, labels = torch.cat([x_train, x_test]), torch.cat([y_train, y_test])
+    repeat = torch.arange(size) % len(images)
+    start = time.perf_counter()
+    run = sl.run(sl.zoo.load("watermarked_digits_cnn"), (images[repeat], labels[repeat]), methods=["gradient"],
+                 checks=["sparseness"], store=f"{folder}/run.zarr", batch_size=512)  # fmt: skip
+    analyse_run(run)
+    return run.path, time.perf_counter() - start
+
+
+def measure(size: int, repeats: int, shots: Path | None, real: bool = False) -> dict[str, float]:
     folder = tempfile.mkdtemp(prefix="bench-explore-")
     root = Path(__file__).resolve().parents[1]
-    child = subprocess.Popen([sys.executable, "-c", SERVE, str(size), folder], stdout=subprocess.PIPE, text=True,
+    store, written = real_store(size, folder) if real else ("", 0.0)
+    child = subprocess.Popen([sys.executable, "-c", SERVE, str(size), folder, store], stdout=subprocess.PIPE, text=True,
                              cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})  # fmt: skip
     try:
         url = child.stdout.readline().strip()
         found: dict[str, list[float]] = {"first_paint_ms": [], "first_contentful_paint_ms": [], "grid_drawn_ms": []}
-        memory = {"rss_start_mib": rss_mib(child.pid)}
+        memory = {"rss_start_mib": rss_mib(child.pid), "store_seconds": written}
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=shutil.which("chromium"))
             for repeat in range(repeats):
@@ -82,7 +103,7 @@ def measure(size: int, repeats: int, shots: Path | None) -> dict[str, float]:
                 page.close()
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             for number in range(5):
-                route = f"#/?sort=gradient.deletion_auc&order=desc&page={number}"
+                route = f"#/?sort=score&order=desc&page={number}"
                 page.goto(url + route)
                 ready(page, route)
             for index in range(0, size, max(1, size // 20)):
@@ -113,6 +134,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--screenshots", type=Path, default=None, help="Save screenshots of the views here.")
+    parser.add_argument("--real", action="store_true", help="Serve a real store written by sl.run (see above).")
     args = parser.parse_args()
     if args.screenshots is not None:
         args.screenshots.mkdir(parents=True, exist_ok=True)
@@ -120,10 +142,10 @@ def main() -> None:
           f"{'browsed':>8}  (ms, median of {args.repeats}; MiB)")  # fmt: skip
     for size in args.sizes:
         shots = args.screenshots if size == args.sizes[-1] else None
-        r = measure(size, args.repeats, shots)
+        r = measure(size, args.repeats, shots, args.real)
         times = f"{r['first_paint_ms']:>12.0f} {r['first_contentful_paint_ms']:>8.0f} {r['grid_drawn_ms']:>11.0f}"
         memory = f"{r['rss_start_mib']:>10.0f} {r['rss_first_page_mib']:>11.0f} {r['rss_after_browsing_mib']:>8.0f}"
-        print(f"{size:>8} {times} {memory}")
+        print(f"{size:>8} {times} {memory}" + (f"  (store written in {r['store_seconds']:.0f} s)" if args.real else ""))
 
 
 if __name__ == "__main__":

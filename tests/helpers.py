@@ -200,3 +200,17 @@ def screenshot_in_chromium(page: Path, path: Path, *, width: int = 1280, height:
     command = [*CHROMIUM, f"--window-size={width},{height}", f"--screenshot={path}", page.as_uri()]
     subprocess.run(command, capture_output=True, text=True, timeout=180, check=True, cwd=path.parent)
     return path
+
+
+def tiny_word_tokenizer():
+    """A word-level fast tokenizer built in memory (no download): 40 ids, the first three special."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = "<pad> <unk> <eos> the cat sat on mat a dog ran to park big small red".split()
+    vocab = {word: i for i, word in enumerate(words + [f"w{i}" for i in range(40 - len(words))])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>", padding_side="right"
+    )

@@ -142,7 +142,7 @@ class ExplorerData:
         """
         method, name = self._method_input(params)
         words = self.view.tokens(index)
-        values = self.view.map_sample(method, name, index)[: len(words)]
+        values = self.view.token_values(method, name, index)
         colours = tiles.token_colours(values, tiles.Controls.parse(params)) if len(words) else []
         return jsonable({"index": index, "method": method, "tokens": words, "values": values, "colours": colours})
 

@@ -3,8 +3,10 @@
 A :class:`RunView` wraps any object with the read side of ``sl.load_run``'s
 ``Run`` (``path``, ``n``, ``methods``, ``classes``, ``table``, ``inputs``,
 ``maps``, ``provenance``, ``analysis``) and answers the explorer's questions:
-which kind each input is (an image, a token sequence, a feature vector), which
-per-sample metrics the table has, and the class names. It keeps the table (one
+which kind each attributed input is (an image, a token sequence, a feature
+vector; inputs passed on unattributed, such as an ``attention_mask``, have no
+maps and are not shown), which per-sample metrics the table has, and the class
+names. It keeps the table (one
 row per sample) and nothing of the arrays: inputs and maps are read by sample
 index when a page asks for them, so memory does not grow with the maps.
 
@@ -60,12 +62,19 @@ class RunView:
         self.classes: list[str] | None = None if run.classes is None else [str(c) for c in run.classes]
         self.table: pd.DataFrame = run.table.reset_index(drop=True)
         missing = [c for c in BASE_COLUMNS if c not in self.table.columns]
-        if missing or len(self.table) != self.n:
+        if missing:
             raise ValueError(
-                f"the run's table must have one row per sample ({self.n}) and the columns {', '.join(BASE_COLUMNS)}; "
-                f"it has {len(self.table)} rows and lacks {missing or 'nothing'}. Recompute the run with sl.run."
+                f"the run's table lacks the columns {', '.join(missing)} (a run has {', '.join(BASE_COLUMNS)}); "
+                "recompute the run with sl.run"
             )
-        self.kinds = {name: input_kind(array.shape[1:], "tokens" in self.table) for name, array in run.inputs.items()}
+        if len(self.table) != self.n:
+            raise ValueError(
+                f"the run is not finished: its table has {len(self.table)} of its {self.n} samples. Finish it by "
+                "calling sl.run (or saliencelab run) again with the same arguments: it computes only the missing chunks"
+            )
+        mapped = run.maps[self.methods[0]] if self.methods else {}
+        self.kinds = {name: input_kind(array.shape[1:], "tokens" in self.table)
+                      for name, array in run.inputs.items() if name in mapped}  # fmt: skip
         self.metrics = _metric_names(self.table.columns, self.methods)
         self.text = "tokens" in self.table.columns
 
@@ -150,6 +159,26 @@ class RunView:
         """
         maps = self.run.maps[self.check_method(method)]
         return np.asarray(maps[self.check_input(name)][self.check_index(index)], dtype=np.float32)
+
+    def token_values(self, method: str, name: str, index: int) -> np.ndarray:
+        """One value per token of :meth:`tokens`: the map at the positions where ``attention_mask`` is not 0.
+
+        ``sl.run(..., tokenizer=)`` stores the real tokens only while the map
+        keeps every position; without an ``attention_mask`` input the tokens
+        are the map's first positions.
+
+        Example
+        -------
+        >>> from saliencelab.explore.synthetic import synthetic_run
+        >>> view = RunView(synthetic_run(4, text=True))
+        >>> len(view.token_values("gradient", "input", 0)) == len(view.tokens(0))
+        True
+        """
+        values = self.map_sample(method, name, index)
+        mask = self.run.inputs.get("attention_mask")
+        if mask is not None and tuple(mask.shape) == (self.n, *values.shape):
+            values = values[np.asarray(mask[index]) != 0]
+        return values[: len(self.tokens(index))]
 
     def tokens(self, index: int) -> list[str]:
         """The tokens of sample ``index`` of a text run (empty for other runs).

@@ -62,6 +62,7 @@ def run(
     address: str | None = None,
     workers: int | None = None,
     progress: bool | None = None,
+    tokenizer: Any = None,
 ) -> Run:
     """Explain every sample of ``data`` with every method and check, into a store (Zarr + Parquet).
 
@@ -106,6 +107,10 @@ def run(
         For ``engine="ray"``.
     progress:
         A progress bar with rate and time left (None: on a terminal for long runs).
+    tokenizer:
+        For token ids: a Hugging Face tokenizer (``convert_ids_to_tokens``); the
+        table gets each sample's real tokens (where ``attention_mask`` is not 0)
+        as strings in a ``tokens`` column, for the explorer's token heatmaps.
 
     Returns
     -------
@@ -133,9 +138,11 @@ def run(
     if len(source) == 0:
         raise ValueError("the data set is empty; a run needs at least one sample")
     batch_size = _check_batch_size(batch_size)
-    job = Job(model, source, normalise_methods(methods), {}, check_seed(seed), batch_size, _check_target(target))
+    job = Job(model, source, normalise_methods(methods), {}, check_seed(seed), batch_size, _check_target(target),
+              _check_tokenizer(tokenizer))  # fmt: skip
     first = job.chunk(0)
-    job = Job(model, source, job.methods, normalise_checks(checks, first), job.seed, batch_size, job.target)
+    job = Job(model, source, job.methods, normalise_checks(checks, first), job.seed, batch_size, job.target,
+              job.tokenizer)  # fmt: skip
     settings = _settings(job, first)
     names = classes if classes is not None else source.classes
     attrs = {
@@ -421,7 +428,18 @@ def _settings(job: Job, first: Chunk) -> dict[str, Any]:
         "seed": job.seed,
         "batch_size": job.batch_size,
         "target": job.target,
+        "tokenizer": _tokenizer_settings(job.tokenizer),
     }
+
+
+def _tokenizer_settings(tokenizer: Any) -> dict[str, Any] | None:
+    """The tokenizer's class, name and a hash of its vocabulary: what the ``tokens`` column depends on."""
+    if tokenizer is None:
+        return None
+    vocabulary = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else None
+    return {"class": f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}",
+            "name": str(getattr(tokenizer, "name_or_path", "")),
+            "vocabulary_hash": None if vocabulary is None else options_hash(dict(vocabulary))}  # fmt: skip
 
 
 def _content_hash(chunk: Chunk) -> str:
@@ -446,6 +464,14 @@ def _check_batch_size(batch_size: object) -> int:
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int (samples per chunk); got {batch_size!r}")
     return int(batch_size)
+
+
+def _check_tokenizer(tokenizer: Any) -> Any:
+    if tokenizer is not None and not callable(getattr(tokenizer, "convert_ids_to_tokens", None)):
+        raise TypeError(
+            f"tokenizer must be a Hugging Face tokenizer (with convert_ids_to_tokens); got {type(tokenizer).__name__}"
+        )
+    return tokenizer
 
 
 def _check_target(target: object) -> str | int:

@@ -45,6 +45,7 @@ ZOO_SPLITS = ("test", "train", "all")
 ZOO_CLASSES: dict[str, list[str]] = {
     "digits": [str(d) for d in range(10)],
     "cluttered_digits": [str(d) for d in range(10)],
+    "watermarked_digits": [str(d) for d in range(10)],
     "lfw_faces": ["non-face", "face"],
     "breast_cancer": ["malignant", "benign"],
 }

@@ -11,6 +11,8 @@ reference), ``degenerate`` (:func:`~saliencelab.core.degenerate.degenerate_maps`
 ``deletion_auc`` and ``insertion_auc`` (:func:`saliencelab.evaluate.deletion`,
 :func:`saliencelab.evaluate.insertion`; images and table rows of one input) and
 ``sparseness`` (:func:`saliencelab.evaluate.sparseness`, over every attributed value).
+With a tokenizer, a ``tokens`` column holds each sample's token strings
+(:func:`token_strings`).
 
 Example
 -------
@@ -68,6 +70,7 @@ def compute_chunk(
     chunk_index: int,
     *,
     target: str | int = "prediction",
+    tokenizer: Any = None,
 ) -> tuple[dict[str, dict[str, np.ndarray]], pd.DataFrame]:
     """Every method's maps of one chunk and its table rows.
 
@@ -86,6 +89,8 @@ def compute_chunk(
         Every random draw of the chunk comes from these two.
     target:
         ``"prediction"`` (each sample's argmax class), ``"label"`` or a class index.
+    tokenizer:
+        A Hugging Face tokenizer: the rows get each sample's ``tokens`` (:func:`token_strings`).
 
     Returns
     -------
@@ -93,8 +98,8 @@ def compute_chunk(
         Method -> attributed input name -> float32 array with the input's shape
         (token ids: one value per token; CAM maps broadcast to the input's channels).
     rows:
-        One row per sample: ``index``, ``label``, ``prediction``, ``score``, ``target``, ``correct``
-        and the ``"<method>.<check>"`` columns.
+        One row per sample: ``index``, ``label``, ``prediction``, ``score``, ``target``, ``correct``,
+        ``tokens`` with a tokenizer, and the ``"<method>.<check>"`` columns.
 
     Example
     -------
@@ -112,6 +117,8 @@ def compute_chunk(
     prediction = output.argmax(dim=1)
     targets = _targets(target, prediction, chunk_inputs.labels)
     rows = _sample_rows(chunk_inputs, output, prediction, targets)
+    if tokenizer is not None:
+        rows["tokens"] = token_strings(chunk_inputs, tokenizer)
     maps = {}
     for name, options in methods.items():
         maps[name], columns = _method(model, chunk_inputs, name, options, checks, targets, seed, chunk_index)
@@ -164,6 +171,55 @@ def _sample_rows(chunk: Chunk, output: torch.Tensor, prediction: torch.Tensor, t
         "correct": pd.array((prediction.cpu() == labels).tolist() if labels is not None else [None] * n,
                             dtype="boolean"),  # fmt: skip
     }
+
+
+def token_strings(chunk: Chunk, tokenizer: Any) -> list[list[str]]:
+    """Each sample's real tokens as strings: its token ids where ``attention_mask`` is not 0 (all without a mask).
+
+    The token ids are the input ``input_ids``, or the one attributed input of
+    integers ``(n, L)``. A sample's map keeps all ``L`` positions: its values
+    at the mask's non-zero positions belong to these tokens, in order.
+
+    Example
+    -------
+    >>> class Letters:  # any tokenizer with convert_ids_to_tokens
+    ...     def convert_ids_to_tokens(self, ids):
+    ...         return ["abcd"[i] for i in ids]
+    >>> ids, mask = torch.tensor([[1, 2, 0], [3, 0, 0]]), torch.tensor([[1, 1, 0], [1, 0, 0]])
+    >>> inputs = {"input_ids": ids, "attention_mask": mask}
+    >>> token_strings(Chunk(0, 0, inputs, None, "dict", ("input_ids",)), Letters())
+    [['b', 'c'], ['d']]
+    """
+    name = token_ids_input(chunk)
+    ids = chunk.inputs[name].cpu()
+    mask = chunk.inputs.get("attention_mask")
+    real = torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.cpu() != 0
+    return [[str(token) for token in tokenizer.convert_ids_to_tokens(row[keep].tolist())]
+            for row, keep in zip(ids, real, strict=True)]  # fmt: skip
+
+
+def token_ids_input(chunk: Chunk) -> str:
+    """The name of the chunk's input of token ids: ``input_ids``, or its one attributed input of integers ``(n, L)``.
+
+    Example
+    -------
+    >>> token_ids_input(Chunk(0, 0, {"input": torch.ones(2, 3)}, None, "tensor", ("input",)))
+    Traceback (most recent call last):
+    ...
+    ValueError: tokenizer= names the tokens of token ids, but no input holds token ids (integers (N, L)); ...
+    """
+    if "input_ids" in chunk.attributed:
+        return "input_ids"
+    found = [name for name in chunk.attributed
+             if chunk.inputs[name].ndim == 2 and not chunk.inputs[name].is_floating_point()]  # fmt: skip
+    if len(found) != 1:
+        shapes = ", ".join(f"{k} {tuple(v.shape)} {str(v.dtype).removeprefix('torch.')}"
+                           for k, v in chunk.inputs.items())  # fmt: skip
+        raise ValueError(
+            f"tokenizer= names the tokens of token ids, but no input holds token ids (integers (N, L)); the samples "
+            f"have {shapes}. Name the token ids input_ids, or leave tokenizer out"
+        )
+    return found[0]
 
 
 def _method(
@@ -323,6 +379,8 @@ class Job:
         Name -> options, as :func:`compute_chunk` takes them.
     seed, batch_size, target:
         The run's seed, chunk size and target.
+    tokenizer:
+        None, or the tokenizer that names each sample's tokens (a ``tokens`` column).
 
     Example
     -------
@@ -340,6 +398,7 @@ class Job:
     seed: int
     batch_size: int
     target: str | int
+    tokenizer: Any = None
 
     def chunk(self, index: int) -> Chunk:
         """The data of chunk ``index``."""
@@ -348,7 +407,8 @@ class Job:
     def compute(self, index: int, chunk: Chunk | None = None) -> tuple[dict[str, dict[str, np.ndarray]], pd.DataFrame]:
         """:func:`compute_chunk` on chunk ``index``."""
         chunk = self.chunk(index) if chunk is None else chunk
-        return compute_chunk(self.model, chunk, self.methods, self.checks, self.seed, index, target=self.target)
+        return compute_chunk(self.model, chunk, self.methods, self.checks, self.seed, index, target=self.target,
+                             tokenizer=self.tokenizer)  # fmt: skip
 
 
 def chunk_arrays(chunk: Chunk, maps: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:

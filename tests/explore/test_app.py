@@ -277,10 +277,10 @@ def test_pages_read_only_the_samples_they_show():
 def test_a_run_without_the_table_columns_is_refused():
     run = synthetic_run(4)
     run.table = run.table.drop(columns=["prediction"])
-    with pytest.raises(ValueError, match="lacks \\['prediction'\\]"):
+    with pytest.raises(ValueError, match="lacks the columns prediction"):
         create_app(run)
-    run.table = pd.DataFrame()
-    with pytest.raises(ValueError, match="one row per sample"):
+    run.table = pd.DataFrame(columns=["index", "label", "prediction", "score", "target", "correct"])
+    with pytest.raises(ValueError, match="not finished: its table has 0 of its 4 samples"):
         create_app(run)
 
 

@@ -64,13 +64,21 @@ def test_the_export_writes_token_colours_for_a_text_run(tmp_path):
     assert not list((folder / "tiles").glob("map-*"))
 
 
-@pytest.mark.skipif(not hasattr(sl, "load_run"), reason="sl.load_run (the run store) is not part of this build yet")
-def test_the_command_exports_a_stored_run(tmp_path):
-    store = tmp_path / "run.zarr"
-    sl.run(torch_model(), torch_data(), methods=["gradient"], store=str(store))
-    result = CliRunner().invoke(app, ["explore", str(store), "--export", str(tmp_path / "site")])
+def test_the_command_exports_a_stored_run(digits_run, tmp_path):
+    run, site = digits_run.run, tmp_path / "site"
+    result = CliRunner().invoke(app, ["explore", run.path, "--export", str(site), "--limit", "3"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "site" / "index.html").exists()
+    assert f"explorer: {site / 'index.html'}" in result.output
+    tiles = sorted(p.name for p in (site / "tiles").glob("map-*.png"))
+    assert len(tiles) == 3 * len(run.methods) * 4  # samples x methods x (sign x clipping)
+    table = (site / "data" / "table.js").read_text()
+    rows = json.loads(table[table.index(", ") + 2 : table.rindex(");")])["rows"]
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert [r["columns"]["integrated_gradients.deletion_auc"] for r in rows] == pytest.approx(
+        run.table["integrated_gradients.deletion_auc"][:3].tolist()
+    )
+    spray = (site / "data" / "spray.js").read_text()
+    assert json.loads(spray[spray.index(", ") + 2 : spray.rindex(");")])["classes"][0]["key"] == "7"
 
 
 def test_the_command_refuses_a_non_empty_export_folder(tmp_path):
@@ -84,15 +92,3 @@ def test_the_command_is_listed_with_its_options():
     result = CliRunner().invoke(app, ["explore", "--help"])
     assert result.exit_code == 0
     assert all(flag in result.output for flag in ("--port", "--host", "--export", "--limit"))
-
-
-def torch_model():
-    import torch
-
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
-
-
-def torch_data():
-    import torch
-
-    return torch.utils.data.TensorDataset(torch.randn(8, 1, 4, 4), torch.randint(0, 3, (8,)))

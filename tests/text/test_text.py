@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 from captum.attr import LayerIntegratedGradients
+from helpers import tiny_word_tokenizer
 
 import saliencelab as sl
 
@@ -252,19 +253,6 @@ def test_a_missing_transformers_install_says_how_to_add_it(monkeypatch):
 def test_importing_saliencelab_does_not_import_transformers():
     code = "import sys, saliencelab; print('transformers' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
-
-
-def tiny_word_tokenizer():
-    """A word-level fast tokenizer built in memory (no download): 40 ids, the first three special."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    words = "<pad> <unk> <eos> the cat sat on mat a dog ran to park big small red".split()
-    vocab = {word: i for i, word in enumerate(words + [f"w{i}" for i in range(40 - len(words))])}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>", padding_side="right"
-    )
 
 
 def test_next_token_through_text_explain_counts_real_tokens_and_ignores_padding():
