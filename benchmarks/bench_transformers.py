@@ -538,7 +538,9 @@ def reading(lxt: list[dict], costs: list[Cost], profiles: dict[str, dict], passe
             " whose embedding row Hugging Face initialises to zero, the LLaMA path starts at the zero sequence, where"
             " every RMS norm divides by sqrt(mean x² + eps) with mean x² → 0: the function changes in a boundary"
             " layer a few 1e-4 wide at α = 0 (see docs/transformer-conformance.md), which Gauss-Legendre at fixed"
-            " steps resolves only with many points and the adaptive rule finds by bisection."
+            " steps resolves only with many points and the adaptive rule finds by bisection. The target misses"
+            " where the path is easy: where Captum is within 1e-2 at its smallest grid point (4 steps, 8 passes)"
+            " the adaptive rule's 5 starting points and two end points already cost more."
         )
     return lines
 
