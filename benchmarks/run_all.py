@@ -52,6 +52,10 @@ SCRIPTS = {
         "several inputs, forward arguments, layer and token-id attribution vs floor and Captum",
         ("captum",),
     ),
+    "bench_transformers": (
+        "transformer LRP vs LXT and one forward+backward; IG passes vs Captum LayerIntegratedGradients",
+        ("captum", "transformers"),
+    ),
 }
 """Script -> (what it measures, modules it needs), in the order the runner runs them: ``bench_gradient``
 regenerates the whole file (keeping the other sections), so it goes first."""
@@ -66,6 +70,7 @@ INSTALL = {
     "bench_evaluate": "bash benchmarks/setup_bench_env.sh",
     "bench_scaling": "pip install -c constraints.txt captum",
     "bench_structured": "pip install -c constraints.txt captum",
+    "bench_transformers": "pip install -c constraints.txt captum transformers (LXT: a separate venv, see the script)",
 }
 """How to get each script's peers into the runner's environment (see each script's section below)."""
 

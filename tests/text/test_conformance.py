@@ -84,3 +84,14 @@ def test_a_property_that_fails_is_reported_as_violated():
     special[:, 0, 0], special[:, 1, 0] = 1e-3, exact[:, 1, 0] - 1e-3  # the sum still matches the gap
     assert verdict("gradient", padded) == "VIOLATED"
     assert verdict("deeplift", special) == "VIOLATED" and verdict("gradient", special) == "holds"
+
+
+def test_eager_attention_gives_the_sdpa_attributions():
+    """BERT built with eager attention explains like the same weights with SDPA, method by method, to 1e-12
+    relative (LRP to 1e-6: its stabilizer meets the two ways of writing the attention at different places)."""
+    differences = _script().eager_differences(["BERT"], ["gradient", "integrated_gradients", "deeplift", "lrp"])
+    cells = differences["BERT"].items()
+    relative = {method: float(text.split("(")[1].rstrip(")")) for method, text in cells if "(" in text}
+    assert set(relative) == {"gradient", "integrated_gradients", "deeplift", "lrp"}, differences
+    assert all(value <= 1e-12 for method, value in relative.items() if method != "lrp"), relative
+    assert relative["lrp"] <= 1e-6, relative
