@@ -78,7 +78,7 @@ PAIRS = (
 TEXT_METHODS: dict[str, dict[str, Any]] = {
     "gradient": {},
     "gradient_x_input": {},
-    "integrated_gradients": {"steps": 16},
+    "integrated_gradients": {"tolerance": 1e-3},
     "smoothgrad": {"samples": 8, "noise": 0.1},
     "deeplift": {},
     "lrp": {"composite": "transformer"},
