@@ -179,3 +179,19 @@ def test_importing_the_runs_does_not_import_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}).stdout  # fmt: skip
     assert out.strip() == "False"
+
+
+@pytest.mark.slow
+def test_the_cli_runs_on_a_ray_cluster_and_refuses_an_address_for_the_local_engine(tmp_path, two_nodes):
+    from typer.testing import CliRunner
+
+    from saliencelab.cli import app
+
+    command = ["run", "--data", "digits", "--model", "zoo:digits_cnn", "-m", "gradient", "--check", "sparseness",
+               "--batch-size", "128", "--store", str(tmp_path / "cli.zarr")]  # fmt: skip
+    result = CliRunner().invoke(app, [*command, "--engine", "ray", "--address", two_nodes, "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    run = sl.load_run(tmp_path / "cli.zarr")
+    assert run.complete and run.provenance["sessions"][0]["workers"] == 2 and run.provenance["engine"] == "ray"
+    refused = CliRunner().invoke(app, [*command, "--address", "auto", "--overwrite"])
+    assert refused.exit_code != 0 and "the local engine takes no address" in refused.output
