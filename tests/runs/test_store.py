@@ -14,6 +14,7 @@ from torch import nn
 
 import saliencelab as sl
 from saliencelab.runs import StoreExistsError
+from saliencelab.runs.store import parameter_hash
 
 
 def _linear(inputs: int, classes: int = 3) -> nn.Linear:
@@ -179,6 +180,13 @@ def test_provenance_is_complete_and_the_parameter_hash_follows_the_weights(tmp_p
     assert changed.provenance["model"]["parameter_hash"] != first
     with pytest.raises(StoreExistsError, match="other options"):  # the same store refuses the changed model
         sl.run(model, x, methods={"smoothgrad": {"samples": 3}}, store=tmp_path / "r.zarr", seed=5)
+
+
+def test_a_model_with_batch_norm_is_hashed_with_its_scalar_buffers():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 2)).eval()
+    first = parameter_hash(model)  # num_batches_tracked is a 0-dim int64 buffer
+    model[1].num_batches_tracked += 1
+    assert parameter_hash(model) != first
 
 
 def test_other_options_are_refused_unless_overwrite_and_the_same_ones_resume(tmp_path):
