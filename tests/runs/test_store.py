@@ -264,3 +264,11 @@ def test_the_cli_runs_a_zoo_data_set_and_refuses_other_options(tmp_path):
     assert refused.exit_code == 10 and "other options" in refused.output
     replaced = CliRunner().invoke(app, [*command, "--seed", "1", "--overwrite"])
     assert replaced.exit_code == 0 and sl.load_run(store).provenance["seed"] == 1
+
+
+def test_a_session_counts_the_chunk_the_driver_computes_first_with_its_seconds(tmp_path):
+    x = torch.linspace(-1, 1, 40).view(10, 4)
+    run = sl.run(torch.nn.Linear(4, 3), x, methods=["gradient"], checks=[], store=str(tmp_path / "one.zarr"),
+                 batch_size=10, progress=False)  # fmt: skip
+    session = run.provenance["sessions"][0]
+    assert session["chunks"] == 1 and session["compute_seconds"] > 0 and session["write_seconds"] > 0
