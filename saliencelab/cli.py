@@ -265,6 +265,10 @@ def run_data(
     target: str = typer.Option("prediction", "--target", metavar="prediction|label|INT", help="Class to explain."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run stored with other options."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Finish a stopped run with the same options."),
+    engine: str = typer.Option("local", "--engine", metavar="local|ray", help="Compute here, or on Ray workers."),
+    address: str | None = typer.Option(None, "--address", help="Ray: auto, HOST:PORT or ray://HOST:PORT "
+                                       "(default: a local Ray)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray: workers (default: the cluster's CPUs)."),
     size: list[int] = _SIZE,
     mean: list[float] = _MEAN,
     std: list[float] = _STD,
@@ -288,8 +292,8 @@ def run_data(
         try:
             with io.method_errors("run"):
                 result = run(net, source, methods=options, checks=check or None, store=store, batch_size=batch_size,
-                             resume=resume, overwrite=overwrite, seed=seed,
-                             target=int(target) if target.isdigit() else target)  # fmt: skip
+                             resume=resume, overwrite=overwrite, seed=seed, engine=engine, address=address,
+                             workers=workers, target=int(target) if target.isdigit() else target)  # fmt: skip
         except StoreExistsError as error:
             raise OutputError(str(error)) from None
     table = result.table

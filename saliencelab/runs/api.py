@@ -18,6 +18,7 @@ import datetime
 import importlib
 import inspect
 import os
+import time
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -161,16 +162,23 @@ def run(
         "provenance": {**settings, **environment(), "engine": engine, "sessions": []},
     }
     fresh = overwrite or not RunStore(store).exists()
+    started, clock = _now(), time.perf_counter()
     computed = job.compute(0, first) if fresh else None  # a bad option or input fails before any store is made
+    first_compute = time.perf_counter() - clock
     target_store = open_for_run(store, attrs, _layout(first, len(source), job.methods), batch_size,
                                 resume=resume, overwrite=overwrite)  # fmt: skip
+    clock = time.perf_counter()
     if computed is not None:
         target_store.write_chunk(0, first.start, chunk_arrays(first, computed[0]), computed[1])
+    first_write = time.perf_counter() - clock
     pending = sorted(set(range(source.chunks(batch_size))) - target_store.done_chunks())
-    started = _now()
     seconds = executor.execute(job, target_store, pending, progress=progress, address=address, workers=workers)
+    if computed is not None:  # chunk 0, computed here, counts in this session
+        seconds = {**seconds, "compute_seconds": seconds["compute_seconds"] + first_compute,
+                   "write_seconds": seconds["write_seconds"] + first_write}  # fmt: skip
+    chunks = len(pending) + (computed is not None)
     stored = target_store.attrs
-    stored["provenance"]["sessions"].append({"started": started, "finished": _now(), "chunks": len(pending), **seconds})
+    stored["provenance"]["sessions"].append({"started": started, "finished": _now(), "chunks": chunks, **seconds})
     stored["provenance"]["started"] = stored["provenance"]["sessions"][0]["started"]
     stored["provenance"]["finished"] = _now()
     target_store.set_attrs(stored)

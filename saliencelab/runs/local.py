@@ -49,12 +49,31 @@ def execute(job: Job, store: RunStore, chunks: Sequence[int], *, progress: bool 
     total = sum(min(job.batch_size, len(job.source) - k * job.batch_size) for k in chunks)
     with progress_bar("run", total, progress) as advance:
         for index in chunks:
-            start = time.perf_counter()
-            chunk = job.chunk(index)
-            maps, rows = job.compute(index, chunk)
-            written = time.perf_counter()
-            store.write_chunk(index, chunk.start, chunk_arrays(chunk, maps), rows)
-            seconds["compute_seconds"] += written - start
-            seconds["write_seconds"] += time.perf_counter() - written
-            advance(chunk.size)
+            rows, compute, write = run_chunk(job, store, index)
+            seconds["compute_seconds"] += compute
+            seconds["write_seconds"] += write
+            advance(rows)
     return seconds
+
+
+def run_chunk(job: Job, store: RunStore, index: int) -> tuple[int, float, float]:
+    """Compute chunk ``index`` and write it (arrays, table part, then its done marker): what every engine runs.
+
+    Returns the chunk's number of samples and the seconds spent computing and writing.
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> from saliencelab.runs.data import as_source
+    >>> job = Job(torch.nn.Linear(3, 2), as_source(torch.ones(3, 3)), {"gradient": {}}, {}, 0, 2, "prediction")
+    >>> layout = {"inputs/input": ((3, 3), "float32"), "maps/gradient/input": ((3, 3), "float32")}
+    >>> store = RunStore.create(tempfile.mkdtemp() + "/run.zarr", {"n": 3}, layout, chunk_rows=2)
+    >>> run_chunk(job, store, 1)[0], store.done_chunks()
+    (1, {1})
+    """
+    start = time.perf_counter()
+    chunk = job.chunk(index)
+    maps, rows = job.compute(index, chunk)
+    written = time.perf_counter()
+    store.write_chunk(index, chunk.start, chunk_arrays(chunk, maps), rows)
+    return chunk.size, written - start, time.perf_counter() - written

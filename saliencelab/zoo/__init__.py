@@ -109,7 +109,9 @@ def _load_trained(name: str, labels: str) -> nn.Module:
     with torch.device("meta"):
         model = RECIPES[name].architecture()
     with resources.as_file(weights_file(weights_name(name, labels))) as path:
-        state = load_file(path)
+        # cloned: the loaded tensors are views into the file's buffer at unaligned offsets, and float kernels
+        # round differently on unaligned memory, so a pickled copy (a Ray worker's) would compute other bits
+        state = {key: value.clone() for key, value in load_file(path).items()}
     model.load_state_dict(state, assign=True)
     return model.eval()
 

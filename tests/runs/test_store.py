@@ -14,6 +14,7 @@ from torch import nn
 
 import saliencelab as sl
 from saliencelab.runs import StoreExistsError
+from saliencelab.runs.store import parameter_hash
 
 
 def _linear(inputs: int, classes: int = 3) -> nn.Linear:
@@ -181,6 +182,13 @@ def test_provenance_is_complete_and_the_parameter_hash_follows_the_weights(tmp_p
         sl.run(model, x, methods={"smoothgrad": {"samples": 3}}, store=tmp_path / "r.zarr", seed=5)
 
 
+def test_a_model_with_batch_norm_is_hashed_with_its_scalar_buffers():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 2)).eval()
+    first = parameter_hash(model)  # num_batches_tracked is a 0-dim int64 buffer
+    model[1].num_batches_tracked += 1
+    assert parameter_hash(model) != first
+
+
 def test_other_options_are_refused_unless_overwrite_and_the_same_ones_resume(tmp_path):
     model, x, path = nn.Sequential(nn.Flatten(), _linear(16)), _x(5, 1, 4, 4), tmp_path / "r.zarr"
     sl.run(model, x, methods=["gradient"], store=path, batch_size=2)
@@ -256,3 +264,11 @@ def test_the_cli_runs_a_zoo_data_set_and_refuses_other_options(tmp_path):
     assert refused.exit_code == 10 and "other options" in refused.output
     replaced = CliRunner().invoke(app, [*command, "--seed", "1", "--overwrite"])
     assert replaced.exit_code == 0 and sl.load_run(store).provenance["seed"] == 1
+
+
+def test_a_session_counts_the_chunk_the_driver_computes_first_with_its_seconds(tmp_path):
+    x = torch.linspace(-1, 1, 40).view(10, 4)
+    run = sl.run(torch.nn.Linear(4, 3), x, methods=["gradient"], checks=[], store=str(tmp_path / "one.zarr"),
+                 batch_size=10, progress=False)  # fmt: skip
+    session = run.provenance["sessions"][0]
+    assert session["chunks"] == 1 and session["compute_seconds"] > 0 and session["write_seconds"] > 0
