@@ -214,3 +214,34 @@ def tiny_word_tokenizer():
     return transformers.PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>", padding_side="right"
     )
+
+
+QUICK_REFERENCES = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(11))
+"""References for the methods that draw them, for 3×8×8 inputs (the ConvNet's)."""
+QUICK_FIT_DATA = torch.rand(32, 3, 8, 8, generator=torch.Generator().manual_seed(12))
+"""Fit data for the methods that learn from data (PatternNet), for 3×8×8 inputs."""
+
+
+def call_options(method: str, device: torch.device | str = "cpu") -> tuple[dict, torch.Tensor | None]:
+    """The method's quick options, fit data where it takes some, and references where it draws them, on ``device``."""
+    from saliencelab.core import registry
+
+    cls = registry.get(method)
+    options = dict(cls.quick_options)
+    if "fit_data" in registry.option_names(cls):
+        options["fit_data"] = QUICK_FIT_DATA.to(device)
+    return options, QUICK_REFERENCES.to(device) if cls.draws_references else None
+
+
+def explain_quickly(model: nn.Module, inputs: torch.Tensor, method: str, target=1, **extra):
+    """``method``'s map of ``target`` with its quick options; a method that takes a layer gets the ConvNet's conv2.
+
+    Every registered method runs this way on the ConvNet's 3×8×8 inputs, on the inputs' device.
+    """
+    import saliencelab as sl
+    from saliencelab.core import registry
+
+    options, baseline = call_options(method, inputs.device)
+    if any("layer" in registry.option_names(cls) for cls in registry.get(method).__mro__[:-2]):
+        options["layer"] = next(name for name, _ in model.named_modules() if name.endswith("conv2"))
+    return sl.explain(model, inputs, method=method, target=target, baseline=baseline, **{**options, **extra})

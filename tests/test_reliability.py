@@ -12,32 +12,22 @@ import threading
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import RELU_SPELLINGS, TrainingModeNet, assert_unchanged, conv_net, snapshot
+from helpers import (
+    QUICK_REFERENCES,
+    RELU_SPELLINGS,
+    TrainingModeNet,
+    assert_unchanged,
+    call_options,
+    conv_net,
+    snapshot,
+)
+from helpers import explain_quickly as explain
 from torch import nn
 
 import saliencelab as sl
 from saliencelab.core import registry
 
 METHODS = sl.available_methods()
-REFERENCES = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(11))
-FIT_DATA = torch.rand(32, 3, 8, 8, generator=torch.Generator().manual_seed(12))
-
-
-def call_options(method: str) -> tuple[dict, torch.Tensor | None]:
-    """The method's quick options, fit data where it takes some, and references where it draws them."""
-    cls = registry.get(method)
-    options = dict(cls.quick_options)
-    if "fit_data" in registry.option_names(cls):
-        options["fit_data"] = FIT_DATA
-    return options, REFERENCES if cls.draws_references else None
-
-
-def explain(model, inputs, method: str, target=1, **extra) -> sl.Attribution:
-    """``method``'s map of ``target``; a method that takes a layer gets the ConvNet's second convolution."""
-    options, baseline = call_options(method)
-    if any("layer" in registry.option_names(cls) for cls in registry.get(method).__mro__[:-2]):
-        options["layer"] = next(name for name, _ in model.named_modules() if name.endswith("conv2"))
-    return sl.explain(model, inputs, method=method, target=target, baseline=baseline, **{**options, **extra})
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +225,7 @@ def test_nan_or_inf_is_never_returned(inputs, method):
 def test_an_empty_reference_batch_is_a_clear_error(model, inputs, method):
     options, _ = call_options(method)
     with pytest.raises(ValueError, match="empty"):
-        sl.explain(model, inputs, method=method, target=1, baseline=REFERENCES[:0], **options)
+        sl.explain(model, inputs, method=method, target=1, baseline=QUICK_REFERENCES[:0], **options)
 
 
 COUNTED = [m for m in METHODS if {"samples", "steps"} & set(registry.option_names(registry.get(m)))]
