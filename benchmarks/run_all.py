@@ -719,6 +719,24 @@ def transformer_targets(f: Found) -> None:
         f.slow.append(Slow(name, f"IG passes at the embeddings: {measured}", ["IG's passes"]))
 
 
+def token_ig_targets(f: Found) -> None:
+    """IG at the embeddings from token ids ≤ 1.05× Captum's ``LayerIntegratedGradients`` at equal steps."""
+    name = "bench_structured"
+    target = "IG at the embeddings (token ids) ≤ 1.05× Captum `LayerIntegratedGradients` at equal steps"
+    table = _find(f, name, "input kind", "ours/Captum")
+    rows = [r for r in table.rows if r[table.column("input kind")].startswith("token ids")] if table else []
+    if not rows:
+        f.missing(name, target, "no token-id row")
+        return
+    col = table.column
+    ratios = [number(r[col("ours/Captum")]) for r in rows]
+    met = all(r is not None and r <= 1.05 for r in ratios)
+    measured = "; ".join(f"{r[col('row')]}: {r[col('ours/Captum')]}×" for r in rows)
+    f.targets.append(Target(target, measured, f.verdict(name, met), f.source(name)))
+    if not met:
+        f.slow.append(Slow(name, f"token-id IG: {measured}", ["Chunk size"]))
+
+
 def runs_targets(f: Found) -> None:
     """The local engine within 1.1× of its methods' floors plus the store's write time."""
     name = "bench_runs"
@@ -757,6 +775,7 @@ BUILDERS: tuple[Callable[[Found], None], ...] = (
     scaling_targets,
     evaluate_targets,
     transformer_targets,
+    token_ig_targets,
     runs_targets,
     import_targets,
     gpu_targets,
