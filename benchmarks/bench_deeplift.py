@@ -479,7 +479,7 @@ def _peaks(rows: list[Row], kind: str) -> str:
     return f"ours {_fmt(ours, '.0f')} MB, Captum {_fmt(theirs, '.0f')} MB at N={r.batch}"
 
 
-def reading(rows: list[Row], s: Settings, pool_check: float | None) -> list[str]:
+def reading(rows: list[Row], s: Settings, pool_check: float | None, shares: dict | None = None) -> list[str]:
     """3–6 lines on why each ratio is what it is: the maintainers' explanations (text kept here, update it
     when the implementation changes) with this run's numbers; only for the rows measured."""
     kinds = {r.kind for r in rows}
@@ -500,9 +500,12 @@ def reading(rows: list[Row], s: Settings, pool_check: float | None) -> list[str]
             f"- **Random references** cost more: Rescale {_ratios(rows, ('rescale_random',))}, DeepSHAP"
             f" {_ratios(rows, ('deepshap',))} its floor of N·K = N·{s.references} rows"
             f" ({_target(rows, ('rescale_random', 'deepshap'))}). Where a max-pool window's winner differs between"
-            " reference and input, the exact max rule follows the path between them (`envelope` in"
-            " `engine/difference/maximum.py`): in a profile of this version the one max pool took ~1/3 (N=1) to"
-            " ~2/5 (N=8) of the call. A zero reference makes every reference window constant (zero activations up to"
+            " reference and input, the exact max rule shares the change along the path between them"
+            " (`max_pool` in `engine/difference/maximum.py`: the two winners' crossing for all windows at once, one"
+            " pass per kernel position to check that no other member is above it there, and `envelope` for the"
+            " windows with more pieces). Its forward took"
+            f" {_shares(shares) if shares else '(not measured in this run)'} of one untimed Rescale call with random"
+            " references. A zero reference makes every reference window constant (zero activations up to"
             " the pool), so there the rule is plain gradient routing. DeepSHAP runs every (sample, reference) pair in"
             " chunks under the 1 GiB memory budget; Captum's `DeepLiftShap` runs all 2·N·K rows in one batch (no"
             f" chunking option): peak {_peaks(rows, 'deepshap')}."
@@ -569,6 +572,40 @@ def reading(rows: list[Row], s: Settings, pool_check: float | None) -> list[str]
             " lines)."
         )
     return lines
+
+
+def pool_share(model: nn.Module, n: int, s: Settings) -> tuple[float, float]:
+    """Seconds in the max-pool rule (its forward) and in the whole call, of one untimed Rescale call from per-sample
+    random references on ``n`` images (the rule wrapped with a clock for this call only)."""
+    from saliencelab.engine.difference.table import DIFFERENCE_RULES
+
+    names = [name for name in DIFFERENCE_RULES if name.startswith("max_pool")]
+    rules = {name: DIFFERENCE_RULES[name] for name in names}
+    spent = [0.0]
+
+    def clocked(rule):
+        def run(call):
+            began = time.perf_counter()
+            try:
+                return rule(call)
+            finally:
+                spent[0] += time.perf_counter() - began
+
+        return run
+
+    x, refs = make_images(n, s.size, s.seed), make_images(n, s.size, s.seed + 1)
+    try:
+        DIFFERENCE_RULES.update({name: clocked(rule) for name, rule in rules.items()})
+        began = time.perf_counter()
+        sl.DeepLift(model)(x, target=s.target, baseline=refs)
+        total = time.perf_counter() - began
+    finally:
+        DIFFERENCE_RULES.update(rules)
+    return spent[0], total
+
+
+def _shares(shares: dict[int, tuple[float, float]]) -> str:
+    return ", ".join(f"{rule / total:.0%} (N={n}: {rule:.3f} of {total:.3f} s)" for n, (rule, total) in shares.items())
 
 
 def captum_pool_check(s: Settings) -> float:
@@ -649,7 +686,7 @@ def section(
     ]
     if notes:
         lines += ["### Notes", "", *[f"- {n}" for n in notes], ""]
-    lines += ["### Reading", "", *reading(rows, s, checks.get("pool_check")), ""]
+    lines += ["### Reading", "", *reading(rows, s, checks.get("pool_check"), checks.get("pool_share")), ""]
     return "\n".join(lines)
 
 
@@ -698,6 +735,9 @@ def main(argv: list[str] | None = None) -> int:
         raised = [(label, m.error) for label, m in row.results.items() if m.error]
         notes += [f"batch {row.batch}, {row.title}: {label} raised {error}" for label, error in raised]
 
+    if "rescale_random" in s.rows:
+        checks["pool_share"] = {n: pool_share(resnet, n, s) for n in s.batches}
+        print(f"max-pool rule's share of a Rescale call with random references: {_shares(checks['pool_share'])}")
     elapsed = time.perf_counter() - began
     write_section(s.out, SECTION, section(s, rows, notes, checks, per_row_s, chunk, elapsed))
     print(f"\n{table(rows)}")

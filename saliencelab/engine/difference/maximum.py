@@ -12,14 +12,15 @@ windows whose winner changes. Minima are maxima of the negated values.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from saliencelab.engine.difference.call import DifferenceCall
-from saliencelab.engine.difference.difference import Difference, attach, difference_of
+from saliencelab.engine.difference.difference import Difference, Operand, attach, difference_of
 
 
 def max_fractions(values: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
@@ -63,7 +64,49 @@ def envelope(values: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
     fractions = torch.zeros_like(values).scatter_(1, first, crossing).scatter_add_(1, last, 1 - crossing)
     walk = ((others > height) & (first != last)).squeeze(1)
     if walk.any():
-        fractions[walk] = _walk(valid[walk], start[walk], slope[walk], first[walk].squeeze(1))
+        fractions[walk] = _three_pieces(valid[walk], start[walk], slope[walk], first[walk], last[walk], crossing[walk])
+    return fractions
+
+
+def _line_at(start: torch.Tensor, slope: torch.Tensor, line: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+    """The height of line ``line`` ``(m, 1)`` at ``time`` ``(m, 1)``."""
+    return start.gather(1, line) + time * slope.gather(1, line)
+
+
+def _crossing(start: torch.Tensor, slope: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Where the steeper line ``upper`` overtakes line ``lower`` (both ``(m, 1)``), within [0, 1]."""
+    run = slope.gather(1, upper) - slope.gather(1, lower)
+    rise = start.gather(1, lower) - start.gather(1, upper)
+    return (rise / torch.where(run > 0, run, torch.ones_like(run))).clamp(0, 1)
+
+
+def _three_pieces(
+    valid: torch.Tensor,
+    start: torch.Tensor,
+    slope: torch.Tensor,
+    first: torch.Tensor,
+    last: torch.Tensor,
+    crossing: torch.Tensor,
+) -> torch.Tensor:
+    """Fractions for windows whose envelope has more than two pieces.
+
+    The line highest where ``first`` and ``last`` cross is on the envelope there;
+    when no line is above the three pieces first, middle, last at their two
+    crossings, that is the envelope. The other windows are walked.
+    """
+    lines = torch.where(valid, start + crossing * slope, -torch.inf)
+    middle = lines.argmax(dim=1, keepdim=True)
+    early, late = _crossing(start, slope, first, middle), _crossing(start, slope, middle, last)
+    fits = torch.ones_like(valid[:, 0])
+    for time, left, right in ((early, first, middle), (late, middle, last)):
+        height = torch.maximum(_line_at(start, slope, left, time), _line_at(start, slope, right, time))
+        others = torch.where(valid, start + time * slope, -torch.inf).amax(dim=1, keepdim=True)
+        fits &= (others <= height).squeeze(1)
+    fractions = torch.zeros_like(start).scatter_(1, first, early)
+    fractions = fractions.scatter_add_(1, middle, late - early).scatter_add_(1, last, 1 - late)
+    if not fits.all():
+        rest = ~fits
+        fractions[rest] = _walk(valid[rest], start[rest], slope[rest], first[rest].squeeze(1))
     return fractions
 
 
@@ -155,6 +198,51 @@ def _tuple(value: int | Sequence[int], nd: int) -> list[int]:
     return [value] * nd if isinstance(value, int) else list(value)
 
 
+def _padding(
+    spatial: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    out_shape: Sequence[int],
+) -> list[int]:
+    """``F.pad``'s argument that makes room for every pooling window (the last ones of ``ceil_mode`` included)."""
+    pad: list[int] = []
+    for axis in reversed(range(len(kernel))):
+        span = (kernel[axis] - 1) * dilation[axis] + 1
+        needed = (out_shape[axis] - 1) * stride[axis] + span
+        pad += [padding[axis], max(padding[axis], needed - spatial[axis] - padding[axis])]
+    return pad
+
+
+def _members(
+    t: torch.Tensor,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    out_shape: Sequence[int],
+    fill: float,
+) -> Iterator[torch.Tensor]:
+    """For each position in the kernel, that member of every pooling window of ``t`` ``(N, C, *spatial)``.
+
+    Each is a strided view ``(N, C, *out_shape)`` of ``t`` padded by ``fill``.
+    """
+    pad = _padding(t.shape[2:], kernel, stride, padding, dilation, out_shape)
+    padded = F.pad(t, pad, value=fill) if any(pad) else t
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        yield padded[
+            (
+                slice(None),
+                slice(None),
+                *[
+                    slice(j * d, j * d + (o - 1) * s + 1, s)
+                    for j, d, o, s in zip(offset, dilation, out_shape, stride, strict=True)
+                ],
+            )
+        ]
+
+
 def _window_members(
     spatial: Sequence[int],
     kernel: Sequence[int],
@@ -165,26 +253,25 @@ def _window_members(
     device: torch.device,
 ) -> torch.Tensor:
     """Flat input index of every member of every pooling window, ``(windows, k)``; -1 for padding."""
-    nd = len(kernel)
-    spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
     index = torch.arange(math.prod(spatial), device=device, dtype=torch.float64).reshape(1, 1, *spatial)
-    pad: list[int] = []
-    for axis in reversed(range(nd)):
-        needed = (out_shape[axis] - 1) * stride[axis] + spans[axis]
-        pad += [padding[axis], max(padding[axis], needed - spatial[axis] - padding[axis])]
-    windows = F.pad(index, pad, value=-1.0)
-    for axis in range(nd):
-        windows = windows.unfold(2 + axis, spans[axis], stride[axis])[..., :: dilation[axis]]
-    crop = (0, 0, *[slice(0, o) for o in out_shape])
-    return windows[crop].reshape(math.prod(out_shape), -1).long()
+    members = _members(index, kernel, stride, padding, dilation, out_shape, fill=-1.0)
+    return torch.stack([member.reshape(-1) for member in members], dim=1).long()
 
 
 def max_pool(call: DifferenceCall) -> object:
     """``max_pool1d/2d/3d`` (with or without indices) by the exact maximum rule.
 
-    Every window first takes the whole change at the input's winner (the indices
-    max pooling returns); the windows whose reference winner differs are then
-    recomputed from their members.
+    Max pooling of the input and of the reference gives each window's two
+    winners, w and r (the indices it returns). Where they have the same
+    reference value, w takes the whole change (gradient routing). Elsewhere line
+    r leads at t = 0 and line w at t = 1; they cross at ``c = (x′_r − x′_w) /
+    (Δx_w − Δx_r)``, and when no member's line is above theirs there, the
+    envelope has these two pieces only: r takes ``c`` of the change, w the rest
+    (the envelope is convex and meets each of the two lines at both ends of its
+    piece). This is checked for all windows at once, one strided view per
+    kernel position (:func:`_top_at`); the windows with more pieces are walked
+    by :func:`envelope` from their members. Where under a quarter of the windows
+    change winner (constant reference regions), only those are examined.
     """
     x = call.only_operand()
     nd = int(call.name[len("max_pool")])
@@ -196,33 +283,107 @@ def max_pool(call: DifferenceCall) -> object:
     ceil_mode = call.argument(5, "ceil_mode", False)
     pool = getattr(F, f"max_pool{nd}d")
     value, indices = pool(x.value, kernel, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
-    ref = pool(x.diff.ref, kernel, stride, padding, dilation, ceil_mode=ceil_mode)
-    winner = indices.flatten(2)
+    ref, ref_indices = pool(x.diff.ref, kernel, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
+    winner, ref_winner = indices.flatten(2), ref_indices.flatten(2)
 
     def flat(t: torch.Tensor) -> torch.Tensor:
         return t.flatten(2)
 
-    parts = [flat(part).gather(2, winner) for part in x.diff.parts]
-    changed = flat(x.diff.ref).gather(2, winner) < flat(ref)
-    if changed.any():
-        plane, window = changed.flatten(0, 1).nonzero(as_tuple=True)
-        members = _window_members(x.value.shape[2:], kernel, stride, padding, dilation, value.shape[2:], x.value.device)
-        members = members[window]
-        valid = members >= 0
-        index = plane.unsqueeze(1) * math.prod(x.value.shape[2:])
-        index = index + members.clamp(min=0)
+    ref_at_winner = flat(x.diff.ref).gather(2, winner)
+    changed = ref_at_winner < flat(ref)
+    out_shape = value.shape[2:]
+    count = int(changed.sum())
+    if count * SPARSE < changed.numel():  # no new winner or few (constant reference regions): walk just those
+        parts = [flat(part).gather(2, winner) for part in x.diff.parts]
+        if count:
+            parts = _walked(x, changed, parts, kernel, stride, padding, dilation, out_shape)
+        return _pooled(call, value, indices, ref, parts)
+    with torch.no_grad():  # the shares are multipliers: constants for the backward pass
+        # the lines start at the reference, x′ + t·(x − x′); r leads at t = 0 and w at t = 1
+        start_r, slope_r = flat(ref), flat(x.value).gather(2, ref_winner) - flat(ref)
+        start_w, slope_w = ref_at_winner, flat(value) - ref_at_winner
+        run = slope_w - slope_r
+        crossing = ((start_r - start_w) / torch.where(changed, run, torch.ones_like(run))).clamp(0, 1)
+        crossing = torch.where(changed, crossing, torch.zeros_like(crossing))
+        height = torch.maximum(start_r + crossing * slope_r, start_w + crossing * slope_w)
+        top = _top_at(x.value, x.diff.ref, crossing.reshape(value.shape), kernel, stride, padding, dilation, out_shape)
+        walk = changed & ~(flat(top) <= height)  # NaN or Inf in a window is left to the walk too
+    both = torch.stack((torch.where(changed, ref_winner, winner), winner), dim=-1).flatten(2)
+    shares = torch.stack((crossing, 1 - crossing), dim=-1)
+    parts = [(flat(part).gather(2, both).unflatten(2, shares.shape[2:]) * shares).sum(dim=-1) for part in x.diff.parts]
+    if walk.any():
+        parts = _walked(x, walk, parts, kernel, stride, padding, dilation, out_shape)
+    return _pooled(call, value, indices, ref, parts)
 
-        def members_of(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(-1)[index]
 
+SPARSE = 4
+"""Below one window in this many with a new winner, only those windows are examined (by :func:`envelope`)."""
+
+
+def _top_at(
+    value: torch.Tensor,
+    ref: torch.Tensor,
+    time: torch.Tensor,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    out_shape: Sequence[int],
+) -> torch.Tensor:
+    """The highest line ``x′ + t·(x − x′)`` of each pooling window at that window's ``time`` ``(N, C, *out_shape)``.
+
+    One pass per position in the kernel over strided views: no window is copied out.
+
+    Example
+    -------
+    >>> x, ref = torch.tensor([[[0.0, 2.0, 3.0, 1.0]]]), torch.tensor([[[1.0, 0.0, 0.0, 4.0]]])
+    >>> _top_at(x, ref, torch.tensor([[[0.5, 0.5]]]), [2], [2], [0], [1], [2])  # max(0.5, 1), max(1.5, 2.5)
+    tensor([[[1.0000, 2.5000]]])
+    """
+    top = None
+    starts = _members(ref, kernel, stride, padding, dilation, out_shape, -torch.inf)
+    slopes = _members(value - ref, kernel, stride, padding, dilation, out_shape, 0.0)
+    for start, slope in zip(starts, slopes, strict=True):
+        line = start + time * slope
+        top = line if top is None else torch.maximum(top, line, out=top)
+    return top
+
+
+def _walked(
+    x: Operand,
+    walk: torch.Tensor,
+    parts: list[torch.Tensor],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    out_shape: Sequence[int],
+) -> list[torch.Tensor]:
+    """``parts`` ``(N, C, windows)`` with the windows marked in ``walk`` recomputed by :func:`envelope`."""
+    plane, window = walk.flatten(0, 1).nonzero(as_tuple=True)
+    members = _window_members(x.value.shape[2:], kernel, stride, padding, dilation, out_shape, x.value.device)
+    members = members[window]
+    valid = members >= 0
+    index = plane.unsqueeze(1) * math.prod(x.value.shape[2:]) + members.clamp(min=0)
+
+    def members_of(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(-1)[index]
+
+    with torch.no_grad():  # the fractions are multipliers: constants for the backward pass
         fractions = envelope(
             torch.where(valid, members_of(x.value), -torch.inf), torch.where(valid, members_of(x.diff.ref), -torch.inf)
         )
-        at = changed.nonzero(as_tuple=True)
-        parts = [
-            part.index_put(at, (fractions * members_of(whole)).sum(dim=-1))
-            for part, whole in zip(parts, x.diff.parts, strict=True)
-        ]
+    at = walk.nonzero(as_tuple=True)
+    return [
+        part.index_put(at, (fractions * members_of(whole)).sum(dim=-1))
+        for part, whole in zip(parts, x.diff.parts, strict=True)
+    ]
+
+
+def _pooled(
+    call: DifferenceCall, value: torch.Tensor, indices: torch.Tensor, ref: torch.Tensor, parts: list[torch.Tensor]
+) -> object:
+    """Attach the pooled difference; return what the pooling call returns."""
     attach(value, Difference(ref, *(part.reshape(value.shape) for part in parts)))
     with_indices = call.name.endswith("with_indices") or call.argument(6, "return_indices", False)
     return (value, indices) if with_indices else value
