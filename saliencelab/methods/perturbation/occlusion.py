@@ -64,7 +64,11 @@ class Occlusion(PerturbationMethod):
         channels, and falls back to plain batches if the model cannot run on
         patched maps; ``True`` requires it; ``False`` never. The values are
         those of plain batches up to the rounding of convolutions computed on
-        sub-regions.
+        sub-regions. What it saves depends on how far the receptive fields
+        reach: on the zoo's ``resnet18_shaped``, counted with
+        ``torch.utils.flop_counter``, it needs 420 of the plain batches' 820
+        GFLOP at 224² (window 28, stride 14) and 1083 of 3279 at 448² (window
+        56, stride 28); never falling back to full maps would need 418 and 1042.
     approximate:
         Opt-in approximation (default ``False``): Krypton's projective-field
         thresholding. A convolution or pool whose recomputed box would be wider
