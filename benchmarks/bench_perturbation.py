@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import sys
 import time
@@ -618,7 +619,8 @@ def section(
         "",
         f"- Machine: {m['CPU']}; torch threads: {s.threads}",
         f"- Software: {m['Software']}",
-        f"- Date: {m['Date']}; run time {elapsed / 60:.1f} min",
+        f"- Date: {m['Date']}; run time {elapsed / 60:.1f} min; load average (1 min) at the end"
+        f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} logical cores (other processes inflate and scatter times)",
         f"- Command: `{command_line()}`",
         f'- Model: `sl.zoo.load("resnet18_shaped", num_classes=1000, seed=0)` (random weights, eval mode); inputs'
         f" `({s.batch}, 3, {s.size}, {s.size})`, seed {s.seed}, each sample rescaled to [{VALUE_RANGE[0]},"
