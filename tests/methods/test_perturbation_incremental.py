@@ -9,7 +9,7 @@ from helpers import conv_net
 from torch import nn
 
 import saliencelab as sl
-from saliencelab.methods.perturbation.incremental import Incremental, Patched
+from saliencelab.methods.perturbation.incremental import Incremental, Patched, inside
 
 captum_attr = pytest.importorskip("captum.attr")
 
@@ -158,3 +158,94 @@ def test_incremental_needs_images_and_windows_over_all_channels(images):
     assert tabular.info["incremental"] is False
     with pytest.raises(TypeError, match="incremental must be"):
         sl.Occlusion(conv_net(), incremental="yes")
+
+
+@pytest.mark.parametrize(
+    "first, size, extent, threshold, expected",
+    [
+        ([-2, 3, 6], 4, 8, None, ([0, 3, 4], 4)),  # shifted inward at both edges, unchanged inside
+        ([0, 4], 4, 8, None, ([0, 4], 4)),  # touching the edges: unchanged
+        ([-5, 2], 11, 8, None, ([0, 0], 8)),  # wider than the map: the whole map
+        ([-9], 3, 8, None, ([0], 3)),  # (a box entirely outside is moved in, never left out)
+        ([-2, 3, 6], 4, 8, 0.25, ([0, 4, 6], 2)),  # cut to ceil(0.25 * 8) = 2 central positions, then inside
+        ([1], 5, 8, 0.5, ([1], 4)),  # (5 - 4) // 2 = 0: the central cut leans to the start
+        ([2], 3, 8, 0.5, ([2], 3)),  # narrower than the threshold: not cut
+        ([3], 4, 8, 0.01, ([4], 1)),  # at least one position
+        ([-2, 3], 4, 8, 1.0, ([0, 3], 4)),  # threshold 1: never cut
+    ],
+)
+def test_inside_keeps_boxes_inside_their_maps(first, size, extent, threshold, expected):
+    got, kept = inside(torch.tensor(first), size, extent, threshold)
+    assert (got.tolist(), kept) == expected
+    assert bool((got >= 0).all()) and bool((got + kept <= extent).all())
+
+
+@pytest.mark.parametrize("op", ["conv", "pool", "add"])
+def test_boxes_past_the_edge_are_computed_inside_the_map_only(op):
+    """A window at a corner: the new box starts at 0 and ends at the map's edge, and the values stay exact."""
+    g = torch.Generator().manual_seed(2)
+    weight, bias = torch.randn(4, 3, 3, 3, generator=g), torch.randn(4, generator=g)
+    base = torch.randn(1, 3, 10, 10, generator=g)
+    corners = torch.tensor([0, 7])  # top-left and bottom-right 3x3 windows
+
+    def run(x):
+        if op == "conv":
+            return F.conv2d(x, weight, bias, padding=2, dilation=2)
+        if op == "pool":
+            return F.max_pool2d(x, 3, 1, 1)
+        return F.conv2d(x, weight, bias, padding=1) + F.conv2d(x, weight, None, padding=1)
+
+    def fresh():
+        return Patched(base, torch.tensor([0, 0]), torch.zeros(2, 3, 3, 3), corners, corners)
+
+    expected = run(fresh().materialize().clone())
+    with Incremental():
+        result = run(fresh())
+    assert isinstance(result, Patched)
+    height, width = result.base.shape[2:]
+    assert bool((result.top >= 0).all()) and bool((result.left >= 0).all())
+    assert bool((result.top + result.patch.shape[2] <= height).all())
+    assert bool((result.left + result.patch.shape[3] <= width).all())
+    torch.testing.assert_close(result.materialize(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("threshold", [0.2, 0.5, 0.7])
+def test_the_approximate_mode_keeps_the_central_positions_of_each_box(threshold):
+    """One convolution, then a sum: the approximate score is the occluded convolution on the kept box, clean
+    elsewhere (projective-field thresholding, written out by hand)."""
+    import math
+
+    g = torch.Generator().manual_seed(5)
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(4, 3, 3, 3, generator=g))
+        conv.bias.copy_(torch.randn(4, generator=g))
+    model = nn.Sequential(conv, nn.Flatten(), _Sum())
+    x = torch.randn(1, 3, 12, 12, generator=g)
+    window, stride = 4, 2
+    options = {"window": window, "stride": stride, "approximate": True, "threshold": threshold}
+    ours = sl.explain(model, x, method="occlusion", target=0, **options)
+    assert ours.info["incremental"] and ours.info["threshold"] == threshold
+    with torch.no_grad():
+        clean = conv(x)[0]
+        kept = min(window + 2, max(1, math.ceil(threshold * 12)))
+        expected = torch.zeros(12, 12)
+        counts = torch.zeros(12, 12)
+        for top in range(0, 12 - window + 1, stride):
+            for left in range(0, 12 - window + 1, stride):
+                occluded = x.clone()
+                occluded[..., top : top + window, left : left + window] = 0
+                changed = conv(occluded)[0]
+                rows = min(max(top - 1 + (window + 2 - kept) // 2, 0), 12 - kept)
+                cols = min(max(left - 1 + (window + 2 - kept) // 2, 0), 12 - kept)
+                box = (slice(None), slice(rows, rows + kept), slice(cols, cols + kept))
+                approximate = clean.clone()
+                approximate[box] = changed[box]
+                expected[top : top + window, left : left + window] += clean.sum() - approximate.sum()
+                counts[top : top + window, left : left + window] += 1
+    torch.testing.assert_close(ours.values[0], (expected / counts).expand(3, 12, 12), rtol=1e-4, atol=1e-4)
+
+
+class _Sum(nn.Module):
+    def forward(self, x):
+        return x.sum(dim=1, keepdim=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import conv_net
+from helpers import assert_unchanged, conv_net, snapshot
 
 import saliencelab as sl
 
@@ -120,3 +120,74 @@ def test_the_uniform_baseline_is_seeded(images):
 def test_a_batch_of_references_is_refused(images):
     with pytest.raises(ValueError, match="one baseline per sample"):
         sl.explain(conv_net(), images, method="occlusion", target=0, window=2, baseline=sl.references(images))
+
+
+def _rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    ranks = [v.flatten().double().argsort().argsort().double() for v in (a, b)]
+    return float(torch.corrcoef(torch.stack(ranks))[0, 1])
+
+
+def test_the_approximate_mode_at_threshold_1_is_exact_and_below_it_close():
+    """Krypton's projective-field thresholding on a ResNet: threshold 1 never cuts a box; 0.8 and 0.6 do, with
+    the errors measured here (64x64, window 8, stride 4: max |diff| 0.002 and 0.36 of the exact map's largest value,
+    Spearman 0.99997 and 0.955)."""
+    model = sl.zoo.load("resnet18_shaped", num_classes=10, seed=0).eval()
+    before = snapshot(model)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    options = {"method": "occlusion", "target": 4, "window": 8, "stride": 4}
+    exact = sl.explain(model, x, **options)
+    scale = float(exact.values.abs().max())
+    one = sl.explain(model, x, approximate=True, threshold=1, **options)
+    torch.testing.assert_close(one.values, exact.values, rtol=1e-5, atol=1e-6 * scale)
+    assert one.info["threshold"] == 1.0 and "threshold" not in exact.info
+    for threshold, max_error, spearman in ((0.8, 0.01, 0.999), (0.6, 0.5, 0.9)):
+        approximate = sl.explain(model, x, approximate=True, threshold=threshold, **options)
+        error = float((approximate.values - exact.values).abs().max()) / scale
+        assert 0 < error < max_error
+        assert _rank_correlation(approximate.values, exact.values) > spearman
+    assert_unchanged(model, before)
+
+
+def test_the_approximate_mode_defaults_and_leaves_the_model_unchanged_on_errors(images):
+    model = conv_net("module", seed=3)
+    method = sl.Occlusion(model, window=2, approximate=True)
+    assert method.threshold == sl.methods.perturbation.occlusion.APPROXIMATE_THRESHOLD and method.incremental
+    before = snapshot(model)
+    values = method(images, target=0).values
+    assert values.shape == images.shape
+    with pytest.raises(ValueError, match="windows over all channels"):
+        sl.explain(model, images, method="occlusion", target=0, window=(1, 2, 2), approximate=True)
+    assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"approximate": True, "incremental": False}, ValueError, "cannot go with incremental=False"),
+        ({"threshold": 0.5}, ValueError, "pass approximate=True"),
+        ({"threshold": 0.5, "approximate": False}, ValueError, "pass approximate=True"),
+        ({"approximate": True, "threshold": 0}, ValueError, r"threshold must be a number in \(0"),
+        ({"approximate": True, "threshold": 1.5}, ValueError, r"threshold must be a number in \(0"),
+        ({"approximate": True, "threshold": -0.2}, ValueError, r"threshold must be a number in \(0"),
+        ({"approximate": True, "threshold": "0.4"}, ValueError, r"threshold must be a number in \(0"),
+        ({"approximate": True, "threshold": True}, ValueError, r"threshold must be a number in \(0"),
+        ({"approximate": 1}, TypeError, "approximate must be True or False"),
+    ],
+)
+def test_bad_approximate_options_are_clear_errors(options, error, message):
+    with pytest.raises(error, match=message):
+        sl.Occlusion(conv_net(), window=2, **options)
+
+
+def test_the_approximate_mode_needs_one_image_input():
+    model = sl.zoo.load("resnet18_shaped", num_classes=10, seed=0).eval()
+
+    class Two(torch.nn.Module):
+        def forward(self, a, b):
+            return model(a + b)
+
+    x = torch.randn(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="approximate=True needs one image input"):
+        sl.explain(Two(), (x, x), method="occlusion", target=0, window=4, approximate=True)
+    with pytest.raises(ValueError, match="incremental=True needs one image input"):
+        sl.explain(Two(), (x, x), method="occlusion", target=0, window=4, incremental=True)

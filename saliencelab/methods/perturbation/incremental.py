@@ -17,10 +17,20 @@ there on, so results equal plain batched inference up to the rounding of
 convolutions computed on a sub-region. Supported: ``conv2d`` (zero padding),
 ``batch_norm`` in eval mode, ``relu`` (any spelling, in place or not),
 ``max_pool2d`` (floor mode) and the sum of two patched maps (residual
-connections)."""
+connections). Boxes are kept inside their maps (shifted inward where they
+would reach past an edge), so nothing is computed where no value exists.
+
+Approximate mode (``threshold``, Krypton's projective-field thresholding):
+a sliding-window operation whose box would be wider than ``threshold`` times
+its output map along an axis keeps only that many central positions, and the
+values outside the truncated box are taken as unchanged (clean). That is an
+approximation: the score of an occluded image changes by what the cut-off
+border would have contributed. With ``threshold=None`` (exact) or ``1`` the
+boxes are never cut."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -62,7 +72,9 @@ class Patched:
 
     ``base`` ``(S, C, H, W)``: clean maps; ``sample`` ``(R,)``: each row's map
     in ``base``; ``patch`` ``(R, C, h, w)``: the values inside each row's box,
-    whose top-left corner is ``(top[r], left[r])`` (possibly outside the map).
+    whose top-left corner is ``(top[r], left[r])`` (possibly outside the map);
+    ``threshold``: the projective-field threshold of the approximate mode (see
+    the module's docstring), ``None`` for exact.
 
     Example
     -------
@@ -84,9 +96,10 @@ class Patched:
         top: torch.Tensor,
         left: torch.Tensor,
         memo: dict | None = None,
+        threshold: float | None = None,
     ) -> None:
         self.base, self.sample, self.patch, self.top, self.left = base, sample, patch, top, left
-        self.memo = memo
+        self.memo, self.threshold = memo, threshold
         self.dense: torch.Tensor | None = None
 
     def clean(self, key: tuple, pinned: tuple, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -103,8 +116,8 @@ class Patched:
         return found[1]
 
     def derive(self, base: torch.Tensor, patch: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> Patched:
-        """A new patched value over the same rows, sharing the memo."""
-        return Patched(base, self.sample, patch, top, left, self.memo)
+        """A new patched value over the same rows, sharing the memo and the threshold."""
+        return Patched(base, self.sample, patch, top, left, self.memo, self.threshold)
 
     # -- what code that inspects a tensor sees
 
@@ -149,7 +162,7 @@ class Patched:
         """
         rows, channels = len(self.sample), self.shape[1]
         height, width = self.shape[2:]
-        out = torch.full((rows, channels, h, w), fill, dtype=self.dtype, device=self.device)
+        out = torch.empty((rows, channels, h, w), dtype=self.dtype, device=self.device)
         tops, lefts = top.tolist(), left.tolist()
         if self.dense is not None:
             source, which = self.dense, range(rows)
@@ -157,6 +170,8 @@ class Patched:
             source, which = self.base, self.sample.tolist()
         for r, (t, u, s) in enumerate(zip(tops, lefts, which, strict=True)):
             a0, a1, b0, b1 = max(t, 0), min(t + h, height), max(u, 0), min(u + w, width)
+            if (a0, a1, b0, b1) != (t, t + h, u, u + w):
+                out[r].fill_(fill)  # only a box reaching past the map needs the fill
             if a0 < a1 and b0 < b1:
                 out[r, :, a0 - t : a1 - t, b0 - u : b1 - u] = source[s, :, a0:a1, b0:b1]
         if self.dense is None:
@@ -188,7 +203,7 @@ class Patched:
             other.top,
             other.left,
         )
-        self.dense, self.memo = other.dense, other.memo
+        self.dense, self.memo, self.threshold = other.dense, other.memo, other.threshold
         return self
 
     # -- operations
@@ -280,9 +295,10 @@ def _max_pool2d(call: Call) -> Patched:
 def _local(x: Patched, kernel, stride, padding, dilation, fill: float, op, key: tuple, pinned: tuple) -> Patched:
     """A sliding-window operation ``op(tensor, padding)`` on the boxes.
 
-    The new boxes cover every output whose window meets an old box; they are
-    computed from the input regions they read, without padding (``fill``
-    stands for the padding outside the map).
+    The new boxes cover every output whose window meets an old box (cut to
+    ``x.threshold`` of the map in approximate mode); they are computed from
+    the input regions they read, without padding (``fill`` stands for the
+    padding outside the map).
     """
     height, width = x.base.shape[2:]
     out_size = [
@@ -295,6 +311,7 @@ def _local(x: Patched, kernel, stride, padding, dilation, fill: float, op, key: 
         reach = d * (k - 1)
         size = (reach + x.patch.shape[2 + axis] - 1 + s - 1) // s + 1
         first = torch.div(start + p - reach, s, rounding_mode="floor")
+        first, size = inside(first, size, out_size[axis], x.threshold)
         tops.append(first)
         sizes.append(size)
         in_tops.append(first * s - p)
@@ -304,6 +321,29 @@ def _local(x: Patched, kernel, stride, padding, dilation, fill: float, op, key: 
     region = x.region(in_tops[0], in_tops[1], in_sizes[0], in_sizes[1], fill)
     base = x.clean(key, pinned, lambda: op(x.base, padding))
     return x.derive(base, op(region, (0, 0)), tops[0], tops[1])
+
+
+def inside(first: torch.Tensor, size: int, extent: int, threshold: float | None = None) -> tuple[torch.Tensor, int]:
+    """Boxes ``[first, first + size)`` along one axis of ``extent`` positions, moved inside ``[0, extent)``.
+
+    A box reaching past an edge is shifted inward (it still covers every
+    position of the old box that exists); with a ``threshold`` it is first cut
+    to its ``ceil(threshold * extent)`` central positions (approximate mode).
+
+    Example
+    -------
+    >>> first, size = inside(torch.tensor([-2, 3, 6]), 4, 8)
+    >>> first.tolist(), size
+    ([0, 3, 4], 4)
+    >>> first, size = inside(torch.tensor([-2, 3, 6]), 4, 8, threshold=0.25)  # keep 2 central positions
+    >>> first.tolist(), size
+    ([0, 4, 6], 2)
+    """
+    if threshold is not None:
+        kept = min(size, max(1, math.ceil(threshold * extent)))
+        first, size = first + (size - kept) // 2, kept
+    size = min(size, extent)
+    return first.clamp(0, extent - size), size
 
 
 def _batch_norm(call: Call) -> Patched:
@@ -341,6 +381,7 @@ def _add(call: Call) -> Patched:
     h = int(torch.maximum(a.top + a.patch.shape[2], b.top + b.patch.shape[2]).sub(top).max())
     w = int(torch.maximum(a.left + a.patch.shape[3], b.left + b.patch.shape[3]).sub(left).max())
     height, width = a.base.shape[2:]
+    (top, h), (left, w) = inside(top, h, height), inside(left, w, width)
     if h * w >= DENSE_FRACTION * height * width:
         return NotImplemented
     patch = a.region(top, left, h, w, 0.0) + b.region(top, left, h, w, 0.0)
