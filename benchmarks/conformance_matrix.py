@@ -545,12 +545,14 @@ not:
   image's at the input of the layer norm Swin applies straight after the patch embedding (eps 1e-5). The
   classifier is then all but scale-invariant: on the first image f(αx) for class 1 is 0 at α = 0, -0.117 at
   1e-4, 0.080 at 1e-3, 0.1394 at 0.01 and 0.1398 at 1, and the integrand ∇f(αx)·x is -5.7e4 at α = 0, 201 at
-  1e-4, 5.4 at 3e-3 and 3e-5 at 0.1: the whole gap accrues for
-  α < 0.01, where 64-point Gauss-Legendre has 4 nodes. It is the boundary layer of the decoders below, with a
-  layer norm for the RMS norm; `tolerance=1e-2` meets the bound with 25 and 22 points. With each image's mean as
-  reference the tokens never come near zero (the first matrix: 4e-14). ViT adds its class token and position
-  embeddings (standard deviation 0.02) before its first layer norm, which never sees a near-zero input either
-  way. A trained model's nonzero patch-embedding bias moves the black image away from the norm's singular point.
+  1e-4, 5.4 at 3e-3 and 3e-5 at 0.1: the whole gap accrues for α < 0.01, where 64-point Gauss-Legendre has 4
+  nodes. It is the boundary layer of the decoders below, with a layer norm for the RMS norm; `tolerance=1e-2`
+  meets the bound with 25 and 22 points. The black reference patch is such a zero token in the input itself,
+  hence Swin's gradient of 15 in this matrix: 13 and 15 there against at most 0.0045 elsewhere. With each
+  image's mean as reference the tokens never come near zero (the first matrix: 4e-14). ViT adds its class token
+  and position embeddings (standard deviation 0.02) before its first layer norm, which never sees a near-zero
+  input either way. A trained model's nonzero patch-embedding bias moves the black image away from the norm's
+  singular point.
 
 ### Why IG converges slowly with an all-pad reference (measured on LLaMA, 2026-12-07)
 
