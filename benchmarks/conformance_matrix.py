@@ -20,6 +20,20 @@ the methods' ``delta``, against ``f(x) - f(reference)`` computed by that swap:
 - lrp (the AttnLRP "transformer" composite): Σ relevance and the target logit are reported side by side, with
   their ratio, not bounded — the softmax rule is not conservative (Achtibat et al. 2024).
 
+The vision rows, ViT and Swin (``ViTForImageClassification``, ``SwinForImageClassification``: 16 × 16 images,
+4 × 4-pixel patches, hidden size 32, two blocks, 4 heads; Swin's two blocks in one stage, with windows of 2 × 2
+patches, the second block's shifted by one patch with ``torch.roll`` under the shifted-window mask, and the
+relative position bias in both), are explained at ``pixel_values`` for class 1 of two random images in [0, 1],
+against each image's mean per channel (the ``"mean"`` preset). The pixels rather than the patch embedding's
+output, the analogue of the token embeddings, because there the reference is an image that every method, the
+perturbation ones included, sees alike, and ``f(reference)`` needs no swap. Feature ablation and kernel SHAP take
+the 4 × 4 patch grid as their feature mask (16 groups; kernel SHAP with 1024 of the 2^16 - 2 coalitions). One
+patch of each image is set to its reference and plays the special token: the methods with a reference must give
+it 0; there is no padding. Sampled coalitions give that patch, a dummy feature, kernel SHAP's sampling noise
+rather than 0 (2^16 - 2 coalitions, which would make it exact, take 87 s on Swin): its cell reports that value
+against the largest instead and checks efficiency, the 16 patch values summing to f(x) - f(reference) within
+1e-12.
+
 Run ``python benchmarks/conformance_matrix.py`` to print the matrix, ``--write docs/transformer-conformance.md``
 to write the document.
 """
@@ -71,6 +85,18 @@ ARCHITECTURES: dict[str, tuple[str, dict]] = {
 }
 """Display name -> (transformers class prefix, config keywords beyond vocabulary, pad id and labels)."""
 
+IMAGE, PATCH = 16, 4
+"""The vision rows' image side and patch side, in pixels: a 4 × 4 grid of patches."""
+_IMAGE = {"image_size": IMAGE, "patch_size": PATCH, "num_labels": 3}
+VISION: dict[str, tuple[str, dict]] = {
+    "ViT": ("ViT", {**_SIZES, **_IMAGE}),
+    # one stage of two blocks on the 4 × 4 patch grid, windows of 2 × 2 patches: the second block shifts them
+    # by one patch (torch.roll) under the shifted-window mask; both add the relative position bias
+    "Swin": ("Swin", {**_IMAGE, "embed_dim": 32, "depths": [2], "num_heads": [4], "window_size": 2, "mlp_ratio": 2.0}),
+}
+"""Display name -> (transformers class prefix, config keywords) of the image classifiers."""
+ALL = [*ARCHITECTURES, *VISION]
+
 METHODS = [
     "gradient",
     "gradient_x_input",
@@ -82,12 +108,21 @@ METHODS = [
     "kernel_shap",
 ]
 AT_THE_IDS = {"feature_ablation", "kernel_shap"}
+"""The perturbation methods: over the token ids, and over the patches of the vision rows."""
 OPTIONS = {
     "integrated_gradients": {"steps": IG_STEPS},
     "smoothgrad": {"samples": 8, "noise": 0.1, "seed": 0},
     "lrp": {"composite": "transformer"},
     "kernel_shap": {"samples": 2**LENGTH, "seed": 0},  # as many as there are coalitions of the LENGTH tokens
 }
+IMAGE_OPTIONS = {**OPTIONS, "kernel_shap": {"samples": 1024, "seed": 0}}
+"""The vision rows' options: kernel SHAP samples 1024 of the 2^16 - 2 coalitions of the 16 patches (all of them
+take 87 s on Swin here)."""
+PATCHES = torch.arange((IMAGE // PATCH) ** 2).reshape(IMAGE // PATCH, -1)
+PATCHES = PATCHES.repeat_interleave(PATCH, 0).repeat_interleave(PATCH, 1)
+"""The feature mask of the perturbation methods on images: each pixel's patch id, shared by the channels."""
+REFERENCE_PATCHES = (5, 10)
+"""The patch of each image that is set equal to its reference: the analogue of the special token."""
 
 
 class Logits(nn.Module):
@@ -101,24 +136,42 @@ class Logits(nn.Module):
         return self.model(input_ids=ids, attention_mask=attention_mask).logits
 
 
+class ImageLogits(nn.Module):
+    """``pixel_values -> logits``: a Hugging Face image classifier as a module returning a tensor."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).logits
+
+
 ATTENTIONS = ("sdpa", "eager")
 """The attention implementations compared: the matrix runs on SDPA (``F.scaled_dot_product_attention``), the
 eager table on the written-out softmax(q kᵀ) v."""
 
 
-def build(name: str, seed: int = 0, attention: str = "sdpa") -> Logits:
+def build(name: str, seed: int = 0, attention: str = "sdpa") -> Logits | ImageLogits:
     """The tiny random-weight classifier of architecture ``name`` in float64, eval mode, built offline, with the
-    ``attention`` implementation (``"sdpa"`` or ``"eager"``; the same weights for both, by the seed)."""
+    ``attention`` implementation (``"sdpa"`` or ``"eager"``; the same weights for both, by the seed): a sequence
+    classifier for the text architectures, an image classifier for :data:`VISION`."""
     import transformers
 
-    prefix, sizes = ARCHITECTURES[name]
-    config = getattr(transformers, f"{prefix}Config")(**_COMMON, **sizes)
+    if name in VISION:
+        prefix, sizes = VISION[name]
+        config = getattr(transformers, f"{prefix}Config")(**sizes)
+        head, wrap = "ForImageClassification", ImageLogits
+    else:
+        prefix, sizes = ARCHITECTURES[name]
+        config = getattr(transformers, f"{prefix}Config")(**_COMMON, **sizes)
+        head, wrap = "ForSequenceClassification", Logits
     config._attn_implementation = attention
     torch.manual_seed(seed)
-    model = getattr(transformers, f"{prefix}ForSequenceClassification")(config)
+    model = getattr(transformers, f"{prefix}{head}")(config)
     if model.config._attn_implementation != attention:
         raise ValueError(f"{name} runs {model.config._attn_implementation} attention, not {attention}")
-    return Logits(model.double().eval())
+    return wrap(model.double().eval())
 
 
 def batch(seed: int = 0, special: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,16 +277,132 @@ def _explain(
         )
 
 
+def images(seed: int = 0, mean: bool = True) -> torch.Tensor:
+    """Two random float64 images ``(2, 3, IMAGE, IMAGE)`` in [0, 1], in each the patch of
+    :data:`REFERENCE_PATCHES` set to the image's :func:`image_reference`: the mean of each channel over the
+    image if ``mean`` (each channel of that patch is the mean of the rest of the image, which makes it the
+    image's mean too), else black."""
+    pixels = torch.rand(2, 3, IMAGE, IMAGE, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    for image, patch in enumerate(REFERENCE_PATCHES):
+        inside = PATCHES == patch
+        rest = pixels[image][:, ~inside].mean(1) if mean else torch.zeros(3, dtype=torch.float64)
+        pixels[image][:, inside] = rest[:, None]
+    return pixels
+
+
+def image_reference(pixels: torch.Tensor, mean: bool = True) -> torch.Tensor:
+    """The reference image: each channel's mean over the image if ``mean`` (the ``"mean"`` preset), else black."""
+    if mean:
+        return pixels.mean(dim=(2, 3), keepdim=True).expand_as(pixels).clone()
+    return torch.zeros_like(pixels)
+
+
+def image_gap(model: ImageLogits, pixels: torch.Tensor, mean: bool = True) -> torch.Tensor:
+    """``f(x) - f(x')`` for class 1 with ``x'`` the :func:`image_reference`."""
+    with torch.no_grad():
+        return model(pixels)[:, 1] - model(image_reference(pixels, mean))[:, 1]
+
+
+def _judge_image(method: str, a: sl.Attribution, model: ImageLogits, pixels: torch.Tensor, mean: bool) -> Cell:
+    """The property of ``method`` measured on its attribution ``a`` of ``pixels``, as :func:`_judge` does on
+    ids: the patch equal to the reference plays the special token (0 in the methods with a reference); there is
+    no padding. Kernel SHAP samples its coalitions, so its value at that patch, a dummy feature, is sampling
+    noise rather than 0: the cell reports it against the largest value and checks efficiency instead, the
+    patch values (one element of each) summing to ``f(x) - f(x')``."""
+    values = a.values
+    finite = bool(torch.isfinite(values).all())
+    untouched = torch.zeros_like(values, dtype=torch.bool)
+    if method in WITH_BASELINE:
+        for image, patch in enumerate(REFERENCE_PATCHES):
+            untouched[image][:, PATCHES == patch] = True
+    leak = values[untouched].abs().max().item() if untouched.any() else 0.0
+    problems = [] if finite else ["non-finite values"]
+    if method != "kernel_shap" and not leak <= UNTOUCHED_TOLERANCE:
+        problems.append(f"the reference patch got {leak:.1e}")
+    if method == "integrated_gradients":
+        gap = image_gap(model, pixels, mean)
+        error = ((values.flatten(1).sum(1) - gap).abs() / gap.abs()).max().item()
+        measured = f"rel. completeness {error:.1e}"
+        if not error <= IG_TOLERANCE:
+            problems.append(f"completeness > {IG_TOLERANCE:g}")
+    elif method == "deeplift":
+        error = (values.flatten(1).sum(1) - image_gap(model, pixels, mean)).abs().max().item()
+        measured = f"Σ-to-δ {error:.1e}"
+        if not error <= DEEPLIFT_TOLERANCE:
+            problems.append(f"summation-to-delta > {DEEPLIFT_TOLERANCE:g}")
+    elif method == "lrp":
+        with torch.no_grad():
+            logits = model(pixels)[:, 1]
+        sums = values.flatten(1).sum(1).tolist()
+        measured = "ΣR vs logit " + ", ".join(
+            f"{r:.3g} vs {z:.3g} (ratio {r / z:.3g})" for r, z in zip(sums, logits.tolist(), strict=True)
+        )
+    elif method == "kernel_shap" and finite:
+        per_patch = values[:, 0, ::PATCH, ::PATCH]  # every element of a patch holds the patch's value
+        error = (per_patch.flatten(1).sum(1) - image_gap(model, pixels, mean)).abs().max().item()
+        noise = leak / values.abs().max().item()
+        measured = (
+            f"max abs {values.abs().max().item():.1e}, efficiency {error:.0e}, reference patch {noise:.0e} of max"
+        )
+        if not error <= UNTOUCHED_TOLERANCE:
+            problems.append(f"efficiency > {UNTOUCHED_TOLERANCE:g}")
+    elif finite:
+        measured = f"max abs {values.abs().max().item():.1e}"
+        measured += f", reference patch {leak:.0e}" if method in WITH_BASELINE else ""
+    else:
+        measured = "non-finite"
+    if problems:
+        return Cell("VIOLATED", f"**VIOLATED** {measured}; " + "; ".join(problems))
+    return Cell("holds", f"holds: {measured}")
+
+
+def _explain_image(
+    model: ImageLogits, method: str, pixels: torch.Tensor, mean: bool = True, options: dict | None = None
+) -> sl.Attribution:
+    """Class 1 of ``pixels`` explained by ``method`` at the pixels, over :data:`PATCHES` for the perturbation
+    methods, with ``options``, by default :data:`IMAGE_OPTIONS`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cell measures the gap itself, the methods' warnings repeat it
+        return sl.explain(
+            model,
+            pixels,
+            method=method,
+            target=1,
+            baseline=image_reference(pixels, mean) if method in WITH_BASELINE else None,
+            **({"feature_mask": PATCHES} if method in AT_THE_IDS else {}),
+            **(IMAGE_OPTIONS.get(method, {}) if options is None else options),
+        )
+
+
 def run_cell(model: Logits, method: str, ids: torch.Tensor, mask: torch.Tensor) -> Cell:
     """Explain class 1 of ``ids`` with ``method`` and judge the result; a raised error becomes the cell.
 
     Where Integrated Gradients misses its tolerance at 64 steps, the cell adds what the method's own remedy,
     ``tolerance=`` (adaptive quadrature), measures; the verdict stays the 64-step one."""
+    return _guarded(
+        method,
+        lambda options=None: _explain(model, method, ids, mask, options),
+        lambda a: _judge(method, a, model, ids, mask),
+    )
+
+
+def run_image_cell(model: ImageLogits, method: str, pixels: torch.Tensor, mean: bool = True) -> Cell:
+    """:func:`run_cell` for an image classifier and its ``pixels``, referenced to their mean or black image."""
+    return _guarded(
+        method,
+        lambda options=None: _explain_image(model, method, pixels, mean, options),
+        lambda a: _judge_image(method, a, model, pixels, mean),
+    )
+
+
+def _guarded(method: str, explain, judge) -> Cell:
+    """The cell of ``judge(explain())``, with the adaptive Integrated Gradients of :func:`run_cell` where 64
+    steps miss the tolerance; a named error becomes the cell, any other exception an UNEXPECTED one."""
     try:
-        cell = _judge(method, _explain(model, method, ids, mask), model, ids, mask)
+        cell = judge(explain())
         if method == "integrated_gradients" and cell.verdict == "VIOLATED":
-            a = _explain(model, method, ids, mask, {"tolerance": IG_TOLERANCE, "max_steps": 1024})
-            cell.text += f"; with tolerance={IG_TOLERANCE:g}: {_judge(method, a, model, ids, mask).text}"
+            a = explain({"tolerance": IG_TOLERANCE, "max_steps": 1024})
+            cell.text += f"; with tolerance={IG_TOLERANCE:g}: {judge(a).text}"
             cell.text += f" at {a.info['steps'].tolist()} points"
     except NAMED_ERRORS as error:
         return Cell(type(error).__name__, f"{type(error).__name__}: {_first_line(error)}")
@@ -249,8 +418,10 @@ def _first_line(error: BaseException) -> str:
 
 def matrix(architectures: list[str], methods: list[str] = METHODS, special: bool = True) -> dict[str, dict[str, Cell]]:
     """``{architecture: {method: Cell}}`` for every pair; a model that does not build fills its row. Without
-    ``special`` the sequences have no special token, and every position is referenced to the pad id."""
+    ``special`` the sequences have no special token, and every position is referenced to the pad id; the images
+    of the :data:`VISION` rows are referenced to their mean with ``special``, to the black image without."""
     ids, mask = batch(special=special)
+    pixels = images(mean=special)
     rows: dict[str, dict[str, Cell]] = {}
     for name in architectures:
         try:
@@ -259,7 +430,10 @@ def matrix(architectures: list[str], methods: list[str] = METHODS, special: bool
             failed = Cell("UNEXPECTED", f"**model did not build** {type(error).__name__}: {_first_line(error)}")
             rows[name] = dict.fromkeys(methods, failed)
             continue
-        rows[name] = {method: run_cell(model, method, ids, mask) for method in methods}
+        if name in VISION:
+            rows[name] = {method: run_image_cell(model, method, pixels, special) for method in methods}
+        else:
+            rows[name] = {method: run_cell(model, method, ids, mask) for method in methods}
     return rows
 
 
@@ -267,6 +441,7 @@ def eager_differences(architectures: list[str], methods: list[str] = METHODS) ->
     """``{architecture: {method: text}}``: max |eager - SDPA| of the attributions, relative to max |SDPA|, on the
     batch with the special token; the architecture's error where it has no eager attention or a method raises."""
     ids, mask = batch()
+    pixels = images()
     rows: dict[str, dict[str, str]] = {}
     for name in architectures:
         try:
@@ -274,12 +449,18 @@ def eager_differences(architectures: list[str], methods: list[str] = METHODS) ->
         except Exception as error:  # noqa: BLE001 - an architecture without eager attention is reported, not skipped
             rows[name] = dict.fromkeys(methods, f"{type(error).__name__}: {_first_line(error)}")
             continue
+        if name in VISION:
+            forward = lambda model: model(pixels)  # noqa: E731
+            explain = lambda model, method: _explain_image(model, method, pixels)  # noqa: E731
+        else:
+            forward = lambda model: model(ids, mask)  # noqa: E731
+            explain = lambda model, method: _explain(model, method, ids, mask)  # noqa: E731
         with torch.no_grad():
-            logits = [model(ids, mask) for model in models]
+            logits = [forward(model) for model in models]
         row = {"logits": f"{(logits[1] - logits[0]).abs().max().item():.0e}"}
         for method in methods:
             try:
-                sdpa, eager = (_explain(model, method, ids, mask).values for model in models)
+                sdpa, eager = (explain(model, method).values for model in models)
             except NAMED_ERRORS as error:
                 row[method] = type(error).__name__
                 continue
@@ -315,7 +496,7 @@ def _versions() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--architectures", nargs="*", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
+    parser.add_argument("--architectures", nargs="*", default=ALL, choices=ALL)
     parser.add_argument("--write", help="write the Markdown document to this path")
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -341,7 +522,8 @@ WHY = """\
 ### Why these cells fail (checked by hand on 2026-12-07; none is a saliencelab bug)
 
 With the special token kept in the reference, as `saliencelab.text` keeps special tokens, every cell of the
-first matrix conforms; with the first position referenced to the pad id too, these do not:
+first matrix conforms; with the first position referenced to the pad id too (and the images to black), these do
+not:
 
 - **DeepLIFT on LLaMA, Mistral, Qwen2, Gemma** (summation-to-delta 2e-6 to 1e-5 > 1e-6): their RMS norm casts
   the hidden states to float32 inside the float64 model (`hidden_states.to(torch.float32)` in transformers), so
@@ -358,6 +540,19 @@ first matrix conforms; with the first position referenced to the pad id too, the
   `tolerance=1e-2` (adaptive quadrature) meets the bound with 13 to 99 points, as each cell shows; 256
   Gauss-Legendre points bring LLaMA to 1.5e-4.
 - Mistral's modules equal LLaMA's at this size and draw the same weights from the same seed: identical rows.
+- **Integrated Gradients at 64 points on Swin with the black image**: Hugging Face initialises the patch
+  embedding's bias to zero, so the black image embeds to zero tokens and the path's tokens are α times the
+  image's at the input of the layer norm Swin applies straight after the patch embedding (eps 1e-5). The
+  classifier is then all but scale-invariant: on the first image f(αx) for class 1 is 0 at α = 0, -0.117 at
+  1e-4, 0.080 at 1e-3, 0.1394 at 0.01 and 0.1398 at 1, and the integrand ∇f(αx)·x is -5.7e4 at α = 0, 201 at
+  1e-4, 5.4 at 3e-3 and 3e-5 at 0.1: the whole gap accrues for α < 0.01, where 64-point Gauss-Legendre has 4
+  nodes. It is the boundary layer of the decoders below, with a layer norm for the RMS norm; `tolerance=1e-2`
+  meets the bound with 25 and 22 points. The black reference patch is such a zero token in the input itself,
+  hence Swin's gradient of 15 in this matrix: 13 and 15 there against at most 0.0045 elsewhere. With each
+  image's mean as reference the tokens never come near zero (the first matrix: 4e-14). ViT adds its class token
+  and position embeddings (standard deviation 0.02) before its first layer norm, which never sees a near-zero
+  input either way. A trained model's nonzero patch-embedding bias moves the black image away from the norm's
+  singular point.
 
 ### Why IG converges slowly with an all-pad reference (measured on LLaMA, 2026-12-07)
 
@@ -374,6 +569,15 @@ is left, which 64 points resolve. So it is a boundary layer of width ~sqrt(eps)/
 saturation or position embeddings (encoders add position embeddings before their first layer norm and never see
 a near-zero input): a rule that refines near α = 0 — the adaptive rule of `tolerance=`, as the cells show, or a
 graded mesh — suits this reference better than evenly weighted Gauss-Legendre; the defaults are unchanged.
+
+### LRP's ratio on ViT against Swin (measured 2026-12-07)
+
+ViT's pixels receive 16-19% of its logit in the two matrices, Swin's 100-102%. ViT adds its class token and
+position embeddings, which are not pixels, to the patch embeddings, and the composite's rule for that sum shares
+relevance among its terms: the relevance reaching the patch embedding's output
+(`layer="model.vit.embeddings.patch_embeddings"`) already sums to 0.0339 and 0.0414, what the pixels get, and a
+black image, only those embeddings, scores 0.149 of the 0.198 and 0.214. Swin has neither, its biases are zero
+at initialisation, and the black image scores 0.
 
 ## Caveat for the perturbation methods on decoders
 
@@ -392,7 +596,10 @@ DeepLIFT, whose multipliers divide output by input differences, reaches 1e-5 (Qw
 encoders is its stabilizer (1e-6, with the sign of z) met in a different sequence of operations (the eager code
 and saliencelab's decomposition of SDPA do not write the masking and scaling alike): with
 `epsilon=1e-30, stabilizer=1e-30` BERT's eager and SDPA relevances are equal to the last bit (checked by hand,
-2026-12-07), and GPT-NeoX's differ by 3e-9, its float32 softmax; the rules are the same.
+2026-12-07), and GPT-NeoX's differ by 3e-9, its float32 softmax; the rules are the same. ViT's and Swin's eager
+attention computes its softmax in float32 too (the same `eager_attention_forward` in transformers), so their
+logits differ by 3e-9 and 4e-11, and their attributions by 1e-10 to 8e-7 relative, DeepLIFT's by 3e-5 (ViT) and
+5e-6 (Swin); Swin's SDPA receives the relative position bias and the shifted-window mask as one float mask.
 """
 
 
@@ -405,7 +612,7 @@ def document(
 ) -> str:
     """The Markdown document: how it was made, the properties, both matrices, and every non-conforming cell."""
     command = "python benchmarks/conformance_matrix.py --write docs/transformer-conformance.md"
-    if architectures != list(ARCHITECTURES):
+    if architectures != ALL:
         command += " --architectures " + " ".join(architectures)
     none = "None: every cell holds its property or raised a named saliencelab error."
     return "\n".join(
@@ -423,10 +630,11 @@ def document(
             "",
             "\n".join(f"- {line}" for line in non_conforming(kept)) or none,
             "",
-            "## Without a special token: every position referenced to the pad id",
+            "## Without a special token: every position referenced to the pad id, every image to black",
             "",
             "The same matrix on the same ids but a random token in place of the special one, so that the reference "
-            "is the pad id at every position (`matrix(..., special=False)`).",
+            "is the pad id at every position, and on the same images referenced to the black image, their "
+            "reference patch black (`matrix(..., special=False)`).",
             "",
             table(all_pad),
             "",
@@ -438,7 +646,7 @@ def document(
             "## Eager attention against SDPA",
             "",
             "The first matrix's batch on each architecture built twice from the same seed, with"
-            " `attn_implementation=\"sdpa\"` (the matrix above) and `\"eager\"` (softmax(q kᵀ) v written out in"
+            ' `attn_implementation="sdpa"` (the matrix above) and `"eager"` (softmax(q kᵀ) v written out in'
             " transformers' code, which saliencelab's rules see operation by operation instead of as one fused"
             " call): each cell is max |eager − SDPA| of the attributions (relative to max |SDPA|), `logits` that of"
             " the model outputs.",
