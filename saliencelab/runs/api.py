@@ -165,7 +165,8 @@ def run(
     started, clock = _now(), time.perf_counter()
     computed = job.compute(0, first) if fresh else None  # a bad option or input fails before any store is made
     first_compute = time.perf_counter() - clock
-    target_store = open_for_run(store, attrs, _layout(first, len(source), job.methods), batch_size,
+    chunk_rows = min(batch_size, len(source))  # a store's chunk never holds more rows than the data
+    target_store = open_for_run(store, attrs, _layout(first, len(source), job.methods), chunk_rows,
                                 resume=resume, overwrite=overwrite)  # fmt: skip
     clock = time.perf_counter()
     if computed is not None:

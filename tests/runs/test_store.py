@@ -272,3 +272,14 @@ def test_a_session_counts_the_chunk_the_driver_computes_first_with_its_seconds(t
                  batch_size=10, progress=False)  # fmt: skip
     session = run.provenance["sessions"][0]
     assert session["chunks"] == 1 and session["compute_seconds"] > 0 and session["write_seconds"] > 0
+
+
+def test_a_batch_size_larger_than_the_data_makes_one_chunk_of_the_data(tmp_path):
+    x = torch.linspace(-1, 1, 40).view(10, 4)
+    model = torch.nn.Linear(4, 3)
+    huge = sl.run(model, x, methods=["gradient"], checks=[], store=str(tmp_path / "huge.zarr"), batch_size=10**6,
+                  progress=False)  # fmt: skip
+    exact = sl.run(model, x, methods=["gradient"], checks=[], store=str(tmp_path / "ten.zarr"), batch_size=10,
+                   progress=False)  # fmt: skip
+    assert huge.maps["gradient"]["input"].chunks == (10, 4)
+    assert np.array_equal(huge.maps["gradient"]["input"][...], exact.maps["gradient"]["input"][...])
