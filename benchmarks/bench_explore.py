@@ -14,12 +14,14 @@ Chromium. Measured per run size:
   after browsing (five grid pages, twenty samples with neighbours, the method
   page, every SpRAy class).
 
-Run: ``python benchmarks/bench_explore.py [--sizes 1000 10000] [--repeats 3] [--real] [--screenshots DIR]``.
+Run: ``python benchmarks/bench_explore.py [--sizes 1000 10000] [--repeats 3] [--real] [--screenshots DIR]
+[--out BENCHMARKS.md]``; ``--quick`` is a smoke run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -28,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_gradient import command_line, machine, write_section
 from playwright.sync_api import sync_playwright
 
 SERVE = """
@@ -129,23 +132,62 @@ def measure(size: int, repeats: int, shots: Path | None, real: bool = False) -> 
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def section(rows: dict[int, dict[str, float]], repeats: int, real: bool, quick: bool, load: tuple[float, float]) -> str:
+    """The ``bench_explore`` section of BENCHMARKS.md: one row per run size."""
+    m = machine()
+    kind = "real stores written by `sl.run` (watermarked digits, SpRAy analysed)" if real else "synthetic runs (28×28)"
+    lines = [
+        "## Explorer: first paint and server memory by run size",
+        "",
+        f"- Machine: {m['CPU']} (shared; 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end)",
+        f"- Software: {m['Software']}",
+        f"- Date: {m['Date']}; command: `{command_line()}`" + (" (**quick run**: not for comparison)" if quick else ""),
+        f"- Runs: {kind}, served by `saliencelab.explore` in a child process; Debian's Chromium driven by Playwright. "
+        f"Times: medians of {repeats} fresh page loads of the grid (first paint and first contentful paint from "
+        "`performance.getEntriesByType('paint')`; grid drawn: navigation until the first page of samples is in the "
+        "document, its tiles still loading). Memory: the server's anonymous resident memory (RssAnon; the arrays "
+        "it reads lazily are file pages) after start, after the first page, and after browsing five grid pages, "
+        "twenty samples with their neighbours, the method page and three SpRAy classes.",
+        "",
+        "| samples | first paint ms | first contentful paint ms | grid drawn ms | RSS start MiB | RSS first page MiB "
+        "| RSS after browsing MiB | target: first paint < 1 s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for size, r in rows.items():
+        verdict = "met" if r["first_paint_ms"] < 1000 else "NOT met"
+        lines.append(
+            f"| {size:,} | {r['first_paint_ms']:.0f} | {r['first_contentful_paint_ms']:.0f} | {r['grid_drawn_ms']:.0f} "
+            f"| {r['rss_start_mib']:.0f} | {r['rss_first_page_mib']:.0f} | {r['rss_after_browsing_mib']:.0f} "
+            f"| {verdict} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--screenshots", type=Path, default=None, help="Save screenshots of the views here.")
     parser.add_argument("--real", action="store_true", help="Serve a real store written by sl.run (see above).")
+    parser.add_argument("--quick", action="store_true", help="one run of 1,000 samples, one page load (a smoke run)")
+    parser.add_argument("--out", type=Path, default=None, help="write the bench_explore section of this Markdown file")
     args = parser.parse_args()
+    sizes, repeats = ([1000], 1) if args.quick else (args.sizes, args.repeats)
     if args.screenshots is not None:
         args.screenshots.mkdir(parents=True, exist_ok=True)
     print(f"{'samples':>8} {'first paint':>12} {'FCP':>8} {'grid drawn':>11} {'RSS start':>10} {'first page':>11} "
-          f"{'browsed':>8}  (ms, median of {args.repeats}; MiB)")  # fmt: skip
-    for size in args.sizes:
-        shots = args.screenshots if size == args.sizes[-1] else None
-        r = measure(size, args.repeats, shots, args.real)
+          f"{'browsed':>8}  (ms, median of {repeats}; MiB)")  # fmt: skip
+    load, rows = os.getloadavg()[0], {}
+    for size in sizes:
+        shots = args.screenshots if size == sizes[-1] else None
+        r = rows[size] = measure(size, repeats, shots, args.real)
         times = f"{r['first_paint_ms']:>12.0f} {r['first_contentful_paint_ms']:>8.0f} {r['grid_drawn_ms']:>11.0f}"
         memory = f"{r['rss_start_mib']:>10.0f} {r['rss_first_page_mib']:>11.0f} {r['rss_after_browsing_mib']:>8.0f}"
         print(f"{size:>8} {times} {memory}" + (f"  (store written in {r['store_seconds']:.0f} s)" if args.real else ""))
+    if args.out is not None:
+        write_section(args.out, "bench_explore", section(rows, repeats, args.real, args.quick,
+                                                          (load, os.getloadavg()[0])))  # fmt: skip
+        print(f"wrote the bench_explore section of {args.out}")
 
 
 if __name__ == "__main__":

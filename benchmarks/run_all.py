@@ -58,6 +58,7 @@ SCRIPTS = {
     ),
     "bench_runs": ("data-set runs: local and Ray engines vs a Captum loop and the floor; scaling", ("captum", "ray")),
     "bench_import": ("import saliencelab, its first use and --help vs import torch", ()),
+    "bench_explore": ("the explorer's first paint and server memory by run size", ("playwright",)),
     "bench_gpu": ("every method on CUDA in float32 and bfloat16 vs floor and Captum", ("captum",)),
 }
 """Script -> (what it measures, modules it needs), in the order the runner runs them: ``bench_gradient``
@@ -76,6 +77,7 @@ INSTALL = {
     "bench_transformers": "pip install -c constraints.txt captum transformers (LXT: a separate venv, see the script)",
     "bench_runs": "pip install -c constraints.txt captum '.[ray]'",
     "bench_import": "nothing",
+    "bench_explore": "pip install -c constraints.txt '.[test]' and Debian's chromium",
     "bench_gpu": "a machine with a CUDA device; pip install -c constraints.txt captum transformers",
 }
 NEEDS_CUDA = {"bench_gpu"}
@@ -780,6 +782,25 @@ def runs_targets(f: Found) -> None:
         f.slow.append(Slow(name, f"data-set runs: {measured}", ["Floor"]))
 
 
+def explore_targets(f: Found) -> None:
+    """The explorer's first paint under one second at every run size measured (10,000 samples included)."""
+    name = "bench_explore"
+    target = "Explorer: first paint < 1 s on a 10,000-sample run"
+    table = _find(f, name, "first paint ms", "samples")
+    if table is None:
+        f.missing(name, target)
+        return
+    col = table.column
+    met = all(number(r[col("first paint ms")]) is not None and number(r[col("first paint ms")]) < 1000
+              for r in table.rows)  # fmt: skip
+    measured = "; ".join(
+        f"{r[col('samples')]} samples: {r[col('first paint ms')]} ms, RSS {r[col('RSS start MiB')]} → "
+        f"{r[col('RSS after browsing MiB')]} MiB"
+        for r in table.rows
+    )
+    f.targets.append(Target(target, measured, f.verdict(name, met), f.source(name)))
+
+
 def gpu_targets(f: Found) -> None:
     """Every method timed on CUDA; only present where a session had a GPU."""
     name = "bench_gpu"
@@ -802,6 +823,7 @@ BUILDERS: tuple[Callable[[Found], None], ...] = (
     token_ig_targets,
     runs_targets,
     import_targets,
+    explore_targets,
     gpu_targets,
     lrp_slow,
     cam_slow,
