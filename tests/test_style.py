@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ruff_finds_nothing():
-    ruff = shutil.which("ruff")
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")  # the venv's, if any
     if ruff is None:
         pytest.skip("ruff is not installed (it comes with the test extras)")
     folders = [name for name in ("saliencelab", "tests", "benchmarks") if (ROOT / name).is_dir()]
