@@ -25,11 +25,6 @@ OTHER = "Someone plays music."
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    return sl.zoo.tokenizer("minilm")
-
-
-@pytest.fixture(scope="module")
 def minilm():
     """MiniLM in float64, so that agreement is limited by the methods, not by rounding."""
     return sl.zoo.load("minilm").double()

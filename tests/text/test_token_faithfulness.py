@@ -18,11 +18,6 @@ OTHER = "a cat sleeps"
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    return sl.zoo.tokenizer("minilm")
-
-
-@pytest.fixture(scope="module")
 def bert(tokenizer):
     config = transformers.BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
