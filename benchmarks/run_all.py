@@ -297,6 +297,14 @@ class Found:
     def verdict(self, name: str, met: bool) -> str:
         return ("met" if met else "NOT met") + (" (quick run)" if meta(self.sections[name]).quick else "")
 
+    def add(
+        self, name: str, target: str, measured: str, met: bool, slow: str, keys: list[str], where: str = ""
+    ) -> None:
+        """A target row read from section ``name``; when missed, also a slower row explained by ``keys``."""
+        self.targets.append(Target(target, measured, self.verdict(name, met), self.source(name, where)))
+        if not met:
+            self.slow.append(Slow(name, f"{slow}: {measured}", keys))
+
     def missing(self, name: str, target: str, what: str = "section missing") -> None:
         self.targets.append(Target(target, "—", NOT_MEASURED, f"`{name}`: {what}"))
 
@@ -727,9 +735,7 @@ def transformer_targets(f: Found) -> None:
         ratios = [number(r[col("LRP / fwd+bwd")]) for r in cost.rows]
         met = bool(ratios) and all(r is not None and r <= 1.5 for r in ratios)
         measured = "; ".join(f"{r[col('model')]} {r[col('dtype')]}: {r[col('LRP / fwd+bwd')]}×" for r in cost.rows)
-        f.targets.append(Target(lrp_target, measured, f.verdict(name, met), f.source(name, "LRP's cost")))
-        if not met:
-            f.slow.append(Slow(name, f"LRP through a transformer: {measured}", ["Where LRP's time goes"]))
+        f.add(name, lrp_target, measured, met, "LRP through a transformer", ["Where LRP's time goes"], "LRP's cost")
     passes = _find(f, name, "ours / Captum passes", "reference", "ours call")
     if passes is None:
         f.missing(name, ig_target)
@@ -740,9 +746,7 @@ def transformer_targets(f: Found) -> None:
     measured = "; ".join(
         f"{r[col('model')]}, {r[col('reference')]}: {r[col('ours / Captum passes')]}" for r in defaults
     )
-    f.targets.append(Target(ig_target, measured, f.verdict(name, met), f.source(name, "IG passes")))
-    if not met:
-        f.slow.append(Slow(name, f"IG passes at the embeddings: {measured}", ["IG's passes"]))
+    f.add(name, ig_target, measured, met, "IG passes at the embeddings", ["IG's passes"], "IG passes")
 
 
 def token_ig_targets(f: Found) -> None:
@@ -758,9 +762,7 @@ def token_ig_targets(f: Found) -> None:
     ratios = [number(r[col("ours/Captum")]) for r in rows]
     met = all(r is not None and r <= 1.05 for r in ratios)
     measured = "; ".join(f"{r[col('row')]}: {r[col('ours/Captum')]}×" for r in rows)
-    f.targets.append(Target(target, measured, f.verdict(name, met), f.source(name)))
-    if not met:
-        f.slow.append(Slow(name, f"token-id IG: {measured}", ["Chunk size"]))
+    f.add(name, target, measured, met, "token-id IG", ["Chunk size"])
 
 
 def runs_targets(f: Found) -> None:
@@ -777,9 +779,7 @@ def runs_targets(f: Found) -> None:
         f"{r[col('data and model')]}: {r[col('local / (floor + write)')]} (write {r[col('write s')]} s)"
         for r in table.rows
     )
-    f.targets.append(Target(target, measured, f.verdict(name, met), f.source(name)))
-    if not met:
-        f.slow.append(Slow(name, f"data-set runs: {measured}", ["Floor"]))
+    f.add(name, target, measured, met, "data-set runs", ["Floor"])
 
 
 def explore_targets(f: Found) -> None:
