@@ -248,8 +248,9 @@ class Method:
         ``passes`` times that (3: a forward+backward pass), plus ``own`` tensors
         of a row's size that the method itself holds per row (points, noise,
         masks, gradients): on a cheap model with large inputs those dominate.
+        On a CPU, chunks are also kept near the size that runs fastest
+        (:func:`~saliencelab.core.batching.fastest_rows`).
         """
-
 
         def measure() -> int:
             first = torch.zeros(1, dtype=torch.long)  # made outside the meter: it measures the model's allocations only
@@ -275,6 +276,7 @@ class Method:
                 key=key,
                 passes=passes,
                 row_bytes=row_bytes,
+                cpu=rows_like.device.type == "cpu",
             )
 
     def input_gradients(
