@@ -786,12 +786,14 @@ def reading(rows: list[Row], searches: list[Search]) -> list[str]:
         f" {_ratios(rows, 'text IG')} its floor and {_ratios(rows, 'text IG', 'captum')} Captum. At the largest"
         f" batch ours runs the rows as batches of {_batches(rows, 'two-input IG', 'ours')} (IG),"
         f" {_batches(rows, 'two-input feature ablation', 'ours')} (ablation) and {_batches(rows, 'text IG', 'ours')}"
-        " (text; the batches of 1 and N rows are the per-row memory probe, f(x) and f(baseline)): the default"
-        " 1 GiB `memory_budget` fits every row into one batch. The floor and Captum run the chunk measured"
+        " (text; the batches of 1 and N rows are the per-row memory probe, f(x) and f(baseline)): on a CPU ours"
+        " caps a chunk at 16 MiB of one row's measured forward activations times the rows, at least 64 rows"
+        " (`saliencelab.core.batching.fastest_rows`, a constant, never a timing), under the 1 GiB"
+        " `memory_budget`. The floor and Captum run the chunk measured"
         f" fastest here (Captum's feature ablation: {_batches(rows, 'two-input feature ablation', 'captum')})."
         " The chunk searches give the per-row cost of the best chunk against the largest tried: "
         + "; ".join(f"{search.what}: {search.versus_largest()}" for search in searches if "ResNet" not in search.what)
-        + ". Ours picks its chunk from memory alone; choosing it for speed is for a later issue."
+        + "."
         + _ablation_floor(rows, searches),
         f"- **Forward arguments**: IG with a per-sample mask as forward argument is"
         f" {_ratios(rows, 'forward argument IG')} its floor and {_ratios(rows, 'forward argument IG', 'captum')}"

@@ -122,7 +122,7 @@ def reported_target(chunks: list[Target]) -> torch.Tensor | TargetFn | None:
     tensor([1, 0])
     """
     if chunks[0].classes is not None:
-        return torch.cat([chunk.classes for chunk in chunks])
+        return chunks[0].classes if len(chunks) == 1 else torch.cat([chunk.classes for chunk in chunks])
     return chunks[0].public()
 
 

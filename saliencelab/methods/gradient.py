@@ -36,18 +36,20 @@ class _GradientFamily(Method):
     layer_attribution = True
 
     def _attribute(self, inputs: torch.Tensor, target: Target, baseline: BaselineSpec) -> Attribution:
-        values = torch.empty_like(inputs)
+        values: list[torch.Tensor] = []
         bound: list[Target] = []
 
         def run(rows: slice) -> None:
             samples = torch.arange(rows.start, rows.stop)
-            grad, chunk_target = self.input_gradients(inputs[rows], target.rows(samples), samples)
-            values[rows] = self.from_gradient(inputs[rows], grad)
+            whole = rows.stop - rows.start == inputs.shape[0]  # one chunk: its rows are the samples in order
+            chunk = inputs if whole else inputs[rows]
+            grad, chunk_target = self.input_gradients(chunk, target if whole else target.rows(samples), samples)
+            values.append(self.from_gradient(chunk, grad))
             bound.append(chunk_target)
 
         self.run_chunked(inputs, run)
-        resolved = reported_target(bound)
-        return Attribution(values=values, delta=None, method=self.name, target=resolved)
+        joined = values[0] if len(values) == 1 else torch.cat(values)
+        return Attribution(values=joined, delta=None, method=self.name, target=reported_target(bound))
 
     def from_gradient(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """Turn the gradient of a chunk into its attribution."""

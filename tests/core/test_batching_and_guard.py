@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saliencelab.core.batching import ActivationMeter, rows_per_chunk, run_chunked
+import saliencelab as sl
+from saliencelab.core.batching import CPU_CHUNK_BYTES, ActivationMeter, fastest_rows, rows_per_chunk, run_chunked
 from saliencelab.core.guard import preserved
 
 
@@ -44,6 +45,33 @@ def test_chunks_cover_every_row_once_and_follow_the_budget():
     again = []
     run_chunked(100, again.append, memory_budget=3 * 4000 * 10, measure=measure, owner=model, key="row")
     assert again == seen and len(measured) == 1  # remembered: the same split, no second measurement
+
+
+def test_on_a_cpu_a_chunk_stays_near_the_fastest_size_under_a_large_budget():
+    seen = []
+    run_chunked(5000, seen.append, memory_budget=1 << 30, measure=lambda: 10**4, owner=None, key="row", cpu=True)
+    assert max(r.stop - r.start for r in seen) == fastest_rows(10**4) == CPU_CHUNK_BYTES // 10**4
+    whole = []
+    run_chunked(5000, whole.append, memory_budget=1 << 30, measure=lambda: 10**4, owner=None, key="row")
+    assert [(r.start, r.stop) for r in whole] == [(0, 5000)]  # elsewhere (CUDA) the budget alone decides
+    few = []
+    run_chunked(500, few.append, memory_budget=1 << 30, measure=lambda: 10**6, owner=None, key="row", cpu=True)
+    assert few[0].stop - few[0].start == 64  # large rows: never fewer than 64 a chunk, unless the budget says so
+
+
+def test_a_method_on_a_cpu_runs_many_cheap_rows_in_several_chunks():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 2))
+    rows = []
+    model[0].register_forward_hook(lambda module, args, output: rows.append(args[0].shape[0]))
+    x = torch.randn(64, 4, dtype=torch.float64)
+    a = sl.explain(model.double(), x, method="integrated_gradients", target=0, steps=256, baseline=0.0)
+    with torch.inference_mode(), ActivationMeter() as meter:
+        model(x[:1])
+    assert max(rows) == fastest_rows(meter.bytes) < 64 * 256  # the old split: all 16,384 path rows in one pass
+    rows.clear()
+    small = sl.explain(model, x, method="integrated_gradients", target=0, steps=256, baseline=0.0, memory_budget=10**6)
+    assert max(rows) < fastest_rows(meter.bytes)
+    torch.testing.assert_close(a.values, small.values, rtol=1e-12, atol=1e-12)  # the split changes nothing
 
 
 def test_a_single_row_is_not_measured():
