@@ -444,7 +444,7 @@ def report(s: Settings, rows: list[dict], write: dict, overhead: dict, start_up:
         "- **Floor**: the local engine runs each method through `sl.explain` as a user calls it, whose chunk on a "
         "CPU is the smaller of what the memory budget allows and 16 MiB of measured forward activations (at least "
         "64 rows; `saliencelab.core.batching.fastest_rows`): on the digits the 2,112 path rows of a chunk of 64 "
-        "samples run in passes of 611 rows; the floor counts the faster of "
+        "samples run in 4 passes of 528 rows (at most 611 each, evened out); the floor counts the faster of "
         f"{' and '.join(map(str, FLOOR_ROWS))} rows. On top come the run's own steps per chunk (the predicted "
         "classes, the table part, the degenerate flags) and the write time, which the target allows.",
         "- **Ray on this machine**: two workers share two cores with the calling process and with whatever else "

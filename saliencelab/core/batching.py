@@ -155,6 +155,8 @@ def run_chunked(
     row of it is refused (:func:`check_row_fits`). A model whose one-row
     activations exceed the budget still runs, one row at a time. ``cpu``: the
     rows run on a CPU, where chunks are also capped at :func:`fastest_rows`.
+    The chunks are as even as their number allows: a last chunk of a few rows
+    would pay a whole pass's fixed cost for them.
     ``run`` must not depend on how the rows are split.
     """
     if total_rows <= 0:
@@ -170,6 +172,7 @@ def run_chunked(
         size = rows_per_chunk(known, budget, passes, row_bytes)
         if cpu:
             size = min(size, fastest_rows(known))
+        size = -(-total_rows // -(-total_rows // size))  # as many chunks, evened out: 8 rows by 7 run as 4 + 4
     for first in range(0, total_rows, size):
         run(slice(first, min(first + size, total_rows)))
 
