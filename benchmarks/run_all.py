@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bench_evaluate
 import bench_gradient as bg
 import bench_perturbation
 import bench_scaling
@@ -86,8 +87,15 @@ NEEDS_CUDA = {"bench_gpu"}
 
 PEERS = ("captum", "zennit", "grad-cam", "opencv-python-headless", "quantus")
 
-EVALUATE_TARGET = 50.0
-"""Target: every evaluation metric at least this many times faster than Quantus."""
+EVALUATE_TARGET = bench_evaluate.FLOOR_TARGET
+"""Target: every evaluation metric at most this many times its own floor (``bench_evaluate``'s ``ours / floor``)."""
+EVALUATE_KEYS = (
+    ("pixel flipping", "Pixel flipping"),
+    ("region perturbation", "Pixel flipping"),
+    ("model randomisation", "MPRT"),
+    ("ROAD", "ROAD"),
+)
+"""Row title prefix -> title of the ``bench_evaluate`` reading's bullet that explains the row's cost over its floor."""
 NOT_MEASURED = "not measured"
 
 
@@ -244,7 +252,7 @@ def meta(body: str) -> Meta:
 
     Example
     -------
-    >>> meta("- Machine: AMD EPYC, 2 logical cores; torch threads: 2\n- Date: 2026-12-07 00:10 UTC; run time 3 min")
+    >>> meta("- Machine: AMD EPYC, 2 logical cores; torch threads: 2\\n- Date: 2026-12-07 00:10 UTC; run time 3 min")
     Meta(date='2026-12-07 00:10 UTC', command='?', quick=False, machine='AMD EPYC')
     """
     date = re.search(r"^- Date: ([^;\n]+)", body, re.M)
@@ -615,42 +623,61 @@ def sweep_targets(f: Found, target: str) -> None:
 
 
 def evaluate_targets(f: Found) -> None:
-    """Every evaluation metric ≥ 50× faster than Quantus (``bench_evaluate``): any table comparing with Quantus.
+    """Every evaluation metric ≤ 1.1× its own floor (``bench_evaluate``), one target per row of its results table.
 
-    The speed-up is read from a column named like ``Quantus / ours`` or ``speed-up``, or computed from
-    ``ours s`` and ``Quantus s`` columns (or an ``ours/Quantus`` column, inverted). A row is named by its ``case``
-    and ``row`` columns where the table has them, else by its first column; a verdict column whose header starts
-    with ``≥`` adds what it says beyond PASS / MISS (such as "not equal output" or why Quantus gave no time).
+    The ratio is read from the ``ours / floor`` column of any table that has one. A row is named by its ``case``
+    and ``row`` columns where the table has them, else by its first column. Quantus' speed-up (no target of its
+    own) goes into the measured text: read from a column named like ``Quantus / ours`` or ``speed-up``, or
+    computed from ``ours s`` and ``Quantus s`` (or an ``ours/Quantus`` column, inverted), with what the verdict
+    column (its header starts with ``≤``) says beyond PASS / MISS, such as "Quantus at its defaults,
+    extrapolated" or "Quantus fails"; without such a note the two libraries gave equal output.
+
+    Example
+    -------
+    >>> section = ("- Date: 2026-12-08 00:10 UTC\\n\\n### Results\\n\\n| case | row | ours s | floor s | ours / floor"
+    ...            " | Quantus s | Quantus / ours | ≤ 1.1× floor |\\n|---|---|---:|---:|---:|---:|---:|---|\\n"
+    ...            "| digits | ROAD | 1.5 | 1.4 | 1.07× | 3.2 | 2.1× | PASS |\\n")
+    >>> f = Found({"bench_evaluate": section})
+    >>> evaluate_targets(f)
+    >>> [(t.target, t.measured, t.verdict) for t in f.targets]
+    [('`digits: ROAD` ≤ 1.1× its floor', '1.07× its floor; Quantus takes 2.1× ours (equal output)', 'met')]
     """
     name = "bench_evaluate"
-    target = f"every evaluation metric ≥ {EVALUATE_TARGET:.0f}× faster than Quantus"
+    target = f"every evaluation metric ≤ {EVALUATE_TARGET}× its own floor"
     if name not in f.sections:
         f.missing(name, target)
         return
     found = False
     for t in tables(f.sections[name]):
-        if not any("quantus" in h.lower() for h in t.header):
+        column = t.column("ours / floor", "ours/floor")
+        if column is None:
             continue
-        check = next((h for h in t.header if h.startswith("≥")), None)
+        check = next((h for h in t.header if h.startswith("≤")), None)
         for row in t.rows:
-            label = ": ".join(row[c] for c in ("case", "row") if c in row) or row[t.header[0]]
-            note = re.sub(r"^(PASS|MISS)\s*\((.*)\)$|^(PASS|MISS)$", r"\2", row.get(check, "").strip()) if check else ""
-            speedup = _speedup(t, row) if MALFORMED not in row else None
-            note = row.get(MALFORMED, note)
-            target = f"`{label}` ≥ {EVALUATE_TARGET:.0f}× faster than Quantus"
-            if speedup is None:
-                if note:
-                    found = True
-                    f.targets.append(Target(target, "—", NOT_MEASURED, f"{f.source(name)}: {note}"))
-                continue
             found = True
-            met = speedup >= EVALUATE_TARGET
-            verdict = f.verdict(name, met) + (f" ({note})" if note else "")
-            f.targets.append(Target(target, f"{speedup:,.1f}×", verdict, f.source(name, t.heading)))
+            label = ": ".join(row[c] for c in ("case", "row") if c in row) or row[t.header[0]]
+            verdict = row.get(check, "").strip() if check else ""
+            note = re.sub(r"^(PASS|MISS|n/a)\s*\((.*)\)$|^(PASS|MISS|n/a)$", r"\2", verdict)
+            target = f"`{label}` ≤ {EVALUATE_TARGET}× its floor"
+            if MALFORMED in row:
+                f.targets.append(Target(target, "—", NOT_MEASURED, f"{f.source(name)}: {row[MALFORMED]}"))
+                continue
+            ratio, speedup = number(row.get(column)), _speedup(t, row)
+            if speedup is not None:
+                quantus = f"Quantus takes {speedup:,.1f}× ours ({note or 'equal output'})"
+            else:
+                quantus = f"Quantus: {note or 'no time'}"
+            if ratio is None:
+                f.targets.append(Target(target, f"—; {quantus}", NOT_MEASURED, f"{f.source(name)}: no floor"))
+                continue
+            met = ratio <= EVALUATE_TARGET
+            measured = f"{ratio:.2f}× its floor; {quantus}"
+            f.targets.append(Target(target, measured, f.verdict(name, met), f.source(name, t.heading)))
             if not met:
-                f.slow.append(Slow(name, f"{label}: {speedup:,.1f}× faster than Quantus", [row.get("row", label)]))
+                keys = [key for prefix, key in EVALUATE_KEYS if row.get("row", label).startswith(prefix)]
+                f.slow.append(Slow(name, f"{label}: {ratio:.2f}× its floor", keys or [row.get("row", label)]))
     if not found:
-        f.missing(name, target, "no table with a Quantus speed-up")
+        f.missing(name, target, "no table with an `ours / floor` column")
 
 
 def _speedup(t: Table, row: dict[str, str]) -> float | None:

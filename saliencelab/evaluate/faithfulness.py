@@ -10,7 +10,8 @@ Every perturbed input of every sample is one row of a single batched evaluation:
 rows are built chunk by chunk under ``memory_budget`` and run in
 ``torch.inference_mode()``; scores are collected in float64. The target is
 resolved once on the unperturbed inputs (``None``: each sample's argmax class)
-and kept for all perturbed copies. Ties in the ranking are broken by position
+and kept for all perturbed copies; those clean scores are the unperturbed end
+of each curve, so no input is run twice. Ties in the ranking are broken by position
 (row-major, the earlier pixel first), so results are deterministic.
 
 Example
@@ -316,22 +317,31 @@ def _progressive(
         raise ValueError(f"region must be a positive int (the patch side in pixels); got {region!r}")
     scorer = Scorer(model, score, memory_budget)
     with preserved(model):
-        bound, maps = prepare(scorer, inputs, attributions, method, method_options, target, aggregate, rows=True)
+        clean, bound, maps = prepare_scored(
+            scorer, inputs, attributions, method, method_options, target, aggregate, rows=True
+        )
         units = patch_index(maps.shape[1:], region, maps.device)
         unit_maps = torch.zeros(maps.shape[0], int(units.max()) + 1, dtype=maps.dtype, device=maps.device)
         unit_maps.index_add_(1, units, maps.flatten(1))
         ranks = rank(unit_maps, descending=order == "morf")
         steps = _check_steps(steps, unit_maps.shape[1])
         counts = torch.arange(steps + 1, device=inputs.device) * unit_maps.shape[1] // steps
-        fill = single_baseline(baseline, inputs, seed)
+        # the first step that perturbs each pixel (its unit's rank < counts[step]), in a small integer type
+        first = torch.searchsorted(counts, ranks[:, units].contiguous(), right=True)
+        first = first.to(torch.int16 if steps < 2**15 else torch.int32)
+        first = first.view(-1, 1, *inputs.shape[2:]) if inputs.ndim == 4 else first  # rows: (N, D)
+        fill = compact(single_baseline(baseline, inputs, seed))
+        offset = 0 if insert else 1  # the clean input is step `steps` of insertion, step 0 of deletion
 
         def perturbed(sample: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-            chosen = ranks[sample][:, units] < counts[step, None]
-            chosen = chosen.view(-1, 1, *inputs.shape[2:]) if inputs.ndim == 4 else chosen  # rows: (rows, D)
-            x, filled = inputs[sample], fill[sample if fill.shape[0] > 1 else torch.zeros_like(sample)]
+            chosen = first[sample] <= (step + offset).to(first.dtype).view(-1, *[1] * (first.ndim - 1))
+            x, filled = inputs[sample], fill[sample] if fill.shape[0] > 1 else fill
             return torch.where(chosen, x, filled) if insert else torch.where(chosen, filled, x)
 
-        curve = score_rows(scorer, inputs, bound, steps + 1, perturbed, progress, name)
+        # the clean scores, computed once to bind the target, are the unperturbed end of the curve
+        scores = score_rows(scorer, inputs, bound, steps, perturbed, progress, name)
+        parts = (scores, clean[:, None]) if insert else (clean[:, None], scores)
+        curve = torch.cat(parts, dim=1)
     return Curve(curve, torch.linspace(0, 1, steps + 1, dtype=torch.float64, device=curve.device))
 
 
@@ -372,6 +382,32 @@ def prepare(
     ``attributions`` are used as given; otherwise ``method`` explains the bound target. With ``rows``,
     table rows ``(N, D)`` are accepted too, with ``(N, D)`` attributions; their maps are ``(N, 1, D)``.
     """
+    _, bound, maps = prepare_scored(scorer, inputs, attributions, method, method_options, target, aggregate, rows)
+    return bound, maps
+
+
+def prepare_scored(
+    scorer: Scorer,
+    inputs: torch.Tensor,
+    attributions: AttributionSpec,
+    method: MethodSpec,
+    method_options: Mapping[str, Any] | None,
+    target: TargetSpec,
+    aggregate: str,
+    rows: bool = False,
+) -> tuple[torch.Tensor, Target, torch.Tensor]:
+    """:func:`prepare`, with the target scores of the clean inputs (``(N,)`` float64) first.
+
+    Example
+    -------
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2, bias=False))
+    >>> with torch.no_grad():
+    ...     _ = model[1].weight.copy_(torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 3.0]]))
+    >>> x = torch.ones(1, 1, 2, 2)
+    >>> clean, bound, maps = prepare_scored(Scorer(model, "logit", None), x, x, None, None, None, "sum")
+    >>> clean.tolist(), bound.classes.tolist(), tuple(maps.shape)
+    ([4.0], [1], (1, 2, 2))
+    """
     check_inputs(inputs)
     table = rows and inputs.ndim == 2
     if inputs.ndim != 4 and not table:
@@ -380,7 +416,7 @@ def prepare(
             f"expected {shapes}; got {tuple(inputs.shape)}. "
             "Add the batch and channel dimensions, e.g. inputs.view(N, 1, H, W)"
         )
-    bound, attributions = resolve_attributions(scorer, inputs, attributions, method, method_options, target)
+    clean, bound, attributions = resolve_scored(scorer, inputs, attributions, method, method_options, target)
     if table and attributions.shape != inputs.shape:
         raise ValueError(
             f"attributions of shape {tuple(attributions.shape)} do not fit table rows of shape "
@@ -394,7 +430,7 @@ def prepare(
         )
     if not torch.isfinite(maps).all():
         raise ValueError("the attributions contain NaN or Inf values; a ranking of them is meaningless")
-    return bound, maps
+    return clean, bound, maps
 
 
 def resolve_attributions(
@@ -412,20 +448,44 @@ def resolve_attributions(
     The caller has checked ``inputs`` (:func:`~saliencelab.methods.base.check_inputs`) and
     checks the attributions' shape.
     """
+    _, bound, attributions = resolve_scored(scorer, inputs, attributions, method, method_options, target)
+    return bound, attributions
+
+
+def resolve_scored(
+    scorer: Scorer,
+    inputs: torch.Tensor,
+    attributions: AttributionSpec,
+    method: MethodSpec,
+    method_options: Mapping[str, Any] | None,
+    target: TargetSpec,
+) -> tuple[torch.Tensor, Target, torch.Tensor]:
+    """:func:`resolve_attributions`, with the target scores of the clean inputs (``(N,)`` float64) first.
+
+    Example
+    -------
+    >>> model = torch.nn.Linear(2, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
+    >>> clean, bound, values = resolve_scored(Scorer(model, "logit", None), torch.ones(1, 2), torch.ones(1, 2),
+    ...                                       None, None, 0)
+    >>> clean.tolist(), bound.classes.tolist()
+    ([1.0], [0])
+    """
     if (attributions is None) == (method is None):
         raise TypeError("give either attributions (a tensor or an Attribution) or method= (a name or a callable)")
     if isinstance(attributions, Attribution):
         if target is None and attributions.target is not None:
             target = attributions.target
         attributions = attributions.values
-    _, bound = clean_scores(scorer, inputs, prepare_target(target, inputs.shape[0]))
+    clean, bound = clean_scores(scorer, inputs, prepare_target(target, inputs.shape[0]))
     if method is not None:
         attributions = as_explainer(method, **(method_options or {}))(scorer.model, inputs, bound.public())
     elif method_options:
         raise TypeError("method_options are only used with method=; drop them or pass method=")
     if not isinstance(attributions, torch.Tensor):
         raise TypeError(f"attributions must be a tensor or an Attribution; got {type(attributions).__name__}")
-    return bound, attributions.detach().to(inputs.device)
+    return clean, bound, attributions.detach().to(inputs.device)
 
 
 def rank(maps: torch.Tensor, descending: bool = True) -> torch.Tensor:
@@ -464,6 +524,19 @@ def single_baseline(baseline: BaselineSpec, inputs: torch.Tensor, seed: int) -> 
             "Pass a tensor broadcastable to the inputs or a preset"
         )
     return references.tensor[:, 0]
+
+
+def compact(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` without the copies of a broadcast: every dimension of stride 0 cut to size 1.
+
+    :func:`torch.where` broadcasts them back; indexing the compact tensor copies less.
+
+    Example
+    -------
+    >>> compact(torch.ones(2, 1, 1, 1).expand(2, 3, 4, 4)).shape
+    torch.Size([2, 1, 1, 1])
+    """
+    return tensor[tuple(slice(0, 1) if stride == 0 else slice(None) for stride in tensor.stride())]
 
 
 def score_rows(

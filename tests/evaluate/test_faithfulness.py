@@ -106,10 +106,18 @@ def test_every_row_is_evaluated_once_in_batches_under_inference_mode(images):
         modes.append(torch.is_inference_mode_enabled())
 
     model.register_forward_pre_hook(hook)
-    deletion(model, images, images, steps=10, memory_budget=10**9)
-    # one row measured for the budget, the 4 clean inputs, then 4 x 11 perturbed rows in one chunk
-    assert rows == [1, 4, 44]
+    curve = deletion(model, images, images, steps=10, memory_budget=10**9).curve
+    # one row measured for the budget, the 4 clean inputs (which bind the target and are step 0 of the curve),
+    # then the 4 x 10 perturbed rows in one chunk: the clean inputs are not run a second time
+    assert rows == [1, 4, 40]
     assert all(modes)
+    with torch.no_grad():
+        clean = model(images).softmax(dim=1)
+    torch.testing.assert_close(curve[:, 0], clean.max(dim=1).values.double(), rtol=0, atol=1e-6)
+    rows.clear()
+    up = insertion(model, images, images, steps=10, baseline="zeros", memory_budget=10**9).curve
+    assert rows == [4, 40]  # the clean inputs are the last step of insertion
+    torch.testing.assert_close(up[:, -1], curve[:, 0], rtol=0, atol=0)
 
 
 def test_method_computes_the_attributions_for_the_resolved_target(images):
