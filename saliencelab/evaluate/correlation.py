@@ -487,9 +487,9 @@ def _feature_maps(
 ) -> tuple[Target, torch.Tensor]:
     """The bound target and one attribution per position, ``(N, P)``: channel-reduced pixels or columns."""
     if inputs.ndim == 4:
-        bound, maps = prepare(scorer, inputs, attributions, method, method_options, target, aggregate)
+        _, bound, maps = prepare(scorer, inputs, attributions, method, method_options, target, aggregate)
         return bound, maps.flatten(1)
-    bound, values = resolve_attributions(scorer, inputs, attributions, method, method_options, target)
+    _, bound, values = resolve_attributions(scorer, inputs, attributions, method, method_options, target)
     if values.shape != inputs.shape:
         raise ValueError(
             f"attributions of shape {tuple(values.shape)} do not fit tabular inputs of shape {tuple(inputs.shape)}; "

@@ -317,7 +317,7 @@ def _progressive(
         raise ValueError(f"region must be a positive int (the patch side in pixels); got {region!r}")
     scorer = Scorer(model, score, memory_budget)
     with preserved(model):
-        clean, bound, maps = prepare_scored(
+        clean, bound, maps = prepare(
             scorer, inputs, attributions, method, method_options, target, aggregate, rows=True
         )
         units = patch_index(maps.shape[1:], region, maps.device)
@@ -376,27 +376,12 @@ def prepare(
     target: TargetSpec,
     aggregate: str,
     rows: bool = False,
-) -> tuple[Target, torch.Tensor]:
-    """Check the inputs, bind the target on the clean inputs and return it with ``(N, H, W)`` maps.
+) -> tuple[torch.Tensor, Target, torch.Tensor]:
+    """Check the inputs, bind the target on the clean inputs; return their target scores (``(N,)`` float64),
+    the bound target and ``(N, H, W)`` maps.
 
     ``attributions`` are used as given; otherwise ``method`` explains the bound target. With ``rows``,
     table rows ``(N, D)`` are accepted too, with ``(N, D)`` attributions; their maps are ``(N, 1, D)``.
-    """
-    _, bound, maps = prepare_scored(scorer, inputs, attributions, method, method_options, target, aggregate, rows)
-    return bound, maps
-
-
-def prepare_scored(
-    scorer: Scorer,
-    inputs: torch.Tensor,
-    attributions: AttributionSpec,
-    method: MethodSpec,
-    method_options: Mapping[str, Any] | None,
-    target: TargetSpec,
-    aggregate: str,
-    rows: bool = False,
-) -> tuple[torch.Tensor, Target, torch.Tensor]:
-    """:func:`prepare`, with the target scores of the clean inputs (``(N,)`` float64) first.
 
     Example
     -------
@@ -404,7 +389,7 @@ def prepare_scored(
     >>> with torch.no_grad():
     ...     _ = model[1].weight.copy_(torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 3.0]]))
     >>> x = torch.ones(1, 1, 2, 2)
-    >>> clean, bound, maps = prepare_scored(Scorer(model, "logit", None), x, x, None, None, None, "sum")
+    >>> clean, bound, maps = prepare(Scorer(model, "logit", None), x, x, None, None, None, "sum")
     >>> clean.tolist(), bound.classes.tolist(), tuple(maps.shape)
     ([4.0], [1], (1, 2, 2))
     """
@@ -416,7 +401,7 @@ def prepare_scored(
             f"expected {shapes}; got {tuple(inputs.shape)}. "
             "Add the batch and channel dimensions, e.g. inputs.view(N, 1, H, W)"
         )
-    clean, bound, attributions = resolve_scored(scorer, inputs, attributions, method, method_options, target)
+    clean, bound, attributions = resolve_attributions(scorer, inputs, attributions, method, method_options, target)
     if table and attributions.shape != inputs.shape:
         raise ValueError(
             f"attributions of shape {tuple(attributions.shape)} do not fit table rows of shape "
@@ -440,34 +425,21 @@ def resolve_attributions(
     method: MethodSpec,
     method_options: Mapping[str, Any] | None,
     target: TargetSpec,
-) -> tuple[Target, torch.Tensor]:
-    """Bind the target on the clean inputs and return it with the attributions, detached, on the inputs' device.
+) -> tuple[torch.Tensor, Target, torch.Tensor]:
+    """Bind the target on the clean inputs; return their target scores (``(N,)`` float64), the bound target
+    and the attributions, detached, on the inputs' device.
 
     ``attributions`` are used as given (an :class:`~saliencelab.Attribution` lends its
     target when ``target`` is None); otherwise ``method`` explains the bound target.
     The caller has checked ``inputs`` (:func:`~saliencelab.methods.base.check_inputs`) and
     checks the attributions' shape.
-    """
-    _, bound, attributions = resolve_scored(scorer, inputs, attributions, method, method_options, target)
-    return bound, attributions
-
-
-def resolve_scored(
-    scorer: Scorer,
-    inputs: torch.Tensor,
-    attributions: AttributionSpec,
-    method: MethodSpec,
-    method_options: Mapping[str, Any] | None,
-    target: TargetSpec,
-) -> tuple[torch.Tensor, Target, torch.Tensor]:
-    """:func:`resolve_attributions`, with the target scores of the clean inputs (``(N,)`` float64) first.
 
     Example
     -------
     >>> model = torch.nn.Linear(2, 2, bias=False)
     >>> with torch.no_grad():
     ...     _ = model.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
-    >>> clean, bound, values = resolve_scored(Scorer(model, "logit", None), torch.ones(1, 2), torch.ones(1, 2),
+    >>> clean, bound, values = resolve_attributions(Scorer(model, "logit", None), torch.ones(1, 2), torch.ones(1, 2),
     ...                                       None, None, 0)
     >>> clean.tolist(), bound.classes.tolist()
     ([1.0], [0])

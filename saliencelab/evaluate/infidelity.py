@@ -148,7 +148,7 @@ def infidelity(
     scorer = Scorer(model, score, memory_budget)
     with preserved(model):
         check_inputs(inputs)
-        bound, values = resolve_attributions(scorer, inputs, attributions, method, method_options, target)
+        _, bound, values = resolve_attributions(scorer, inputs, attributions, method, method_options, target)
         phi = _fit_attributions(values, inputs)
         scale, pattern = _draw(inputs, perturbation, samples, noise, region, baseline, seed)
         count = pattern.shape[1]

@@ -151,7 +151,7 @@ def road(
         raise ValueError(f"noise must be a non-negative standard deviation; got {noise}")
     scorer = Scorer(model, score, memory_budget)
     with preserved(model):
-        bound, maps = prepare(scorer, inputs, attributions, method, method_options, target, aggregate)
+        _, bound, maps = prepare(scorer, inputs, attributions, method, method_options, target, aggregate)
         ranks = rank(maps.flatten(1), descending=order == "morf").view_as(maps)
         pixels = maps[0].numel()
         counts = torch.tensor([round(p * pixels) for p in fractions], device=inputs.device)
