@@ -66,6 +66,15 @@ def test_inputs_made_under_inference_mode_work_outside_it(model, inputs, expecte
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_a_target_made_under_inference_mode_works_outside_it(model, inputs, expected, method):
+    with torch.inference_mode():
+        classes = torch.ones(inputs.shape[0], dtype=torch.long)  # as a check that binds the argmax there makes it
+    torch.testing.assert_close(
+        explain(model, inputs, method, target=classes).values, expected[method], rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_values_are_detached_from_inputs_that_require_grad(model, inputs, method):
     a = explain(model, inputs.clone().requires_grad_(True), method)
     assert not a.values.requires_grad and a.values.grad_fn is None

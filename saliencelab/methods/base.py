@@ -140,7 +140,7 @@ class Method:
         """``bound._attribute`` (this method on the model as the call runs it) on a checked batch, with the
         user's model guarded and the result checked."""
         with torch.inference_mode(False), torch.enable_grad():
-            inputs, baseline = outside_inference(inputs), outside_inference(baseline)
+            inputs, baseline, target = (outside_inference(value) for value in (inputs, baseline, target))
             with preserved(self.model), require_sight(self.name), batch_dimension_hint(self.model, inputs):
                 result = bound._attribute(inputs, prepare_target(target, inputs.shape[0]), baseline)
         return checked_result(result)
