@@ -9,7 +9,7 @@ the model. A model whose operations the engine cannot see
 needs to see them (:func:`require_sight`).
 """
 
-from saliencelab.engine.backward import Propagate, gated_backward, modified_backward
+from saliencelab.engine.backward import Propagate, PropagateKnowingOutput, gated_backward, modified_backward
 from saliencelab.engine.gates import gate_rules, linear_products
 from saliencelab.engine.intercept import Call, Interception, OpRule, is_marked, map_tensors, tensors_in
 from saliencelab.engine.ops import (
@@ -36,6 +36,7 @@ __all__ = [
     "OpRule",
     "OpaqueModelError",
     "Propagate",
+    "PropagateKnowingOutput",
     "gate_rules",
     "gated_backward",
     "is_marked",

@@ -107,3 +107,35 @@ class Propagate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         return None, None, *ctx.propagate(*ctx.saved_tensors, grad_out)
+
+
+class PropagateKnowingOutput(torch.autograd.Function):
+    """:class:`Propagate` whose ``propagate(*inputs, output, grad_out)`` also receives the forward's output.
+
+    ``output`` is None when the output was since overwritten in place (``relu_`` on it):
+    ``propagate`` then computes what it needs from the inputs.
+
+    Example
+    -------
+    >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> y = PropagateKnowingOutput.apply(lambda t: 3 * t, lambda t, out, g: (g * out,), x)
+    >>> torch.autograd.grad(y.sum(), x)[0]
+    tensor([3., 6.])
+    >>> y = PropagateKnowingOutput.apply(lambda t: 3 * t, lambda t, out, g: (g * (out is None),), x)
+    >>> torch.autograd.grad(y.relu_().sum(), x)[0]
+    tensor([1., 1.])
+    """
+
+    @staticmethod
+    def forward(ctx, compute, propagate, *inputs):
+        ctx.save_for_backward(*inputs)
+        ctx.propagate = propagate
+        out = compute(*inputs)
+        ctx.output = out.detach()  # an alias without a grad_fn (no reference cycle); it shares the version counter
+        ctx.version = ctx.output._version
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        output = ctx.output if ctx.output._version == ctx.version else None
+        return None, None, *ctx.propagate(*ctx.saved_tensors, output, grad_out)

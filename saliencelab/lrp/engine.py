@@ -47,13 +47,14 @@ from saliencelab.engine import (
     Interception,
     OpRule,
     Propagate,
+    PropagateKnowingOutput,
     modified_backward,
     watching_modules,
 )
 from saliencelab.lrp.attention import AttentionRules
 from saliencelab.lrp.composites import CONVOLUTIONS, LAYER_OPS, Composite
 from saliencelab.lrp.merge import BatchNormMerge, MergedLayer, batch_norm_affine
-from saliencelab.lrp.rules import STABILIZER, Layer, RelevanceRule
+from saliencelab.lrp.rules import STABILIZER, Layer, RelevanceRule, dense_backward, stabilized
 
 AVERAGES = frozenset(
     "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d sum mean".split()
@@ -184,7 +185,7 @@ class RelevanceMode(AttentionRules, Interception):
         _set_bias(tensor, bias)
 
     def _stabilize(self, z: torch.Tensor) -> torch.Tensor:
-        return z + torch.where(z >= 0, self.stabilizer, -self.stabilizer)
+        return stabilized(z, self.stabilizer)
 
     def _in_place(self, rule: OpRule) -> OpRule:
         """``rule`` for in-place calls too: it runs on a copy of the target, and its result is written back."""
@@ -221,7 +222,16 @@ class RelevanceMode(AttentionRules, Interception):
         def run(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
             return call.replaced(0, "input", t).replaced(1, "weight", w).replaced(2, "bias", b).genuine()
 
-        out = self._linear_map(call, x, lambda t: call.replaced(0, "input", t).genuine(), run, record.parameters)
+        dense = call.name == "linear" and weight.ndim == 2
+        out = self._linear_map(
+            call,
+            x,
+            lambda t: call.replaced(0, "input", t).genuine(),
+            run,
+            record.parameters,
+            backward=dense_backward if dense else None,
+            output_is_z=lambda: record.affine is None and (self.absorb or bias is None),
+        )
         if self.merge is not None:
             self.merge.register(record, out)
         if not self.absorb and bias is not None:
@@ -236,22 +246,29 @@ class RelevanceMode(AttentionRules, Interception):
         run: Callable[[torch.Tensor, Any, Any], torch.Tensor],
         parameters: Callable[[], tuple[Any, Any]],
         chosen: RelevanceRule | None = None,
+        backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        output_is_z: Callable[[], bool] = lambda: False,
     ) -> torch.Tensor:
         """``compute(x)``, a linear map, whose relevance is by ``chosen`` or else the composite's rule.
 
-        The rule sees the layer ``run(t, weight, bias)`` with ``parameters()``, read when relevance flows back.
+        The rule sees the layer ``run(t, weight, bias)`` with ``parameters()``, read when relevance flows
+        back, and ``backward``, its transpose in closed form where there is one (``Layer.backward``).
+        ``output_is_z()``, asked then too: whether ``compute(x)`` equals ``run(x, *parameters())`` as the
+        rule's layer runs it (not once a batch norm is merged into the parameters, nor under
+        ``bias="ignore"``); the rule then gets the forward's output as ``Layer.output``.
         """
         if chosen is None:
             module = self.modules[-1] if self.modules else None
             chosen = self.composite.rule_for(call.name, self.names.get(id(module)), module, self.position)
             self.position += 1
 
-        def propagate(t: torch.Tensor, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
+        def propagate(t: torch.Tensor, output: torch.Tensor | None, out_relevance: torch.Tensor) -> tuple[torch.Tensor]:
             w, b = parameters()
-            layer = Layer(run, w, b if self.absorb else None, tuple(t.shape), self.stabilizer)
+            z = output if output is not None and output_is_z() else None
+            layer = Layer(run, w, b if self.absorb else None, tuple(t.shape), self.stabilizer, backward, z)
             return (chosen.relevance(t, out_relevance, layer),)
 
-        return Propagate.apply(compute, propagate, x)
+        return PropagateKnowingOutput.apply(compute, propagate, x)
 
     def _average(self, call: Call) -> torch.Tensor:
         """Averages and sums: each input gets its share of its outputs' relevance (z_ij / z_j)."""

@@ -80,6 +80,12 @@ class Layer:
         The shape of the layer's input.
     stabilizer:
         The method's stabilizer, for rules that divide by ``z′`` (all but ε).
+    backward:
+        ``backward(grad, weight)``, the transposed layer in closed form (for a
+        dense layer ``grad @ weight``); None: autograd transposes ``run``.
+    output:
+        ``run(inputs, weight, bias)`` as the forward pass computed it, when known
+        (a rule may read it instead of running the layer again).
 
     Example
     -------
@@ -90,6 +96,9 @@ class Layer:
     (tensor([[1.5000]]), tensor([[3.5000]]), tensor([[1.]]))
     >>> layer.transpose(torch.tensor([[2.0]]))
     tensor([[ 2., -4.]])
+    >>> dense = Layer(F.linear, torch.tensor([[1.0, -2.0]]), None, (1, 2), backward=dense_backward)
+    >>> dense.transpose(torch.tensor([[2.0]]))
+    tensor([[ 2., -4.]])
     """
 
     run: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -97,6 +106,8 @@ class Layer:
     bias: torch.Tensor | None
     input_shape: tuple[int, ...]
     stabilizer: float = STABILIZER
+    backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    output: torch.Tensor | None = None
 
     def __call__(self, inputs: torch.Tensor, modify: WeightMap | None = None, *, bias: bool = True) -> torch.Tensor:
         """The layer on ``inputs`` with its weight (and bias) mapped by ``modify``; ``bias=False`` drops the bias."""
@@ -106,10 +117,38 @@ class Layer:
 
     def transpose(self, grad: torch.Tensor, modify: WeightMap | None = None) -> torch.Tensor:
         """``Wᵀ grad`` for the layer's (modified) weights: the backward pass of the layer, shaped like its input."""
+        if self.backward is not None:
+            return self.backward(grad, self.weight if modify is None else modify(self.weight))
         with torch.enable_grad():
             point = torch.zeros(self.input_shape, dtype=grad.dtype, device=grad.device, requires_grad=True)
             (result,) = torch.autograd.grad(self(point, modify, bias=False), point, grad)
         return result
+
+
+def stabilized(z: torch.Tensor, stabilizer: float) -> torch.Tensor:
+    """``z + stabilizer`` where ``z ≥ 0``, ``z − stabilizer`` elsewhere: a denominator kept away from zero.
+
+    The same numbers as ``z + torch.where(z >= 0, s, -s)``, in about half the time (``where``
+    with scalar branches is slow on a CPU).
+
+    Example
+    -------
+    >>> stabilized(torch.tensor([-2.0, 0.0, 3.0]), 0.5)
+    tensor([-2.5000,  0.5000,  3.5000])
+    """
+    offset = torch.ge(z, 0).to(z.dtype).mul_(2 * stabilizer).sub_(stabilizer)  # ±stabilizer exactly: 2s − s = s
+    return z + offset
+
+
+def dense_backward(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The transpose of ``F.linear`` with a 2-D ``weight``: ``grad @ weight`` (a :attr:`Layer.backward`).
+
+    Example
+    -------
+    >>> dense_backward(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]))
+    tensor([[1., 2., 3.]])
+    """
+    return grad @ weight
 
 
 class RelevanceRule(ABC):
@@ -152,10 +191,19 @@ def share(out_relevance: torch.Tensor, layer: Layer, terms: Sequence[Term], stab
     >>> share(torch.tensor([[1.0]]), layer, [(torch.tensor([[3.0, 1.0]]), None, True)], 1e-12)
     tensor([[ 3., -2.]])
     """
+    if layer.backward is not None:  # the transpose in closed form: no autograd graph to build and run
+        unmodified = len(terms) == 1 and terms[0][1] is None and terms[0][2]
+        with torch.no_grad():
+            if unmodified and layer.output is not None:
+                z = layer.output
+            else:
+                z = sum(layer(inputs, modify, bias=bias) for inputs, modify, bias in terms)
+            scale = out_relevance / stabilized(z, stabilizer)
+            return sum(inputs * layer.transpose(scale, modify) for inputs, modify, _ in terms)
     with torch.enable_grad():  # one forward and one backward pass for all terms
         leaves = [inputs.detach().requires_grad_(True) for inputs, _, _ in terms]
         z = sum(layer(leaf, modify, bias=bias) for leaf, (_, modify, bias) in zip(leaves, terms, strict=True))
-        scale = (out_relevance / (z + torch.where(z >= 0, stabilizer, -stabilizer))).detach()
+        scale = (out_relevance / stabilized(z, stabilizer)).detach()
         grads = torch.autograd.grad(z, leaves, scale, allow_unused=True)
     return sum(leaf.detach() * (0 if g is None else g) for leaf, g in zip(leaves, grads, strict=True))
 
