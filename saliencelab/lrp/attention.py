@@ -75,6 +75,9 @@ ELEMENTWISE = ELEMENTWISE_ACTIVATIONS | frozenset(
 )
 """Elementwise operations: applied to functions of one activation only, their result is a function of it too."""
 
+_PROVENANCE = STATISTICS | KEEPS_NORMALISER | ELEMENTWISE
+"""The operations whose results :meth:`AttentionRules.note_provenance` may record something about."""
+
 SCALINGS = frozenset("mul div neg to float double".split())
 """Operations that, with constants, make a constant multiple of their one activation."""
 
@@ -247,8 +250,8 @@ class AttentionRules:
 
     def note_provenance(self, call: Call, result: Any) -> None:
         """Record what ``result`` is: a normaliser, or an elementwise function (or multiple) of one activation."""
-        if not isinstance(result, torch.Tensor):
-            return
+        if call.name not in _PROVENANCE or not isinstance(result, torch.Tensor):
+            return  # most calls (layers, views, products): nothing to record, and no arguments to walk
         dependent = [t for t in call.tensors() if self.depends(t)]
         made = call.name in STATISTICS and result.numel() < dependent[0].numel()
         kept = call.name in KEEPS_NORMALISER and all(getattr(t, NORMALISER, False) for t in dependent)
