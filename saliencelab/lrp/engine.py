@@ -255,7 +255,8 @@ class RelevanceMode(AttentionRules, Interception):
         back, and ``backward``, its transpose in closed form where there is one (``Layer.backward``).
         ``output_is_z()``, asked then too: whether ``compute(x)`` equals ``run(x, *parameters())`` as the
         rule's layer runs it (not once a batch norm is merged into the parameters, nor under
-        ``bias="ignore"``); the rule then gets the forward's output as ``Layer.output``.
+        ``bias="ignore"``); the rule then gets the forward's output as ``Layer.output`` (with a
+        ``backward`` only: the output is kept until relevance flows back).
         """
         if chosen is None:
             module = self.modules[-1] if self.modules else None
@@ -268,6 +269,8 @@ class RelevanceMode(AttentionRules, Interception):
             layer = Layer(run, w, b if self.absorb else None, tuple(t.shape), self.stabilizer, backward, z)
             return (chosen.relevance(t, out_relevance, layer),)
 
+        if backward is None:  # only the closed forms read the output: do not hold it until the backward
+            return Propagate.apply(compute, lambda t, out_relevance: propagate(t, None, out_relevance), x)
         return PropagateKnowingOutput.apply(compute, propagate, x)
 
     def _average(self, call: Call) -> torch.Tensor:
