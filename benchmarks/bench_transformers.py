@@ -540,8 +540,11 @@ def reading(lxt: list[dict], costs: list[Cost], profiles: dict[str, dict], passe
         lines.append(
             "- **Where LRP's time goes** (torch.profiler, float32): " + "; ".join(parts) + ". Dense layers, layer"
             " norm and the products of two activations are transposed in closed form and an unmodified dense"
-            " layer reads its denominator z from its forward output, so LRP runs as many matrix products as the"
-            " gradient. What remains is per operation: the interception of every operation in the forward (the"
+            " layer reads its denominator z from its forward output, so the dense layers run as many matrix"
+            " products as in the gradient; the 24 more are the attention, written out as its two products per"
+            " layer (the scores q·kᵀ and the weights times v, each with both factors' gradients), which the"
+            " gradient runs inside one fused kernel. What remains is per operation: the interception of every"
+            " operation in the forward (the"
             " call normalised, its rule, a custom autograd function per layer, the results marked) and, per"
             " layer, the elementwise passes a gradient does not need (the stabilizer's sign, the division by z,"
             " the product with the input), plus the rules' Python in the backward. LXT patches the model's code"
