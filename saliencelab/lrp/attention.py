@@ -389,12 +389,30 @@ class AttentionRules:
         if call.name == "div":
             raise call.unsupported("LRP has no rule for a quotient of activations other than by a normaliser")
 
-        transposed = mul_transposed if call.name == "mul" and first.dtype == second.dtype else None
+        same_dtype = first.dtype == second.dtype
+        return self._uniform(compute, first, second, mul_transposed if call.name == "mul" and same_dtype else None)
+
+    def _uniform(
+        self,
+        product: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        first: torch.Tensor,
+        second: torch.Tensor,
+        transposed: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None,
+    ) -> torch.Tensor:
+        """``product(first, second)`` of two activations by the uniform rule (:func:`uniform_relevance`).
+
+        With a closed-form ``transposed`` the product's output is kept for the backward (it is ``z``);
+        without one autograd computes ``z`` again, so nothing is kept.
+        """
+        if transposed is None:
+            return Propagate.apply(
+                product, lambda a, b, r: uniform_relevance(product, a, b, r, self.stabilizer), first, second
+            )
 
         def uniform(a: torch.Tensor, b: torch.Tensor, z: torch.Tensor | None, r: torch.Tensor) -> tuple:
-            return uniform_relevance(compute, a, b, r, self.stabilizer, transposed=transposed, z=z)
+            return uniform_relevance(product, a, b, r, self.stabilizer, transposed=transposed, z=z)
 
-        return PropagateKnowingOutput.apply(compute, uniform, first, second)
+        return PropagateKnowingOutput.apply(product, uniform, first, second)
 
     @staticmethod
     def _whole_factor(name: str, first: torch.Tensor, second: torch.Tensor) -> int | None:
@@ -427,12 +445,8 @@ class AttentionRules:
         dependent = [isinstance(t, torch.Tensor) and self.depends(t) for t in operands]
         if all(dependent):
             matrices = call.name in ("matmul", "mm", "bmm") and first.ndim >= 2 and second.ndim >= 2
-            transposed = matmul_transposed if matrices and first.dtype == second.dtype else None
-
-            def uniform(a: torch.Tensor, b: torch.Tensor, z: torch.Tensor | None, r: torch.Tensor) -> tuple:
-                return uniform_relevance(func, a, b, r, self.stabilizer, transposed=transposed, z=z)
-
-            return PropagateKnowingOutput.apply(func, uniform, first, second)
+            closed = matrices and first.dtype == second.dtype
+            return self._uniform(func, first, second, matmul_transposed if closed else None)
         position = dependent.index(True)
         weight = (second if position == 0 else first).detach()
 
